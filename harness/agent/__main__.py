@@ -1,0 +1,126 @@
+"""Entry point: ``python -m <agent package> [--self-test]``, reading one Job on stdin.
+
+Writes JSON-lines events to stdout (see protocol.py) and exits 0 after a `result`, 1 after
+an `error`. Everything that is not protocol goes to stderr.
+"""
+
+import os
+import sys
+import traceback
+
+from . import AGENT_VERSION, PROTOCOL_VERSION
+from .clock import CLOCK_NAME, clock_resolution_ns, now_ns
+from .env import capture
+from .job import parse_job
+from .memory import memory_snapshot
+from .protocol import AgentFailure, EventStream
+from .runtimes import load_adapter_class
+from .timing import timed_loop, warm_up
+
+SELF_TEST_JOB = (b'{"protocol": 1, "job_id": "self-test", "runtime": {"name": "noop"}, '
+                 b'"model": {"files": {}}, "input": {"shape": [1]}, '
+                 b'"latency": {"warmup_iterations": 5, "warmup_duration_s": 0, '
+                 b'"min_iterations": 1000, "min_duration_s": 0.01}}')
+
+
+def run_job(job, stream):
+    # type: (dict, EventStream) -> dict
+    runtime = job["runtime"]
+    settings = job["latency"]
+    adapter = load_adapter_class(runtime["name"])(runtime.get("options") or {})
+
+    stream.emit("progress", phase="import", runtime=runtime["name"])
+    t0 = now_ns()
+    adapter.import_runtime()
+    import_ns = now_ns() - t0
+    memory = {"after_import": memory_snapshot()}
+
+    stream.emit("progress", phase="load")
+    t0 = now_ns()
+    adapter.load(job["model"].get("files", {}), job["input"])
+    load_ns = now_ns() - t0
+    memory["after_load"] = memory_snapshot()
+    adapter.set_inputs(int(job["input"].get("seed", 0)))
+    run_once = adapter.runner()
+
+    try:
+        t0 = now_ns()
+        run_once()
+        first_ns = now_ns() - t0
+        stream.emit("progress", phase="warmup")
+        warmed = warm_up(run_once, int(settings["warmup_iterations"]),
+                         int(settings["warmup_duration_s"] * 1e9))
+        stream.emit("progress", phase="measure")
+        timing = timed_loop(
+            run_once,
+            int(settings["min_iterations"]),
+            int(settings["min_duration_s"] * 1e9),
+            int(settings["max_duration_s"] * 1e9),
+            int(settings["max_iterations"]),
+            lambda count, elapsed: stream.emit("progress", phase="measure", iterations=count,
+                                               elapsed_ns=elapsed),
+        )
+    except AgentFailure:
+        raise
+    except Exception as exc:
+        raise AgentFailure("runtime-error", "%s failed while running: %s" % (runtime["name"], exc),
+                           traceback.format_exc())
+    memory["end"] = memory_snapshot()
+
+    stream.emit("samples", latency_ns=timing["latency_ns"])
+    result = {
+        "job_id": job.get("job_id"),
+        "runtime": dict(adapter.describe(), name=runtime["name"], version=adapter.version()),
+        "import_ns": import_ns,
+        "load_ns": load_ns,
+        "first_inference_ns": first_ns,
+        "warmup_iterations": warmed,
+        "iterations": len(timing["latency_ns"]),
+        "window_ns": timing["window_ns"],
+        "stopped_by": timing["stopped_by"],
+        "memory": memory,
+        "clock": CLOCK_NAME,
+        "clock_resolution_ns": clock_resolution_ns(),
+    }
+    stream.emit("result", **result)
+    return result
+
+
+def _hello(stream, job_or_none):
+    files, commands = (), ()
+    if isinstance(job_or_none, dict):
+        wanted = job_or_none.get("env") or {}
+        files = tuple(p for p in wanted.get("files") or () if isinstance(p, str))
+        commands = tuple(c for c in wanted.get("commands") or ()
+                         if isinstance(c, list) and c and all(isinstance(a, str) for a in c))
+    stream.emit("hello", agent_version=AGENT_VERSION, protocol_version=PROTOCOL_VERSION,
+                pid=os.getpid(), clock=CLOCK_NAME, env=capture(files, commands))
+
+
+def main(argv=None):
+    # type: (list) -> int
+    argv = sys.argv[1:] if argv is None else argv
+    self_test = "--self-test" in argv
+    stream = EventStream.take_stdout()
+    job = None
+    try:
+        raw = SELF_TEST_JOB if self_test else sys.stdin.buffer.read()
+        try:
+            job = parse_job(raw)
+        finally:
+            _hello(stream, job)
+        result = run_job(job, stream)
+        if self_test:
+            sys.stderr.write("agent self-test ok: python %s, %d noop iterations, clock %s\n"
+                             % (sys.version.split()[0], result["iterations"], CLOCK_NAME))
+        return 0
+    except AgentFailure as failure:
+        stream.error(failure)
+        return 1
+    except Exception as exc:  # a bug in the agent: still speak the protocol
+        stream.error(AgentFailure("internal", "%s: %s" % (type(exc).__name__, exc), traceback.format_exc()))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

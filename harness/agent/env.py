@@ -1,0 +1,101 @@
+"""What the device is: captured by the agent and sent in its `hello` event.
+
+Only cheap, read-only sources (files under /proc, /sys, /etc and the platform module), so
+capture adds milliseconds, not seconds, to each job. Extra files named by the target's
+`env_capture` are read too (bounded in size).
+"""
+
+import os
+import platform
+import socket
+import sys
+
+MAX_EXTRA_FILE_BYTES = 4096
+
+
+def _read(path, limit=MAX_EXTRA_FILE_BYTES):
+    # type: (str, int) -> str
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace").strip()
+    except (OSError, IOError):
+        return ""
+
+
+def _cpu_model():
+    # type: () -> str
+    text = _read("/proc/cpuinfo", 1 << 20)
+    for key in ("model name", "Hardware", "Model", "cpu model"):
+        for line in text.splitlines():
+            if line.startswith(key) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _mem_total_bytes():
+    for line in _read("/proc/meminfo", 1 << 16).splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _os_name():
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return platform.system()
+
+
+def _governors():
+    # type: () -> dict
+    found = {}
+    base = "/sys/devices/system/cpu"
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("cpu") and n[3:].isdigit())
+    except OSError:
+        return found
+    for name in names:
+        governor = _read(os.path.join(base, name, "cpufreq", "scaling_governor"))
+        if governor:
+            found[name] = governor
+    return found
+
+
+def _affinity():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _run_command(argv, timeout=5):
+    # type: (list, float) -> str
+    """Output of an env-capture command (argv list, never a shell string), bounded."""
+    import subprocess
+
+    try:
+        output = subprocess.check_output(argv, stderr=subprocess.STDOUT, timeout=timeout)
+        return output[:MAX_EXTRA_FILE_BYTES].decode("utf-8", "replace").strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "unavailable: %s" % exc
+
+
+def capture(extra_files=(), extra_commands=()):
+    # type: (tuple, tuple) -> dict
+    """A dict of plain values describing this device and interpreter."""
+    return {
+        "hostname": socket.gethostname(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": _affinity(),
+        "mem_total_bytes": _mem_total_bytes(),
+        "cpu_governors": _governors(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "files": dict((path, _read(path)) for path in extra_files),
+        "commands": dict((" ".join(argv), _run_command(list(argv))) for argv in extra_commands),
+    }

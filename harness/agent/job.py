@@ -1,0 +1,50 @@
+"""Reading and checking a Job (protocol version 1) before anything heavy is imported."""
+
+import json
+
+from . import PROTOCOL_VERSION
+from .protocol import AgentFailure
+
+LATENCY_DEFAULTS = {
+    "warmup_iterations": 10,
+    "warmup_duration_s": 0.5,
+    "min_iterations": 50,
+    "min_duration_s": 2.0,
+    "max_duration_s": 60.0,
+    "max_iterations": 200000,
+}
+
+
+def parse_job(raw):
+    # type: (bytes) -> dict
+    """Decode and validate a Job; AgentFailure("protocol") names what is wrong."""
+    try:
+        job = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AgentFailure("protocol", "job is not valid UTF-8 JSON: %s" % exc)
+    if not isinstance(job, dict):
+        raise AgentFailure("protocol", "job must be a JSON object")
+    version = job.get("protocol")
+    if version != PROTOCOL_VERSION:
+        raise AgentFailure(
+            "protocol", "job speaks protocol %r but this agent speaks %d; push a matching agent"
+            % (version, PROTOCOL_VERSION))
+    for key, kind in (("runtime", dict), ("model", dict), ("input", dict)):
+        if not isinstance(job.get(key), kind):
+            raise AgentFailure("protocol", "job.%s must be an object" % key)
+    if not isinstance(job["runtime"].get("name"), str):
+        raise AgentFailure("protocol", "job.runtime.name must be a string")
+    if not isinstance(job["model"].get("files", {}), dict):
+        raise AgentFailure("protocol", "job.model.files must be an object of role -> path")
+    shape = job["input"].get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise AgentFailure("protocol", "job.input.shape must be a list of positive integers")
+    latency = dict(LATENCY_DEFAULTS)
+    latency.update(job.get("latency") or {})
+    for key, value in latency.items():
+        if key not in LATENCY_DEFAULTS:
+            raise AgentFailure("protocol", "job.latency.%s is not a known setting" % key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise AgentFailure("protocol", "job.latency.%s must be a non-negative number" % key)
+    job["latency"] = latency
+    return job

@@ -1,0 +1,66 @@
+"""The agent side of the wire protocol: JSON lines on a dedicated stdout stream.
+
+stdout carries only protocol. Native runtimes (paddle's glog, CUDA banners) write to fd 1
+from C code, so at start-up the agent keeps a private duplicate of the real stdout for
+protocol events and points fd 1 at stderr: anything else that prints lands in stderr.
+
+Events: hello, progress, samples, result, error. Each is one JSON object with "event" and
+"protocol" keys.
+"""
+
+import json
+import os
+import sys
+
+from . import PROTOCOL_VERSION
+
+# Error kinds the host understands; anything else is reported as "internal".
+ERROR_KINDS = (
+    "protocol",         # malformed or incompatible Job
+    "bad-option",       # unknown or invalid runtime option
+    "model-missing",    # a model file is not on the device
+    "runtime-missing",  # the runtime is not installed in this interpreter
+    "model-load",       # the runtime refused to load the model
+    "runtime-error",    # the runtime failed while running
+    "internal",         # a bug in the agent
+)
+
+
+class AgentFailure(Exception):
+    """An error to report as an `error` event with `kind` (one of ERROR_KINDS)."""
+
+    def __init__(self, kind, message, detail=""):
+        # type: (str, str, str) -> None
+        Exception.__init__(self, message)
+        self.kind = kind if kind in ERROR_KINDS else "internal"
+        self.message = message
+        self.detail = detail
+
+
+class EventStream(object):
+    """Writes protocol events; owns the process's real stdout."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    @classmethod
+    def take_stdout(cls):
+        # type: () -> EventStream
+        """Reserve the real stdout for protocol and send fd 1 to stderr from now on."""
+        sys.stdout.flush()
+        protocol_fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return cls(os.fdopen(protocol_fd, "w", encoding="utf-8", newline="\n"))
+
+    def emit(self, event, **fields):
+        # type: (str, object) -> None
+        record = {"event": event, "protocol": PROTOCOL_VERSION}
+        record.update(fields)
+        self._stream.write(json.dumps(record, separators=(",", ":"), allow_nan=False))
+        self._stream.write("\n")
+        self._stream.flush()
+
+    def error(self, failure):
+        # type: (AgentFailure) -> None
+        self.emit("error", kind=failure.kind, message=failure.message, traceback=failure.detail)

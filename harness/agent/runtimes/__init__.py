@@ -1,0 +1,24 @@
+"""Runtime adapters, looked up by the name a target file and a Job use.
+
+Each adapter module is imported only when a Job asks for it, inside the interpreter the
+target declares for that runtime, so an absent runtime costs nothing elsewhere.
+"""
+
+import importlib
+
+from ..protocol import AgentFailure
+
+ADAPTER_MODULES = {
+    "noop": "noop",
+    "paddle-inference": "paddle_inference",
+}
+
+
+def load_adapter_class(name):
+    # type: (str) -> type
+    if name not in ADAPTER_MODULES:
+        raise AgentFailure(
+            "bad-option",
+            "unknown runtime %r (this agent knows: %s)" % (name, ", ".join(sorted(ADAPTER_MODULES))))
+    module = importlib.import_module("." + ADAPTER_MODULES[name], __name__)
+    return module.Adapter

@@ -1,0 +1,180 @@
+"""Paddle Inference (`paddle.inference`): PIR `.json` and legacy `.pdmodel` models.
+
+Pitfalls handled here (see docs/paddle-stack notes): `enable_memory_optim()` breaks
+predictor creation on PIR `.json` models, so it is refused for them with a clear message;
+MKLDNN is silently not applied to a legacy model with IR optimisation off, so that
+combination is reported in `describe()` rather than hidden.
+"""
+
+import os
+
+from ..inputs import structured_input
+from ..protocol import AgentFailure
+from .base import BaseAdapter, require_file
+
+# Op types that mark a quantized (QDQ / fake-quant) program. Their names appear verbatim in
+# the serialized program, so a byte scan finds them without parsing protobuf or JSON.
+QUANT_OP_MARKERS = (b"quantize_linear", b"fake_quantize", b"fake_channel_wise_quantize")
+
+
+class Adapter(BaseAdapter):
+    name = "paddle-inference"
+    OPTIONS = {
+        "threads": (int, 1),
+        "mkldnn": (bool, True),
+        "ir_optim": (bool, True),
+        "memory_optim": (bool, False),
+        "precision": (str, "fp32", ("fp32", "int8", "bf16")),
+        "device": (str, "cpu", ("cpu", "gpu")),
+        "gpu_id": (int, 0),
+        "gpu_memory_mb": (int, 256),
+        "tensorrt_precision": (str, None, ("fp32", "fp16", "int8")),
+    }
+
+    def import_runtime(self):
+        try:
+            import paddle.inference as inference  # noqa: F401
+        except ImportError as exc:
+            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc)
+        self._inference = inference
+
+    def version(self):
+        import paddle
+
+        return paddle.__version__
+
+    def load(self, files, input_spec):
+        model = require_file(files, "model")
+        params = require_file(files, "params")
+        opts = self.options
+        self.model_path = model
+        self.is_pir = model.endswith(".json")
+        self.quant_ops = _count_quant_ops(model)
+        if opts["memory_optim"] and self.is_pir:
+            raise AgentFailure(
+                "bad-option",
+                "paddle-inference: memory_optim=true breaks predictor creation on PIR .json models "
+                "(%s); export a legacy .pdmodel or set memory_optim: false" % os.path.basename(model))
+        config = self._inference.Config(model, params)
+        if opts["device"] == "gpu":
+            import paddle
+
+            if not paddle.is_compiled_with_cuda():
+                raise AgentFailure(
+                    "bad-option",
+                    "paddle-inference: device=gpu but this paddle %s is a CPU build; install a CUDA "
+                    "build on the device or use device: cpu" % paddle.__version__)
+            config.enable_use_gpu(opts["gpu_memory_mb"], opts["gpu_id"])
+            if opts["tensorrt_precision"]:
+                precisions = {"fp32": self._inference.PrecisionType.Float32,
+                              "fp16": self._inference.PrecisionType.Half,
+                              "int8": self._inference.PrecisionType.Int8}
+                config.enable_tensorrt_engine(
+                    workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                    precision_mode=precisions[opts["tensorrt_precision"]],
+                    use_static=False, use_calib_mode=opts["tensorrt_precision"] == "int8")
+        else:
+            config.disable_gpu()
+            if opts["tensorrt_precision"]:
+                raise AgentFailure("bad-option", "paddle-inference: tensorrt_precision needs device: gpu")
+        config.switch_ir_optim(opts["ir_optim"])
+        config.set_cpu_math_library_num_threads(opts["threads"])
+        if opts["mkldnn"] and opts["device"] == "cpu":
+            config.enable_mkldnn()
+            if opts["precision"] == "int8":
+                config.enable_mkldnn_int8()
+            elif opts["precision"] == "bf16":
+                config.enable_mkldnn_bfloat16()
+        else:
+            config.disable_mkldnn()
+            if opts["precision"] != "fp32" and opts["device"] == "cpu":
+                raise AgentFailure(
+                    "bad-option", "paddle-inference: precision=%s on CPU needs mkldnn: true" % opts["precision"])
+        if opts["memory_optim"]:
+            config.enable_memory_optim()
+        self.config = config
+        try:
+            self.predictor = self._inference.create_predictor(config)
+        except Exception as exc:  # paddle raises several unrelated types here
+            raise AgentFailure("model-load", "paddle-inference could not load %s: %s"
+                               % (model, _first_line(exc)))
+        self.input_spec = input_spec
+        self.input_names = self.predictor.get_input_names()
+        self.output_names = self.predictor.get_output_names()
+
+    def set_inputs(self, seed):
+        spec = self.input_spec
+        if len(self.input_names) != 1:
+            raise AgentFailure(
+                "bad-option", "paddle-inference: model has %d inputs (%s); only single-input models "
+                "are supported so far" % (len(self.input_names), ", ".join(self.input_names)))
+        array = structured_input(spec["shape"], spec.get("dtype", "float32"), seed)
+        handle = self.predictor.get_input_handle(self.input_names[0])
+        handle.reshape(list(array.shape))
+        handle.copy_from_cpu(array)
+
+    def runner(self):
+        predictor = self.predictor
+
+        def run_once():
+            predictor.run()
+
+        return run_once
+
+    def outputs(self):
+        return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names]
+
+    def describe(self):
+        config = self.config
+        mkldnn = bool(config.mkldnn_enabled())
+        int8_enabled = bool(config.mkldnn_int8_enabled())
+        quantized = self.quant_ops > 0
+        if quantized and mkldnn and int8_enabled:
+            executed = "int8"
+            note = "oneDNN int8 kernels (model has %d quantize ops, mkldnn int8 enabled)" % self.quant_ops
+        elif quantized:
+            executed = "fp32-fake-quant"
+            note = ("quantized model run as fp32 with fake-quant ops (%d quantize ops; int8 kernels "
+                    "need mkldnn: true and precision: int8)" % self.quant_ops)
+        else:
+            executed = self.options["precision"] if self.options["precision"] != "int8" else "fp32"
+            note = "no quantize ops in the model" if self.options["precision"] == "int8" else ""
+        if not self.is_pir and not self.options["ir_optim"] and mkldnn:
+            note = (note + "; " if note else "") + "ir_optim=false on a legacy model: MKLDNN is not applied"
+        return {
+            "precision_requested": self.options["precision"],
+            "precision": executed,
+            "int8_kernels": executed == "int8",
+            "precision_note": note,
+            "model_format": "pir-json" if self.is_pir else "legacy-pdmodel",
+            "mkldnn": mkldnn,
+            "ir_optim": bool(self.options["ir_optim"]),
+            "threads": self.options["threads"],
+            "device": self.options["device"],
+            "inputs": [_signature(self.predictor.get_input_handle(n), n) for n in self.input_names],
+            "outputs": [_signature(self.predictor.get_output_handle(n), n) for n in self.output_names],
+        }
+
+
+def _count_quant_ops(model_path):
+    # type: (str) -> int
+    with open(model_path, "rb") as handle:
+        data = handle.read()
+    return sum(data.count(marker) for marker in QUANT_OP_MARKERS)
+
+
+def _signature(handle, name):
+    try:
+        dtype = str(handle.type()).split(".")[-1].lower()
+    except Exception:
+        dtype = "unknown"
+    return {"name": name, "shape": list(handle.shape()), "dtype": dtype}
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "Error" in line or "error" in line:
+            return line[:400]
+    return (lines[0] if lines else type(exc).__name__)[:400]

@@ -1,0 +1,140 @@
+"""Host side of the agent protocol: start a fresh agent per Job, read its events.
+
+The agent's stdout is protocol only; every line must be a JSON object with an "event" and
+the protocol version. Anything else is a protocol error naming the target, never a crash
+or a silently wrong number.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .agent import PROTOCOL_VERSION
+from .errors import AgentError, TransportError
+from .transport.base import ContentCache, Transport, agent_files
+
+AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
+AGENT_SOURCE = Path(__file__).parent / "agent"
+EVENTS = ("hello", "progress", "samples", "result", "error")
+STDERR_LINES_IN_ERRORS = 3
+
+
+@dataclass
+class AgentRun:
+    """Everything one agent process reported."""
+
+    hello: dict[str, Any]
+    result: dict[str, Any]
+    latency_ns: list[int]
+    stderr: str
+    progress: list[dict[str, Any]] = field(default_factory=list)
+
+
+class AgentClient:
+    def __init__(self, transport: Transport, cache: ContentCache) -> None:
+        self.transport = transport
+        self.cache = cache
+        self._agent_dir: str | None = None
+
+    def agent_dir(self) -> str:
+        """Push the agent (by content hash) once per session; its directory on the device."""
+        if self._agent_dir is None:
+            self._agent_dir = self.cache.push_tree(agent_files(AGENT_SOURCE, AGENT_PACKAGE), kind="agent")
+        return self._agent_dir
+
+    def run_job(self, job: Mapping[str, Any], python: str, timeout_s: float,
+                on_progress: Callable[[dict[str, Any]], None] | None = None) -> AgentRun:
+        target = self.transport.target_name
+        agent_dir = self.agent_dir()
+        env = {"PYTHONPATH": agent_dir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        try:
+            process = self.transport.start([python, "-m", AGENT_PACKAGE], cwd=agent_dir, env=env)
+        except TransportError as exc:
+            raise AgentError(target, "interpreter", f"cannot start {python}: {exc}; "
+                             f"run `harness targets check {target}`") from None
+        process.send_stdin(json.dumps(job).encode("utf-8"))
+        deadline = time.monotonic() + timeout_s
+        hello: dict[str, Any] | None = None
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        latency: list[int] = []
+        progress: list[dict[str, Any]] = []
+        phase = "start"
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                line = process.read_line(timeout=remaining)
+                if line is None:
+                    break
+                event = _decode_event(line, target)
+                kind = event["event"]
+                if kind == "hello":
+                    hello = event
+                elif kind == "progress":
+                    phase = event.get("phase", phase)
+                    progress.append(event)
+                    if on_progress is not None:
+                        on_progress(event)
+                elif kind == "samples":
+                    latency = _checked_samples(event.get("latency_ns"), target)
+                elif kind == "result":
+                    result = event
+                elif kind == "error":
+                    error = event
+            returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            process.kill()
+            raise AgentError(target, "timeout",
+                             f"job did not finish within {timeout_s:.0f}s (during {phase}); the agent "
+                             "was killed; raise limits.job_timeout in the target file if this is expected") from None
+        except (AgentError, TransportError):
+            process.kill()
+            raise
+        stderr = process.stderr_tail()
+        if error is not None:
+            raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
+                             detail=str(error.get("traceback") or "") + stderr)
+        if result is None or hello is None:
+            how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+            if returncode == -9:
+                how += " (SIGKILL: out of memory?)"
+            raise AgentError(target, "crashed", f"agent {how} during {phase} without a result; "
+                             f"stderr: {_last_lines(stderr)}", detail=stderr)
+        if not latency:
+            raise AgentError(target, "protocol", "agent sent a result without latency samples")
+        return AgentRun(hello=hello, result=result, latency_ns=latency, stderr=stderr, progress=progress)
+
+
+def _decode_event(line: bytes, target: str) -> dict[str, Any]:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AgentError(target, "protocol", f"agent output is not UTF-8: {line[:60]!r}") from None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise AgentError(target, "protocol", f"agent output is not protocol JSON: {text[:80]!r} "
+                         "(something on the device writes to stdout?)") from None
+    if not isinstance(event, dict) or event.get("event") not in EVENTS:
+        raise AgentError(target, "protocol", f"unexpected agent message: {text[:80]!r}")
+    if event.get("protocol") != PROTOCOL_VERSION:
+        raise AgentError(target, "protocol", f"agent speaks protocol {event.get('protocol')!r}, "
+                         f"the host speaks {PROTOCOL_VERSION}")
+    return event
+
+
+def _checked_samples(values: Any, target: str) -> list[int]:
+    if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values):
+        raise AgentError(target, "protocol", "samples.latency_ns must be a list of non-negative integers")
+    return values
+
+
+def _last_lines(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-STDERR_LINES_IN_ERRORS:])[:500] or "(empty)"

@@ -1,0 +1,96 @@
+"""Budget verdicts and variant-vs-baseline comparisons: pure functions over records.
+
+Used twice with the same result: by the suites to pass or fail a test, and by the report
+to show the verdict from the store alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from .records import MeasurementRecord
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "pass" | "fail" | "no-budget" | "error"
+    message: str
+    value: float | None = None
+    limit: float | None = None
+    statistic: str | None = None
+
+
+def latency_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
+                    budget: Mapping[str, Any] | None) -> Verdict:
+    """Check a latency summary (ms) against a budget as stored in measurement meta."""
+    if not budget or budget.get("target_latency_s") is None:
+        return Verdict("no-budget", f"{target}: {variant_id}: no latency budget declared")
+    statistic = budget.get("statistic") or "p90"
+    value = summary.get(statistic)
+    if value is None:
+        return Verdict("error", f"{target}: {variant_id}: summary has no '{statistic}' to check against "
+                       "the budget", statistic=statistic)
+    limit = budget["target_latency_s"] * 1000.0
+    ok = value <= limit
+    relation = "meets" if ok else "exceeds"
+    message = (f"{target}: {variant_id} {statistic} latency {value:.3f} ms {relation} the budget "
+               f"{limit:.3f} ms ({budget.get('source', 'manifest')})")
+    return Verdict("pass" if ok else "fail", message, value=value, limit=limit, statistic=statistic)
+
+
+def record_verdict(record: MeasurementRecord) -> Verdict:
+    if record.status != "ok":
+        return Verdict("error", str(record.meta.get("error", "measurement failed")))
+    return latency_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """One variant against its baseline variant on the same target in the same run."""
+
+    target: str
+    model: str
+    variant: str
+    baseline: str | None
+    statistic: str
+    value: float | None
+    baseline_value: float | None
+    delta_pct: float | None  # +10 = 10% slower than the baseline
+    speedup: float | None  # 2.0 = twice as fast as the baseline
+    note: str = ""
+
+
+def compare_to_baselines(records: Sequence[MeasurementRecord], statistic: str = "p50"
+                         ) -> list[BaselineComparison]:
+    """Pair every latency record with its baseline variant's record (same run, same target).
+
+    A variant whose baseline was not measured (or failed) is listed with a note, not dropped.
+    """
+    latency = [r for r in records if r.metric == "latency"]
+    by_key = {(r.target, r.model, r.variant): r for r in latency}
+    rows = []
+    for record in latency:
+        baseline_name = record.meta.get("baseline")
+        value = record.summary.get(statistic) if record.status == "ok" else None
+        if baseline_name is None:
+            rows.append(BaselineComparison(record.target, record.model, record.variant, None, statistic,
+                                           value, value, 0.0 if value is not None else None,
+                                           1.0 if value is not None else None, "baseline"))
+            continue
+        base = by_key.get((record.target, record.model, baseline_name))
+        base_value = base.summary.get(statistic) if base is not None and base.status == "ok" else None
+        note = ""
+        if base is None:
+            note = f"baseline {baseline_name} not measured in this run"
+        elif base_value is None:
+            note = f"baseline {baseline_name} failed"
+        elif value is None:
+            note = "variant failed"
+        delta = speedup = None
+        if value is not None and base_value:
+            delta = (value / base_value - 1.0) * 100.0
+            speedup = base_value / value if value > 0 else None
+        rows.append(BaselineComparison(record.target, record.model, record.variant, baseline_name, statistic,
+                                       value, base_value, delta, speedup, note))
+    return rows

@@ -1,0 +1,52 @@
+"""Errors the harness raises for the user to read.
+
+Every error here carries a one-line message that names the file, key or target at fault
+and says what to do. Callers show `str(error)`, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class: a problem the user can act on, described in one line."""
+
+
+class ConfigError(HarnessError):
+    """A target file, manifest or deployment config is malformed.
+
+    `source` is the file, `key` the dotted path inside it (e.g. ``connection.port``).
+    """
+
+    def __init__(self, source: str, key: str | None, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.message = message
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownTargetError(HarnessError):
+    """A target name that no file in the targets directory declares."""
+
+
+class TransportError(HarnessError):
+    """A command or file transfer on a target failed (unreachable, timeout, no space...)."""
+
+
+class AgentError(HarnessError):
+    """The agent on a device reported an error, or broke the protocol.
+
+    `kind` is the agent's error kind (``model-missing``, ``runtime-missing``,
+    ``runtime-error``, ``protocol``, ``timeout``, ``crashed``...).
+    """
+
+    def __init__(self, target: str, kind: str, message: str, detail: str = "") -> None:
+        self.target = target
+        self.kind = kind
+        self.message = message
+        self.detail = detail
+        super().__init__(f"{target}: {kind}: {message}")
+
+
+class StoreError(HarnessError):
+    """The results store cannot be opened or has an incompatible schema."""

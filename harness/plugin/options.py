@@ -1,0 +1,82 @@
+"""Command-line options of the plugin, validated when parsed, turned into SessionOptions."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from ..session import SessionOptions
+from ..store import DEFAULT_STORE
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def parse_target_spec(value: str) -> str:
+    """`local`, `a,b,c` or `all`; each name must look like a target file stem."""
+    names = [name.strip() for name in value.split(",")]
+    if not value.strip() or any(not name for name in names):
+        raise argparse.ArgumentTypeError(f"--target={value!r}: give a target name, a comma list, or 'all'")
+    for name in names:
+        if not NAME_PATTERN.match(name):
+            raise argparse.ArgumentTypeError(
+                f"--target: '{name}' is not a valid target name (lower-case letters, digits, '.', '_', '-')")
+    return ",".join(names)
+
+
+def parse_run_label(value: str) -> str:
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", value):
+        raise argparse.ArgumentTypeError(
+            f"--run-label={value!r}: use letters, digits, '.', '_', ':' or '-' (e.g. nightly, release-1.4)")
+    return value
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "edge model benchmarking harness")
+    group.addoption("--target", action="store", type=parse_target_spec, default=None,
+                    help="target(s) to benchmark: a name, a comma list, or 'all' (default: local)")
+    group.addoption("--target-tag", action="store", default=None,
+                    help="only targets carrying this tag (combines with --target)")
+    group.addoption("--targets-dir", action="store", default=None,
+                    help="directory of target YAML files (default: targets/ in the rootdir)")
+    group.addoption("--manifest", action="store", default=None,
+                    help="model manifest (default: suites/models.yaml in the rootdir)")
+    group.addoption("--run-label", action="store", type=parse_run_label, default=None,
+                    help="series this run belongs to, e.g. nightly or release-1.4")
+    group.addoption("--store", action="store", default=None,
+                    help=f"results store: a path or sqlite:///path (default: {DEFAULT_STORE} in the rootdir)")
+    group.addoption("--report-dir", action="store", default=None,
+                    help="where reports are written (default: reports/ in the rootdir)")
+    group.addoption("--no-report", action="store_true", default=False,
+                    help="do not render the HTML report at the end of the run")
+
+
+def _path(value: str | None, invocation_dir: Path, default: Path) -> Path:
+    return (invocation_dir / value).resolve() if value else default
+
+
+def session_options(config: pytest.Config) -> SessionOptions:
+    """A plain value from the parsed options: user paths are relative to where pytest was
+    invoked, defaults relative to the rootdir."""
+    root = config.rootpath
+    here = config.invocation_params.dir
+    store = config.getoption("--store")
+    if store is None:
+        store_url = str(root / DEFAULT_STORE)
+    elif "://" in store:
+        store_url = store
+    else:
+        store_url = str((here / store).resolve())
+    return SessionOptions(
+        target_spec=config.getoption("--target") or "local",
+        target_tag=config.getoption("--target-tag"),
+        targets_dir=_path(config.getoption("--targets-dir"), here, root / "targets"),
+        manifest_path=_path(config.getoption("--manifest"), here, root / "suites" / "models.yaml"),
+        run_label=config.getoption("--run-label"),
+        store_url=store_url,
+        report_dir=_path(config.getoption("--report-dir"), here, root / "reports"),
+        render_report=not config.getoption("--no-report"),
+        repo_dir=root,
+    )

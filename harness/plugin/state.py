@@ -1,0 +1,10 @@
+"""Typed keys for what the plugin keeps in `config.stash`."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..session import HarnessSession
+
+SESSION_KEY = pytest.StashKey[HarnessSession]()
+REPORT_KEY = pytest.StashKey[str]()

@@ -1,0 +1,1 @@
+"""Reports rendered from the store alone (never from a live session)."""

@@ -1,0 +1,108 @@
+"""One benchmarking session: selected targets and variants, open devices, the store, the run.
+
+Built from a plain `SessionOptions` value (the pytest plugin builds it from its command-line
+options; other front ends can build it directly), so nothing here knows about pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .device import Device
+from .errors import HarnessError
+from .inventory import Inventory, Target, load_inventory
+from .manifest import Manifest, load_manifest
+from .records import RunInfo
+from .runinfo import new_run, utc_now
+from .store import Store, open_store
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    target_spec: str  # one name, a comma list, or "all"
+    target_tag: str | None
+    targets_dir: Path
+    manifest_path: Path
+    run_label: str | None
+    store_url: str
+    report_dir: Path
+    render_report: bool
+    repo_dir: Path
+
+    def as_record(self) -> dict[str, Any]:
+        """The options stored with the run (paths as strings)."""
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()}
+
+
+class HarnessSession:
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self._inventory: Inventory | None = None
+        self._manifest: Manifest | None = None
+        self._store: Store | None = None
+        self.run: RunInfo | None = None
+        self._devices: dict[str, Device] = {}
+        self._environments_recorded: set[str] = set()
+        self.measurement_count = 0
+        self.error_count = 0
+
+    # --- configuration (loaded lazily: `pytest tests/` never touches targets) -------------
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = load_inventory(self.options.targets_dir)
+        return self._inventory
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = load_manifest(self.options.manifest_path)
+        return self._manifest
+
+    def selected_targets(self) -> tuple[Target, ...]:
+        return self.inventory.select(self.options.target_spec, self.options.target_tag)
+
+    # --- the run --------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.options.store_url)
+        return self._store
+
+    def ensure_run(self) -> RunInfo:
+        """Create the run record the first time something is measured."""
+        if self.run is None:
+            self.run = new_run(self.options.run_label, self.options.as_record(), self.options.repo_dir)
+            self.store.create_run(self.run)
+        return self.run
+
+    def device(self, target: Target) -> Device:
+        if target.name not in self._devices:
+            self._devices[target.name] = Device(target)
+        return self._devices[target.name]
+
+    def record_environment(self, target: Target, agent_env: dict[str, Any]) -> None:
+        if target.name in self._environments_recorded:
+            return
+        declared = {"kind": target.kind, "arch": target.arch, "description": target.description,
+                    "tags": list(target.tags), "emulated": target.emulated,
+                    "power_sensor": target.power.kind, "source": target.source}
+        self.store.record_environment(self.ensure_run().id, target.name, {"declared": declared, "device": agent_env})
+        self._environments_recorded.add(target.name)
+
+    def push_summary(self) -> str:
+        files = sum(d.cache.stats.files_sent for d in self._devices.values())
+        sent = sum(d.cache.stats.bytes_sent for d in self._devices.values())
+        hits = sum(d.cache.stats.cache_hits for d in self._devices.values())
+        return f"pushed {files} file(s), {sent / 1e6:.2f} MB; {hits} cache hit(s)"
+
+    def finish(self, status: str) -> None:
+        for device in self._devices.values():
+            try:
+                device.close()
+            except HarnessError:
+                pass
+        if self.run is not None:
+            self.store.finish_run(self.run.id, utc_now(), status)
