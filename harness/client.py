@@ -46,69 +46,97 @@ class AgentClient:
             self._agent_dir = self.cache.push_tree(agent_files(AGENT_SOURCE, AGENT_PACKAGE), kind="agent")
         return self._agent_dir
 
-    def run_job(self, job: Mapping[str, Any], python: str, timeout_s: float,
-                on_progress: Callable[[dict[str, Any]], None] | None = None) -> AgentRun:
+    def _start(self, python: str, args: list[str]):
         target = self.transport.target_name
         agent_dir = self.agent_dir()
         env = {"PYTHONPATH": agent_dir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         try:
-            process = self.transport.start([python, "-m", AGENT_PACKAGE], cwd=agent_dir, env=env)
+            return self.transport.start([python, "-m", AGENT_PACKAGE, *args], cwd=agent_dir, env=env)
         except TransportError as exc:
             raise AgentError(target, "interpreter", f"cannot start {python}: {exc}; "
                              f"run `harness targets check {target}`") from None
+
+    def run_job(self, job: Mapping[str, Any], python: str, timeout_s: float,
+                on_progress: Callable[[dict[str, Any]], None] | None = None) -> AgentRun:
+        """Run one Job in a fresh agent process; AgentError on any failure."""
+        process = self._start(python, [])
         process.send_stdin(json.dumps(job).encode("utf-8"))
-        deadline = time.monotonic() + timeout_s
-        hello: dict[str, Any] | None = None
-        result: dict[str, Any] | None = None
-        error: dict[str, Any] | None = None
-        latency: list[int] = []
-        progress: list[dict[str, Any]] = []
-        phase = "start"
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                line = process.read_line(timeout=remaining)
-                if line is None:
-                    break
-                event = _decode_event(line, target)
-                kind = event["event"]
-                if kind == "hello":
-                    hello = event
-                elif kind == "progress":
-                    phase = event.get("phase", phase)
-                    progress.append(event)
-                    if on_progress is not None:
-                        on_progress(event)
-                elif kind == "samples":
-                    latency = _checked_samples(event.get("latency_ns"), target)
-                elif kind == "result":
-                    result = event
-                elif kind == "error":
-                    error = event
-            returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except TimeoutError:
-            process.kill()
-            raise AgentError(target, "timeout",
-                             f"job did not finish within {timeout_s:.0f}s (during {phase}); the agent "
-                             "was killed; raise limits.job_timeout in the target file if this is expected") from None
-        except (AgentError, TransportError):
-            process.kill()
-            raise
-        stderr = process.stderr_tail()
-        if error is not None:
-            raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
-                             detail=str(error.get("traceback") or "") + stderr)
-        if result is None or hello is None:
-            how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
-            if returncode == -9:
-                how += " (SIGKILL: out of memory?)"
-            raise AgentError(target, "crashed", f"agent {how} during {phase} without a result; "
-                             f"stderr: {_last_lines(stderr)}", detail=stderr)
-        if not latency:
-            raise AgentError(target, "protocol", "agent sent a result without latency samples")
-        return AgentRun(hello=hello, result=result, latency_ns=latency, stderr=stderr, progress=progress)
+        got = _collect(process, self.transport.target_name, timeout_s, on_progress)
+        if not got.latency:
+            raise AgentError(self.transport.target_name, "protocol", "agent sent a result without latency samples")
+        return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
+                        progress=got.progress)
+
+    def probe(self, python: str, runtime: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Import `runtime` under `python` on the device: {"version", "import_ns", ...}."""
+        process = self._start(python, ["--probe", runtime])
+        process.send_stdin(b"")
+        got = _collect(process, self.transport.target_name, timeout_s, None)
+        return {**got.result, "python": got.hello.get("env", {}).get("python")}
+
+
+@dataclass
+class _Collected:
+    hello: dict[str, Any]
+    result: dict[str, Any]
+    latency: list[int]
+    progress: list[dict[str, Any]]
+    stderr: str
+
+
+def _collect(process, target: str, timeout_s: float,
+             on_progress: Callable[[dict[str, Any]], None] | None) -> _Collected:
+    """Read events until the agent exits; raise AgentError for errors, hangs and crashes."""
+    deadline = time.monotonic() + timeout_s
+    hello: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    latency: list[int] = []
+    progress: list[dict[str, Any]] = []
+    phase = "start"
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            line = process.read_line(timeout=remaining)
+            if line is None:
+                break
+            event = _decode_event(line, target)
+            kind = event["event"]
+            if kind == "hello":
+                hello = event
+            elif kind == "progress":
+                phase = event.get("phase", phase)
+                progress.append(event)
+                if on_progress is not None:
+                    on_progress(event)
+            elif kind == "samples":
+                latency = _checked_samples(event.get("latency_ns"), target)
+            elif kind == "result":
+                result = event
+            elif kind == "error":
+                error = event
+        returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except TimeoutError:
+        process.kill()
+        raise AgentError(target, "timeout",
+                         f"job did not finish within {timeout_s:.0f}s (during {phase}); the agent "
+                         "was killed; raise limits.job_timeout in the target file if this is expected") from None
+    except (AgentError, TransportError):
+        process.kill()
+        raise
+    stderr = process.stderr_tail()
+    if error is not None:
+        raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
+                         detail=str(error.get("traceback") or "") + stderr)
+    if result is None or hello is None:
+        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+        if returncode == -9:
+            how += " (SIGKILL: out of memory?)"
+        raise AgentError(target, "crashed", f"agent {how} during {phase} without a result; "
+                         f"stderr: {_last_lines(stderr)}", detail=stderr)
+    return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr)
 
 
 def _decode_event(line: bytes, target: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Entry point: ``python -m <agent package> [--self-test]``, reading one Job on stdin.
+"""Entry point: ``python -m <agent package> [--self-test | --probe RUNTIME]``; otherwise
+reads one Job on stdin.
 
 Writes JSON-lines events to stdout (see protocol.py) and exits 0 after a `result`, 1 after
 an `error`. Everything that is not protocol goes to stderr.
@@ -86,6 +87,16 @@ def run_job(job, stream):
     return result
 
 
+def probe_runtime(name, stream):
+    # type: (str, EventStream) -> None
+    """Import one runtime and report its version: what `harness targets check` asks."""
+    adapter = load_adapter_class(name)({})
+    t0 = now_ns()
+    adapter.import_runtime()
+    stream.emit("result", probe=name, version=adapter.version(), import_ns=now_ns() - t0,
+                memory=memory_snapshot())
+
+
 def _hello(stream, job_or_none):
     files, commands = (), ()
     if isinstance(job_or_none, dict):
@@ -104,6 +115,10 @@ def main(argv=None):
     stream = EventStream.take_stdout()
     job = None
     try:
+        if "--probe" in argv:
+            _hello(stream, None)
+            probe_runtime(argv[argv.index("--probe") + 1], stream)
+            return 0
         raw = SELF_TEST_JOB if self_test else sys.stdin.buffer.read()
         try:
             job = parse_job(raw)

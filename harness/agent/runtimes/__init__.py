@@ -11,6 +11,7 @@ from ..protocol import AgentFailure
 ADAPTER_MODULES = {
     "noop": "noop",
     "paddle-inference": "paddle_inference",
+    "paddle-lite": "paddle_lite",
 }
 
 

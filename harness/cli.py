@@ -1,0 +1,179 @@
+"""The `harness` command: targets, zoo, runs and reports.
+
+    harness targets list [--targets-dir DIR]
+    harness targets check NAME [--targets-dir DIR]
+    harness zoo build [--zoo-dir DIR] [--model NAME ...] [--force]
+    harness runs [--store URL] [--label L]
+    harness report [RUN | latest | latest:LABEL] [--store URL] [--report-dir DIR]
+
+Every HarnessError ends the command with its one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import HarnessError
+
+
+def _repo_default(relative: str) -> Path:
+    return Path.cwd() / relative
+
+
+def cmd_targets_list(args: argparse.Namespace) -> int:
+    from .inventory import load_inventory
+
+    inventory = load_inventory(Path(args.targets_dir))
+    print(f"{'name':<16} {'kind':<11} {'arch':<8} {'transport':<9} {'runtimes':<40} tags")
+    for name, target in sorted(inventory.targets.items()):
+        runtimes = ", ".join(sorted(r for r in target.runtimes if r != "noop"))
+        print(f"{name:<16} {target.kind:<11} {target.arch:<8} {target.connection.transport:<9} "
+              f"{runtimes:<40} {', '.join(target.tags)}")
+    return 0
+
+
+def cmd_targets_check(args: argparse.Namespace) -> int:
+    from .device import Device
+    from .inventory import load_inventory
+
+    inventory = load_inventory(Path(args.targets_dir))
+    (target,) = inventory.select(args.name, None)
+    print(f"{target.name}: {target.kind} {target.arch}, declared in {target.source}")
+    started = time.monotonic()
+    device = Device(target)
+    try:
+        device.transport.makedirs(device.transport.workdir)
+        print(f"  reachable via {target.connection.transport} in {time.monotonic() - started:.2f}s; "
+              f"workdir {device.transport.workdir}")
+        agent = device.agent.probe(target.python, "noop")
+        print(f"  agent     {target.python}: Python {agent['python']} ok")
+        failures = 0
+        for name, runtime in sorted(target.runtimes.items()):
+            if name == "noop":
+                continue
+            try:
+                found = device.agent.probe(runtime.python, name)
+            except HarnessError as exc:
+                failures += 1
+                print(f"  {name:<17} {runtime.python}: NOT USABLE: {exc}")
+                continue
+            print(f"  {name:<17} {runtime.python}: {name} {found['version']} on Python {found['python']} "
+                  f"(import {found['import_ns'] / 1e9:.1f}s) ok")
+    finally:
+        device.close()
+    if failures:
+        print(f"{target.name}: {failures} declared runtime(s) not usable; install them or remove them "
+              f"from {target.source}")
+        return 1
+    print(f"{target.name}: ok")
+    return 0
+
+
+def cmd_zoo_build(args: argparse.Namespace) -> int:
+    from .zoo.build import build_zoo
+
+    zoo_dir = Path(args.zoo_dir or os.environ.get("HARNESS_ZOO_DIR") or _repo_default(".zoo"))
+    started = time.monotonic()
+    records = build_zoo(zoo_dir, args.model or None, force=args.force,
+                        progress=lambda line: print(line, flush=True))
+    built = [r.model for r in records if not r.skipped]
+    print(f"zoo: {len(records)} model(s) in {zoo_dir} ({len(built)} built, {len(records) - len(built)} "
+          f"up to date) in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def _open_store(url: str | None):
+    from .store import DEFAULT_STORE, open_store
+
+    return open_store(url or _repo_default(str(DEFAULT_STORE)))
+
+
+def resolve_run(store, spec: str) -> str:
+    """`latest`, `latest:LABEL` or a run id -> run id."""
+    if spec == "latest" or spec.startswith("latest:"):
+        label = spec.split(":", 1)[1] if ":" in spec else None
+        runs = store.runs(label=label, limit=1)
+        if not runs:
+            where = f" with label '{label}'" if label else ""
+            raise HarnessError(f"no runs{where} in {store.url}; run the suites first")
+        return runs[0].id
+    if store.get_run(spec) is None:
+        raise HarnessError(f"no run '{spec}' in {store.url}; `harness runs` lists the stored runs")
+    return spec
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    runs = store.runs(label=args.label, limit=args.limit)
+    if not runs:
+        print(f"no runs in {store.url}")
+        return 0
+    for run in runs:
+        commit = (run.git_sha or "")[:10] + ("+dirty" if run.git_dirty else "")
+        print(f"{run.id}  {run.status:<11} {run.label or '-':<14} {run.started_at}  {commit}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.build import render_run_report
+
+    store = _open_store(args.store)
+    run_id = resolve_run(store, args.run)
+    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")))
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Edge model benchmarking harness")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    targets = commands.add_parser("targets", help="declared devices").add_subparsers(dest="action", required=True)
+    listing = targets.add_parser("list", help="list the targets in a targets directory")
+    listing.add_argument("--targets-dir", default="targets")
+    listing.set_defaults(func=cmd_targets_list)
+    check = targets.add_parser("check", help="reach a target and probe its interpreters and runtimes")
+    check.add_argument("name")
+    check.add_argument("--targets-dir", default="targets")
+    check.set_defaults(func=cmd_targets_check)
+
+    zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action", required=True)
+    build = zoo.add_parser("build", help="build (or reuse) the demo models")
+    build.add_argument("--zoo-dir", default=None, help="default: $HARNESS_ZOO_DIR or ./.zoo")
+    build.add_argument("--model", action="append", help="only this model (repeatable)")
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.set_defaults(func=cmd_zoo_build)
+
+    runs = commands.add_parser("runs", help="list stored runs")
+    runs.add_argument("--store", default=None)
+    runs.add_argument("--label", default=None)
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=cmd_runs)
+
+    report = commands.add_parser("report", help="render a run's HTML report from the store")
+    report.add_argument("run", nargs="?", default="latest", help="run id, latest, or latest:LABEL")
+    report.add_argument("--store", default=None)
+    report.add_argument("--report-dir", default=None)
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
