@@ -1,0 +1,428 @@
+"""The model manifest (suites/models.yaml): models, their variants, and budgets.
+
+`load_manifest` reads the manifest into frozen `ModelVariant` values (one per variant,
+with its files, runtime, baseline link, measurement settings and budgets);
+`load_deployment_config` reads the ``performance`` section of a team's deployment config
+into a `Budget`. The key reference is docs/manifest.md.
+
+Files are not required to exist at load time (the zoo may not be built yet); see
+`ModelVariant.missing_files`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.inventory import NAME_PATTERN as TARGET_NAME_PATTERN
+from harness.inventory import RUNTIMES
+from harness.schema import (
+    Section,
+    check_name,
+    empty_mapping,
+    join_key,
+    load_yaml_mapping,
+    resolve_local_path,
+)
+
+MANIFEST_VERSION = 1
+ZOO_DIR_ENV = "HARNESS_ZOO_DIR"
+STATISTICS = ("p50", "p90", "p95", "p99", "mean")
+VARIANT_KINDS = ("fp32", "fp16", "int8-ptq", "int8-qat", "pruned", "distilled", "other")
+FORMATS = ("paddle", "paddle-lite", "onnx", "tflite", "none")
+DTYPES = ("float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64")
+
+_RUNTIMES_BY_FORMAT: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "paddle": ("paddle-inference", "noop"),
+        "paddle-lite": ("paddle-lite", "noop"),
+        "onnx": ("onnxruntime", "noop"),
+        "tflite": ("litert", "noop"),
+        "none": ("noop",),
+    }
+)
+_ROLES_BY_FORMAT: Mapping[str, Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "paddle": MappingProxyType({"model": (".pdmodel", ".json"), "params": (".pdiparams",)}),
+        "paddle-lite": MappingProxyType({"model": (".nb",)}),
+        "onnx": MappingProxyType({"model": (".onnx",)}),
+        "tflite": MappingProxyType({"model": (".tflite",)}),
+        "none": MappingProxyType({}),
+    }
+)
+"""File roles each format needs, with the file endings each role accepts."""
+
+_MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_MODEL_HINT = "start with a lower-case letter or digit, then use lower-case letters, digits, '.', '_' or '-'"
+_VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9_.]*")
+_VARIANT_HINT = "use lower-case letters, digits, '.' and '_' (no '-': the variant id is <model>-<variant>)"
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+_TOP_KEYS = ("version", "zoo_dir", "defaults", "models")
+_DEFAULTS_KEYS = ("latency", "budget_statistic")
+_LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration")
+_MODEL_KEYS = ("description", "input", "latency", "budgets", "variants")
+_VARIANT_KEYS = ("description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency")
+_INPUT_KEYS = ("name", "shape", "dtype")
+_BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
+_DEPLOYMENT_KEYS = ("deployment", "performance", "monitoring")
+_PERFORMANCE_KEYS = ("target_latency", "max_memory", "power_consumption")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input the agent generates for the model: one tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """Warm up for both ``warmup_iterations`` and ``warmup_duration_s``, then iterate until
+    both ``min_iterations`` and ``min_duration_s`` are reached, stopping at ``max_duration_s``."""
+
+    warmup_iterations: int = 10
+    warmup_duration_s: float = 0.5
+    min_iterations: int = 50
+    min_duration_s: float = 2.0
+    max_duration_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits a variant must meet on a target. ``None`` = no limit of that kind.
+
+    ``statistic`` is the latency statistic compared with ``target_latency_s``. ``source``
+    says where the budget was written (``suites/models.yaml: models.x.budgets.*`` or a
+    deployment config's path). ``deployment`` / ``monitoring`` are a deployment config's
+    other sections, kept as information.
+    """
+
+    target_latency_s: float | None
+    max_memory_bytes: int | None
+    max_power_w: float | None
+    statistic: str
+    source: str
+    deployment: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
+    monitoring: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """One variant (fp32, int8, ...) of one model, ready to benchmark."""
+
+    model: str
+    name: str
+    kind: str
+    format: str
+    runtime: str
+    files: Mapping[str, str] = field(hash=False)
+    baseline: str | None
+    runtime_options: Mapping[str, Any] = field(hash=False)
+    input: InputSpec
+    latency: LatencySettings
+    budgets: Mapping[str, Budget] = field(hash=False)
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.name}"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.baseline is None
+
+    def budget_for(self, target_name: str) -> Budget | None:
+        """The budget for ``target_name``: its own entry wins over the ``"*"`` entry."""
+        return self.budgets.get(target_name, self.budgets.get("*"))
+
+    def missing_files(self) -> list[str]:
+        """Absolute paths of this variant's files that do not exist (yet)."""
+        return [path for path in self.files.values() if not os.path.isfile(path)]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    zoo_dir: str
+    models: Mapping[str, tuple[ModelVariant, ...]] = field(hash=False)
+    variants: tuple[ModelVariant, ...]
+
+    def get(self, variant_id: str) -> ModelVariant | None:
+        """The variant with id ``<model>-<variant>``, or None."""
+        return next((variant for variant in self.variants if variant.id == variant_id), None)
+
+    def baseline_of(self, variant: ModelVariant) -> ModelVariant | None:
+        """The variant ``variant`` is compared against (same model), or None for a baseline."""
+        if variant.baseline is None:
+            return None
+        return next(v for v in self.models[variant.model] if v.name == variant.baseline)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every part of the manifest is read against."""
+
+    source: str
+    base_dir: str  # the manifest's directory, absolute
+    shown_dir: str  # the manifest's directory as given (for readable budget sources)
+    zoo_dir: str
+    statistic: str
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and check the model manifest."""
+    source = str(path)
+    top = Section.of(load_yaml_mapping(path), source, "", _TOP_KEYS, required=("version", "models"))
+    version = top.get_int("version")
+    if version != MANIFEST_VERSION:
+        raise top.error("version", f"unsupported version {version}: this harness reads version {MANIFEST_VERSION}")
+    base_dir = os.path.abspath(os.path.dirname(source))
+    defaults = top.get_section("defaults", _DEFAULTS_KEYS)
+    context = _Context(
+        source=source,
+        base_dir=base_dir,
+        shown_dir=os.path.dirname(source),
+        zoo_dir=_zoo_dir(top, base_dir),
+        statistic=defaults.get_choice("budget_statistic", STATISTICS, "p90"),
+    )
+    latency = _read_latency(defaults.get_section("latency", _LATENCY_KEYS), LatencySettings())
+    models_section = top.get_section("models", None, default_empty=False)
+    if not models_section.data:
+        raise top.error("models", "no models declared: add at least one model with its variants")
+    models: dict[str, tuple[ModelVariant, ...]] = {}
+    for name in models_section.data:
+        check_name(name, _MODEL_NAME, source, models_section.key(name), "model name", _MODEL_HINT)
+        models[name] = _read_model(models_section.get_section(name, _MODEL_KEYS, required=("variants",)), name, latency, context)
+    variants = tuple(variant for group in models.values() for variant in group)
+    return Manifest(path=source, zoo_dir=context.zoo_dir, models=MappingProxyType(models), variants=variants)
+
+
+def _zoo_dir(top: Section, base_dir: str) -> str:
+    """``$HARNESS_ZOO_DIR`` (relative to the working directory) wins over ``zoo_dir``
+    (relative to the manifest); the default is ``.zoo`` next to the manifest."""
+    override = os.environ.get(ZOO_DIR_ENV)
+    if override:
+        return resolve_local_path(override, ZOO_DIR_ENV, "", os.getcwd())
+    return resolve_local_path(top.get_str("zoo_dir", ".zoo"), top.source, "zoo_dir", base_dir)
+
+
+def _read_latency(section: Section, base: LatencySettings) -> LatencySettings:
+    """Override ``base`` with the keys present in ``section``."""
+    getters: dict[str, Callable[[], Any]] = {
+        "warmup_iterations": lambda: section.get_int("warmup_iterations", minimum=0),
+        "warmup_duration_s": lambda: section.get_duration("warmup_duration"),
+        "min_iterations": lambda: section.get_int("min_iterations", minimum=1),
+        "min_duration_s": lambda: section.get_duration("min_duration"),
+        "max_duration_s": lambda: section.get_duration("max_duration", positive=True),
+    }
+    yaml_keys = dict(zip(getters, _LATENCY_KEYS, strict=True))
+    overrides = {attr: get() for attr, get in getters.items() if section.has(yaml_keys[attr])}
+    settings = dataclasses.replace(base, **overrides)
+    if settings.max_duration_s < settings.min_duration_s:
+        raise section.error(
+            "max_duration",
+            f"max_duration ({settings.max_duration_s:g}s) is shorter than min_duration "
+            f"({settings.min_duration_s:g}s): raise max_duration or lower min_duration",
+        )
+    return settings
+
+
+def _read_model(section: Section, name: str, latency: LatencySettings, context: _Context) -> tuple[ModelVariant, ...]:
+    model_latency = _read_latency(section.get_section("latency", _LATENCY_KEYS), latency)
+    model_input = section.get_section("input", _INPUT_KEYS)
+    budgets = _read_budgets(section.get_section("budgets", None), context)
+    variants_section = section.get_section("variants", None, default_empty=False)
+    if not variants_section.data:
+        raise section.error("variants", "no variants declared: add at least one (e.g. fp32)")
+    variants = []
+    for variant_name in variants_section.data:
+        check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name", _VARIANT_HINT)
+        entry = variants_section.get_section(variant_name, _VARIANT_KEYS, required=("kind", "format", "runtime"))
+        variants.append(_read_variant(entry, name, variant_name, model_input, model_latency, budgets, context))
+    _check_baselines(variants_section, variants)
+    return tuple(variants)
+
+
+def _read_variant(
+    section: Section,
+    model: str,
+    name: str,
+    model_input: Section,
+    latency: LatencySettings,
+    budgets: Mapping[str, Budget],
+    context: _Context,
+) -> ModelVariant:
+    file_format = section.get_choice("format", FORMATS)
+    runtime = section.get_choice("runtime", RUNTIMES)
+    if runtime not in _RUNTIMES_BY_FORMAT[file_format]:
+        raise section.error(
+            "runtime", f"runtime {runtime!r} cannot run format {file_format!r}; use {' or '.join(_RUNTIMES_BY_FORMAT[file_format])}"
+        )
+    baseline = section.get_str("baseline", None)
+    return ModelVariant(
+        model=model,
+        name=name,
+        kind=section.get_choice("kind", VARIANT_KINDS),
+        format=file_format,
+        runtime=runtime,
+        files=_read_files(section.get_section("files", None), file_format, context),
+        baseline=baseline,
+        runtime_options=section.get_frozen("runtime_options"),
+        input=_read_input(model_input, section.get_section("input", _INPUT_KEYS)),
+        latency=_read_latency(section.get_section("latency", _LATENCY_KEYS), latency),
+        budgets=budgets,
+        description=section.get_str("description", ""),
+    )
+
+
+def _read_files(section: Section, file_format: str, context: _Context) -> Mapping[str, str]:
+    roles = _ROLES_BY_FORMAT[file_format]
+    allowed = ", ".join(roles) or "none"
+    for role in section.data:
+        if role not in roles:
+            raise section.error(role, f"unknown file role for format {file_format!r}; allowed roles: {allowed}")
+    files = {}
+    for role, endings in roles.items():
+        value = section.get_str(role)
+        key = section.key(role)
+        path = resolve_local_path(_expand_zoo(value, context, key), context.source, key, context.base_dir)
+        if not path.endswith(endings):
+            raise ConfigError(context.source, key, f"a {file_format} {role} file ends with {' or '.join(endings)}: fix the path")
+        files[role] = path
+    return MappingProxyType(files)
+
+
+def _expand_zoo(value: str, context: _Context, key: str) -> str:
+    for placeholder in _PLACEHOLDER.findall(value):
+        if placeholder != "zoo":
+            raise ConfigError(context.source, key, f"unknown placeholder {{{placeholder}}}: only {{zoo}} is expanded")
+    return value.replace("{zoo}", context.zoo_dir)
+
+
+def _read_input(model_input: Section, variant_input: Section) -> InputSpec:
+    """Variant input keys override the model's, key by key."""
+    fields = {**_input_fields(model_input), **_input_fields(variant_input)}
+    for name in _INPUT_KEYS:
+        if name not in fields:
+            raise ConfigError(
+                variant_input.source,
+                variant_input.path,
+                f"input has no {name!r}: set it in {model_input.path} (or in this variant's input)",
+            )
+    return InputSpec(name=fields["name"], shape=fields["shape"], dtype=fields["dtype"])
+
+
+def _input_fields(section: Section) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if section.has("name"):
+        fields["name"] = section.get_str("name")
+    if section.has("dtype"):
+        fields["dtype"] = section.get_choice("dtype", DTYPES)
+    if section.has("shape"):
+        shape = section.raw("shape")
+        if not isinstance(shape, list) or not shape or not all(_is_dimension(item) for item in shape):
+            raise section.error("shape", "expected a list of positive whole numbers, e.g. [1, 3, 224, 224]")
+        fields["shape"] = tuple(shape)
+    return fields
+
+
+def _is_dimension(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_baselines(section: Section, variants: list[ModelVariant]) -> None:
+    """Each ``baseline`` names another variant of the same model, and no chain cycles."""
+    by_name = {variant.name: variant for variant in variants}
+    for variant in variants:
+        if variant.baseline is None:
+            continue
+        key = join_key(section.key(variant.name), "baseline")
+        if variant.baseline == variant.name:
+            raise ConfigError(section.source, key, "a variant cannot be its own baseline: remove the key or name another variant")
+        if variant.baseline not in by_name:
+            raise ConfigError(
+                section.source, key, f"unknown variant {variant.baseline!r}; variants of this model: {', '.join(by_name)}"
+            )
+    for variant in variants:
+        chain = [variant.name]
+        current = variant
+        while current.baseline is not None:
+            current = by_name[current.baseline]
+            if current.name in chain:
+                cycle = " -> ".join([*chain[chain.index(current.name) :], current.name])
+                raise ConfigError(
+                    section.source,
+                    join_key(section.key(variant.name), "baseline"),
+                    f"baseline chain cycles ({cycle}): remove baseline from the variant the others are compared against",
+                )
+            chain.append(current.name)
+
+
+def _read_budgets(section: Section, context: _Context) -> Mapping[str, Budget]:
+    budgets = {}
+    for target in section.data:
+        if target != "*":
+            check_name(target, TARGET_NAME_PATTERN, context.source, section.key(target), "target name", 'use a target name or "*"')
+        budgets[target] = _read_budget(section.get_section(target, _BUDGET_KEYS), context)
+    return MappingProxyType(budgets)
+
+
+def _read_budget(section: Section, context: _Context) -> Budget:
+    statistic = section.get_choice("statistic", STATISTICS, context.statistic)
+    if section.has("deployment"):
+        for name in ("target_latency", "max_memory", "max_power"):
+            if section.has(name):
+                raise section.error(name, "give either deployment or inline limits, not both")
+        return _read_deployment_budget(section, statistic, context)
+    budget = Budget(
+        target_latency_s=section.get_duration("target_latency", None, positive=True),
+        max_memory_bytes=section.get_bytes("max_memory", None, positive=True),
+        max_power_w=section.get_power("max_power", None, positive=True),
+        statistic=statistic,
+        source=f"{context.source}: {section.path}",
+    )
+    if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
+        raise ConfigError(context.source, section.path, "budget sets no limit: give target_latency, max_memory or max_power")
+    return budget
+
+
+def _read_deployment_budget(section: Section, statistic: str, context: _Context) -> Budget:
+    key = section.key("deployment")
+    written = section.get_str("deployment")
+    shown = resolve_local_path(written, context.source, key, context.shown_dir)
+    if not os.path.isfile(shown):
+        raise ConfigError(context.source, key, f"deployment config {shown} not found: the path is relative to {context.source}")
+    return load_deployment_config(shown, statistic)
+
+
+def load_deployment_config(path: str | Path, statistic: str = "p90") -> Budget:
+    """Read a deployment config's ``performance`` section into a `Budget`.
+
+    ``performance`` may set ``target_latency``, ``max_memory`` and ``power_consumption``;
+    the ``deployment`` and ``monitoring`` sections are kept on the budget as information.
+    """
+    source = str(path)
+    top = Section.of(load_yaml_mapping(path), source, "", _DEPLOYMENT_KEYS, required=("performance",))
+    performance = top.get_section("performance", _PERFORMANCE_KEYS)
+    budget = Budget(
+        target_latency_s=performance.get_duration("target_latency", None, positive=True),
+        max_memory_bytes=performance.get_bytes("max_memory", None, positive=True),
+        max_power_w=performance.get_power("power_consumption", None, positive=True),
+        statistic=statistic,
+        source=source,
+        deployment=top.get_frozen("deployment"),
+        monitoring=top.get_frozen("monitoring"),
+    )
+    if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
+        raise top.error("performance", "sets no limit: give target_latency, max_memory or power_consumption")
+    return budget
