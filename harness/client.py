@@ -8,6 +8,7 @@ or a silently wrong number.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,9 +132,9 @@ def _collect(process, target: str, timeout_s: float,
         raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
                          detail=str(error.get("traceback") or "") + stderr)
     if result is None or hello is None:
-        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
-        if returncode == -9:
-            how += " (SIGKILL: out of memory?)"
+        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
+        if returncode == -signal.SIGKILL:
+            how += " (out of memory?)"
         raise AgentError(target, "crashed", f"agent {how} during {phase} without a result; "
                          f"stderr: {_last_lines(stderr)}", detail=stderr)
     return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr)
@@ -161,6 +162,13 @@ def _checked_samples(values: Any, target: str) -> list[int]:
     if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values):
         raise AgentError(target, "protocol", "samples.latency_ns must be a list of non-negative integers")
     return values
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def _last_lines(text: str) -> str:

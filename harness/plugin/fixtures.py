@@ -25,13 +25,16 @@ class Harness:
         """Measure `variant` on `target` and record it; a failure fails the test in one line."""
         run = self.session.ensure_run()
         device = self.session.device(target)
+        failure = None
         try:
             record = measure_latency(
                 device, variant, self.session.store, run.id,
                 on_environment=lambda env: self.session.record_environment(target, env))
         except HarnessError as exc:
+            failure = str(exc)
+        if failure is not None:  # outside the except: no chained traceback in the output
             self.session.error_count += 1
-            pytest.fail(str(exc), pytrace=False)
+            pytest.fail(failure, pytrace=False)
         self.session.measurement_count += 1
         return record
 

@@ -7,14 +7,25 @@ combination is reported in `describe()` rather than hidden.
 """
 
 import os
+import re
+import sys
+import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
 from .base import BaseAdapter, require_file
 
-# Op types that mark a quantized (QDQ / fake-quant) program. Their names appear verbatim in
-# the serialized program, so a byte scan finds them without parsing protobuf or JSON.
-QUANT_OP_MARKERS = (b"quantize_linear", b"fake_quantize", b"fake_channel_wise_quantize")
+# Op types that mark a quantized (QDQ / fake-quant) program.
+QUANT_OP_TYPES = (
+    "quantize_linear", "dequantize_linear", "fake_quantize_abs_max", "fake_quantize_range_abs_max",
+    "fake_quantize_moving_average_abs_max", "fake_quantize_dequantize_moving_average_abs_max",
+    "fake_quantize_dequantize_abs_max", "fake_channel_wise_quantize_abs_max",
+    "fake_channel_wise_quantize_dequantize_abs_max", "fake_dequantize_max_abs",
+    "fake_channel_wise_dequantize_max_abs",
+)
+# Printed by oneDNN's cpu_quantize_pass when it places int8 kernels (even with glog info off):
+# "---    quantized 46 fused_conv2d ops". The only direct evidence that int8 kernels run.
+QUANTIZED_OPS_LINE = re.compile(r"quantized (\d+) (\w+) ops")
 
 
 class Adapter(BaseAdapter):
@@ -94,10 +105,14 @@ class Adapter(BaseAdapter):
             config.enable_memory_optim()
         self.config = config
         try:
-            self.predictor = self._inference.create_predictor(config)
+            self.predictor, log = _with_captured_stderr(lambda: self._inference.create_predictor(config))
         except Exception as exc:  # paddle raises several unrelated types here
             raise AgentFailure("model-load", "paddle-inference could not load %s: %s"
                                % (model, _first_line(exc)))
+        self.int8_ops = {}
+        for count, op in QUANTIZED_OPS_LINE.findall(log):
+            if int(count):
+                self.int8_ops[op] = self.int8_ops.get(op, 0) + int(count)
         self.input_spec = input_spec
         self.input_names = self.predictor.get_input_names()
         self.output_names = self.predictor.get_output_names()
@@ -129,9 +144,15 @@ class Adapter(BaseAdapter):
         mkldnn = bool(config.mkldnn_enabled())
         int8_enabled = bool(config.mkldnn_int8_enabled())
         quantized = self.quant_ops > 0
-        if quantized and mkldnn and int8_enabled:
+        int8_kernels = sum(self.int8_ops.values())
+        if int8_kernels:
             executed = "int8"
-            note = "oneDNN int8 kernels (model has %d quantize ops, mkldnn int8 enabled)" % self.quant_ops
+            note = "oneDNN int8 kernels placed for %d ops (%s)" % (
+                int8_kernels, ", ".join("%d %s" % (n, op) for op, n in sorted(self.int8_ops.items())))
+        elif quantized and mkldnn and int8_enabled:
+            executed = "fp32-fake-quant"
+            note = ("mkldnn int8 enabled but cpu_quantize_pass quantized no ops: the model's %d quantize "
+                    "ops run as fake-quant in fp32" % self.quant_ops)
         elif quantized:
             executed = "fp32-fake-quant"
             note = ("quantized model run as fp32 with fake-quant ops (%d quantize ops; int8 kernels "
@@ -145,6 +166,7 @@ class Adapter(BaseAdapter):
             "precision_requested": self.options["precision"],
             "precision": executed,
             "int8_kernels": executed == "int8",
+            "int8_ops": dict(self.int8_ops),
             "precision_note": note,
             "model_format": "pir-json" if self.is_pir else "legacy-pdmodel",
             "mkldnn": mkldnn,
@@ -156,11 +178,40 @@ class Adapter(BaseAdapter):
         }
 
 
+def _with_captured_stderr(action):
+    """Run `action` with fd 2 going to a temp file; return (its result, what it printed).
+
+    What was captured is written back to stderr so the log is not lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            result = action()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            sys.stderr.write(text)
+    return result, text
+
+
 def _count_quant_ops(model_path):
     # type: (str) -> int
+    """Quantize/dequantize ops in a program, without parsing protobuf or JSON.
+
+    A legacy program also lists every op name known to paddle in its op-version map, so a
+    plain substring count is wrong; count only OpDesc `type` fields instead (protobuf field 3,
+    tag 0x1a, then a one-byte length), or `"pd_op.<name>"` in a PIR .json program."""
     with open(model_path, "rb") as handle:
         data = handle.read()
-    return sum(data.count(marker) for marker in QUANT_OP_MARKERS)
+    if model_path.endswith(".json"):
+        markers = [('"pd_op.%s"' % name).encode() for name in QUANT_OP_TYPES]
+    else:
+        markers = [b"\x1a" + bytearray([len(name)]) + name.encode() for name in QUANT_OP_TYPES]
+    return sum(data.count(bytes(marker)) for marker in markers)
 
 
 def _signature(handle, name):

@@ -1,0 +1,51 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Everything they need is installed here, from PyPI, into two virtual environments:
+#   .venv       Python 3.11: the harness, paddlepaddle (Paddle Inference), pandas, matplotlib, pytest
+#   .venv-lite  Python 3.10: paddlelite 2.13rc0 with numpy<2 (no cp311 wheels; numpy 2 corrupts inputs)
+SHELL := /bin/bash
+PYTHON ?= python3
+PYTHON_LITE ?= $(shell p=$$(pyenv prefix 3.10.13 2>/dev/null) && echo $$p/bin/python3.10 || command -v python3.10)
+VENV := .venv
+LITE := .venv-lite
+PYTEST_FLAGS ?=
+
+.PHONY: demo test bench envs zoo clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "make: $(PYTHON) is Python %d.%d; the harness needs 3.11+ (set PYTHON=...)" % sys.version_info[:2])'
+	@echo "== [1/2] creating $(VENV): harness + paddlepaddle + pandas + matplotlib + pytest (about a minute)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(VENV)/bin/python -c 'import harness, paddle.inference, pandas, matplotlib, jinja2, paramiko' \
+		|| { echo "make: installing into $(VENV) failed (see the pip output above)"; exit 1; }
+	@touch $@
+
+$(LITE)/.installed:
+	@test -x "$(PYTHON_LITE)" || { echo "make: Paddle Lite needs Python 3.10: install it (pyenv install 3.10.13) or set PYTHON_LITE=/path/to/python3.10"; exit 1; }
+	@echo "== [2/2] creating $(LITE): paddlelite 2.13rc0 + numpy<2 on Python 3.10"
+	$(PYTHON_LITE) -m venv $(LITE)
+	$(LITE)/bin/pip install --quiet --progress-bar off paddlelite==2.13rc0 'numpy<2' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(LITE)/bin/python -c 'import paddlelite.lite' || { echo "make: installing paddlelite into $(LITE) failed"; exit 1; }
+	@touch $@
+
+envs: $(VENV)/.installed $(LITE)/.installed
+
+zoo: envs
+	$(VENV)/bin/harness zoo build
+
+# Builds the demo zoo, benchmarks it on the local target, and ends with the report's path.
+demo: zoo
+	$(VENV)/bin/harness targets check local
+	$(VENV)/bin/python -m pytest suites/ --target=local -v $(PYTEST_FLAGS); status=$$?; \
+		echo; $(VENV)/bin/harness report latest; exit $$status
+
+# The whole test suite (unit, integration with real runtimes, benchmarks run once each).
+test: envs
+	$(VENV)/bin/python -m pytest tests/ --benchmark-disable $(PYTEST_FLAGS)
+
+# The harness's own overhead benchmarks, measured for real.
+bench: envs
+	$(VENV)/bin/python -m pytest tests/bench --benchmark-only $(PYTEST_FLAGS)
+
+clean:
+	rm -rf $(VENV) $(LITE) .zoo .harness reports/*/
