@@ -21,6 +21,15 @@ class Verdict:
     statistic: str | None = None
 
 
+def format_latency_ms(value_ms: float) -> str:
+    """A latency with a unit that keeps its significant digits: 12.345 ms, 2.400 µs, 1.0 ns."""
+    if value_ms >= 1.0:
+        return f"{value_ms:.3f} ms"
+    if value_ms >= 0.001:
+        return f"{value_ms * 1e3:.3f} µs"
+    return f"{value_ms * 1e6:.1f} ns"
+
+
 def latency_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
                     budget: Mapping[str, Any] | None) -> Verdict:
     """Check a latency summary (ms) against a budget as stored in measurement meta."""
@@ -34,8 +43,8 @@ def latency_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
     limit = budget["target_latency_s"] * 1000.0
     ok = value <= limit
     relation = "meets" if ok else "exceeds"
-    message = (f"{target}: {variant_id} {statistic} latency {value:.3f} ms {relation} the budget "
-               f"{limit:.3f} ms ({budget.get('source', 'manifest')})")
+    message = (f"{target}: {variant_id} {statistic} latency {format_latency_ms(value)} {relation} the budget "
+               f"{format_latency_ms(limit)} ({budget.get('source', 'manifest')})")
     return Verdict("pass" if ok else "fail", message, value=value, limit=limit, statistic=statistic)
 
 

@@ -144,11 +144,15 @@ class ContentCache:
             self.stats.cache_hits += 1
             return remote_root
         staging = f"{remote_root}.tmp-{uuid.uuid4().hex[:8]}"
-        for relative, local in sorted(files.items()):
-            destination = posixpath.join(staging, relative)
-            self.transport.makedirs(posixpath.dirname(destination))
-            self._upload_verified(Path(local), destination, sha256_file(Path(local)), in_place=True)
-        self.transport.write_bytes(posixpath.join(staging, ".complete"), b"")
+        try:
+            for relative, local in sorted(files.items()):
+                destination = posixpath.join(staging, relative)
+                self.transport.makedirs(posixpath.dirname(destination))
+                self._upload_verified(Path(local), destination, sha256_file(Path(local)), in_place=True)
+            self.transport.write_bytes(posixpath.join(staging, ".complete"), b"")
+        except TransportError:
+            self.transport.remove(staging)  # no half-pushed trees left on the device
+            raise
         try:
             self.transport.rename(staging, remote_root)
         except TransportError:

@@ -145,7 +145,7 @@ def test_missed_budget_fails_with_value_budget_and_target(tmp_path: Path, demo_z
     assert done.returncode == 1
     failures = [line for line in done.stdout.splitlines() if "exceeds the budget" in line]
     assert failures, done.stdout[-3000:]
-    assert any("local: tiny_cnn-int8 p90 latency" in line and "0.001 ms" in line for line in failures)
+    assert any("local: tiny_cnn-int8 p90 latency" in line and "the budget 1.000 µs" in line for line in failures)
     assert "Traceback" not in done.stdout
 
 
