@@ -51,3 +51,28 @@ def test_warm_up_overhead_per_iteration(benchmark) -> None:
     assert done == ITERATIONS
     benchmark.extra_info["us_per_iteration"] = min(durations) / ITERATIONS * 1e6
     print(f"\nwarm_up: {benchmark.extra_info['us_per_iteration']:.3f} us/iteration")
+
+
+def test_timing_loop_under_python36(benchmark, tmp_path) -> None:
+    """The same loop on a JetPack-4-like interpreter: perf_counter (float) instead of
+    perf_counter_ns. Reports the no-op sample median the agent measures there."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    prefix = subprocess.run(["pyenv", "prefix", "3.6.15"], capture_output=True, text=True)
+    assert prefix.returncode == 0, "pyenv's Python 3.6.15 is needed: pyenv install 3.6.15"
+    package = tmp_path / "harness_agent"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "harness" / "agent", package)
+
+    def self_test() -> list[int]:
+        done = subprocess.run([prefix.stdout.strip() + "/bin/python", "-m", "harness_agent", "--self-test"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        return next(e["latency_ns"] for e in events if e["event"] == "samples")
+
+    samples = benchmark.pedantic(self_test, rounds=3, iterations=1)
+    assert len(samples) >= 1000
+    benchmark.extra_info["py36_noop_sample_median_ns"] = statistics.median(samples)
+    print(f"\nPython 3.6 agent: no-op sample median {statistics.median(samples)} ns")
