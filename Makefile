@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "make: $(PYTHON) is Python %d.%d; the harness needs 3.11+ (set PYTHON=...)" % sys.version_info[:2])'
 	@echo "== [1/2] creating $(VENV): harness + paddlepaddle + pandas + matplotlib + pytest (about a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(VENV)/bin/python -c 'import harness, paddle.inference, pandas, matplotlib, jinja2, paramiko' \
 		|| { echo "make: installing into $(VENV) failed (see the pip output above)"; exit 1; }
 	@touch $@
@@ -24,7 +24,7 @@ $(LITE)/.installed:
 	@test -x "$(PYTHON_LITE)" || { echo "make: Paddle Lite needs Python 3.10: install it (pyenv install 3.10.13) or set PYTHON_LITE=/path/to/python3.10"; exit 1; }
 	@echo "== [2/2] creating $(LITE): paddlelite 2.13rc0 + numpy<2 on Python 3.10"
 	$(PYTHON_LITE) -m venv $(LITE)
-	$(LITE)/bin/pip install --quiet --progress-bar off paddlelite==2.13rc0 'numpy<2' 2>&1 | grep -v "^WARNING: Location" || true
+	$(LITE)/bin/pip install --progress-bar off paddlelite==2.13rc0 'numpy<2' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(LITE)/bin/python -c 'import paddlelite.lite' || { echo "make: installing paddlelite into $(LITE) failed"; exit 1; }
 	@touch $@
 
