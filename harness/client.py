@@ -20,7 +20,10 @@ from .transport.base import ContentCache, Transport, agent_files
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).parent / "agent"
-EVENTS = ("hello", "progress", "samples", "result", "error")
+EVENTS = ("hello", "progress", "samples", "outputs", "result", "error")
+# agent phases as users name them in "out of memory at <phase>"
+PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "warmup": "inference",
+               "measure": "inference", "outputs": "inference"}
 STDERR_LINES_IN_ERRORS = 3
 
 
@@ -33,6 +36,19 @@ class AgentRun:
     latency_ns: list[int]
     stderr: str
     progress: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[list[dict[str, Any]]] | None = None  # per seed, per output tensor (encoded)
+    seeds: list[int] | None = None
+
+
+class AgentCrashed(Exception):
+    """The agent ended without a result or an error event (internal to this module)."""
+
+    def __init__(self, returncode: int, phase: str, hello: dict[str, Any] | None, stderr: str) -> None:
+        super().__init__(returncode)
+        self.returncode = returncode
+        self.phase = phase
+        self.hello = hello
+        self.stderr = stderr
 
 
 class AgentClient:
@@ -62,11 +78,50 @@ class AgentClient:
         """Run one Job in a fresh agent process; AgentError on any failure."""
         process = self._start(python, [])
         process.send_stdin(json.dumps(job).encode("utf-8"))
-        got = _collect(process, self.transport.target_name, timeout_s, on_progress)
-        if not got.latency:
+        try:
+            got = _collect(process, self.transport.target_name, timeout_s, on_progress)
+        except AgentCrashed as crash:
+            raise self._crash_error(crash) from None
+        if job.get("kind", "latency") == "fidelity":
+            if got.outputs is None:
+                raise AgentError(self.transport.target_name, "protocol", "agent sent a result without outputs")
+        elif not got.latency:
             raise AgentError(self.transport.target_name, "protocol", "agent sent a result without latency samples")
         return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
-                        progress=got.progress)
+                        progress=got.progress, outputs=got.outputs, seeds=got.seeds)
+
+    def _crash_error(self, crash: AgentCrashed) -> AgentError:
+        """Tell an out-of-memory kill from other crashes, using the device's cgroup counter."""
+        target = self.transport.target_name
+        code = crash.returncode
+        where = PHASE_NAMES.get(crash.phase, crash.phase)
+        cgroup = ((crash.hello or {}).get("env") or {}).get("memory_cgroup") or {}
+        limit = cgroup.get("limit_bytes")
+        limit_text = f" (memory limit {limit / 2**20:.0f} MiB)" if limit else ""
+        if code == -signal.SIGKILL or code == 128 + signal.SIGKILL:
+            before = cgroup.get("oom_kills")
+            after = self._read_oom_kills(cgroup.get("oom_counter_file"))
+            if before is not None and after is not None and after > before:
+                return AgentError(target, "out-of-memory", f"out of memory at {where}{limit_text}: the agent was "
+                                  "killed by the kernel's OOM killer", detail=crash.stderr)
+            return AgentError(target, "crashed", f"agent was killed by {_signal_name(9)} at {where}: out of memory?"
+                              f"{limit_text}; stderr: {_last_lines(crash.stderr)}", detail=crash.stderr)
+        how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        return AgentError(target, "crashed", f"agent {how} during {crash.phase} without a result; "
+                          f"stderr: {_last_lines(crash.stderr)}", detail=crash.stderr)
+
+    def _read_oom_kills(self, counter_file: str | None) -> int | None:
+        if not counter_file:
+            return None
+        try:
+            done = self.transport.run(["cat", counter_file], timeout=10)
+        except TransportError:
+            return None
+        for line in done.stdout.decode("utf-8", "replace").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
 
     def probe(self, python: str, runtime: str, timeout_s: float = 120.0) -> dict[str, Any]:
         """Import `runtime` under `python` on the device: {"version", "import_ns", ...}."""
@@ -83,6 +138,8 @@ class _Collected:
     latency: list[int]
     progress: list[dict[str, Any]]
     stderr: str
+    outputs: list[list[dict[str, Any]]] | None = None
+    seeds: list[int] | None = None
 
 
 def _collect(process, target: str, timeout_s: float,
@@ -94,6 +151,8 @@ def _collect(process, target: str, timeout_s: float,
     error: dict[str, Any] | None = None
     latency: list[int] = []
     progress: list[dict[str, Any]] = []
+    outputs: list[list[dict[str, Any]]] | None = None
+    seeds: list[int] | None = None
     phase = "start"
     try:
         while True:
@@ -114,6 +173,8 @@ def _collect(process, target: str, timeout_s: float,
                     on_progress(event)
             elif kind == "samples":
                 latency = _checked_samples(event.get("latency_ns"), target)
+            elif kind == "outputs":
+                outputs, seeds = _checked_outputs(event, target)
             elif kind == "result":
                 result = event
             elif kind == "error":
@@ -132,12 +193,9 @@ def _collect(process, target: str, timeout_s: float,
         raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
                          detail=str(error.get("traceback") or "") + stderr)
     if result is None or hello is None:
-        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
-        if returncode == -signal.SIGKILL:
-            how += " (out of memory?)"
-        raise AgentError(target, "crashed", f"agent {how} during {phase} without a result; "
-                         f"stderr: {_last_lines(stderr)}", detail=stderr)
-    return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr)
+        raise AgentCrashed(returncode, phase, hello, stderr)
+    return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr,
+                      outputs=outputs, seeds=seeds)
 
 
 def _decode_event(line: bytes, target: str) -> dict[str, Any]:
@@ -162,6 +220,17 @@ def _checked_samples(values: Any, target: str) -> list[int]:
     if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values):
         raise AgentError(target, "protocol", "samples.latency_ns must be a list of non-negative integers")
     return values
+
+
+def _checked_outputs(event: dict[str, Any], target: str) -> tuple[list[list[dict[str, Any]]], list[int]]:
+    outputs, seeds = event.get("outputs"), event.get("seeds")
+    if not isinstance(outputs, list) or not isinstance(seeds, list) or len(outputs) != len(seeds):
+        raise AgentError(target, "protocol", "outputs event must carry one list of tensors per seed")
+    for per_seed in outputs:
+        if not isinstance(per_seed, list) or not all(
+                isinstance(t, dict) and {"shape", "dtype", "data_b64"} <= set(t) for t in per_seed):
+            raise AgentError(target, "protocol", "each output tensor needs shape, dtype and data_b64")
+    return outputs, seeds
 
 
 def _signal_name(number: int) -> str:

@@ -48,9 +48,36 @@ def latency_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
     return Verdict("pass" if ok else "fail", message, value=value, limit=limit, statistic=statistic)
 
 
+def format_bytes(value: float) -> str:
+    return f"{value / 2**20:.1f} MiB" if value < 2**30 else f"{value / 2**30:.2f} GiB"
+
+
+def memory_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
+                   budget: Mapping[str, Any] | None) -> Verdict:
+    """Peak RSS of the fresh agent process against the budget's max_memory."""
+    if not budget or budget.get("max_memory_bytes") is None:
+        return Verdict("no-budget", f"{target}: {variant_id}: no memory budget declared")
+    value, limit = summary["peak_rss_bytes"], budget["max_memory_bytes"]
+    ok = value <= limit
+    split = ", ".join(f"{name} {format_bytes(summary[key])}" for name, key in (
+        ("runtime import", "import_peak_bytes"), ("model load +", "load_delta_bytes"),
+        ("inference +", "inference_delta_bytes")) if summary.get(key) is not None)
+    message = (f"{target}: {variant_id} peak memory {format_bytes(value)} {'meets' if ok else 'exceeds'} the budget "
+               f"{format_bytes(limit)} ({split}; {budget.get('source', 'manifest')})")
+    return Verdict("pass" if ok else "fail", message, value=value, limit=limit, statistic="peak_rss")
+
+
 def record_verdict(record: MeasurementRecord) -> Verdict:
+    """The verdict of any stored record, recomputed from what the store holds."""
     if record.status != "ok":
         return Verdict("error", str(record.meta.get("error", "measurement failed")))
+    if record.metric == "memory":
+        return memory_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
+    if record.metric == "fidelity":
+        from .fidelity import fidelity_verdict, settings_from_meta
+
+        return fidelity_verdict(record.target, record.variant_id, record.summary,
+                                settings_from_meta(record.meta.get("fidelity_settings")))
     return latency_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
 
 

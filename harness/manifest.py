@@ -66,10 +66,13 @@ _VARIANT_HINT = "use lower-case letters, digits, '.' and '_' (no '-': the varian
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 _TOP_KEYS = ("version", "zoo_dir", "defaults", "models")
-_DEFAULTS_KEYS = ("latency", "budget_statistic")
+_DEFAULTS_KEYS = ("latency", "fidelity", "budget_statistic")
 _LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration")
-_MODEL_KEYS = ("description", "input", "latency", "budgets", "variants")
-_VARIANT_KEYS = ("description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency")
+_FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_relative_error", "min_cosine")
+_MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants")
+_VARIANT_KEYS = (
+    "description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency", "fidelity",
+)
 _INPUT_KEYS = ("name", "shape", "dtype")
 _BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
 _DEPLOYMENT_KEYS = ("deployment", "performance", "monitoring")
@@ -95,6 +98,22 @@ class LatencySettings:
     min_iterations: int = 50
     min_duration_s: float = 2.0
     max_duration_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class FidelitySettings:
+    """How a variant's outputs must agree with its baseline's on the same seeded inputs.
+
+    ``max_relative_error`` limits the mean over inputs of ||variant - baseline|| divided by
+    the mean distance between the baseline's outputs for different inputs: 0.1 means "moves
+    a tenth as much as changing the input does". Top-k limits apply to classifier-shaped
+    outputs (class scores on the last axis) only."""
+
+    inputs: int = 16
+    min_top1_agreement: float = 0.99
+    min_top5_agreement: float | None = None
+    max_relative_error: float = 0.10
+    min_cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,7 @@ class ModelVariant:
     latency: LatencySettings
     budgets: Mapping[str, Budget] = field(hash=False)
     description: str = ""
+    fidelity: FidelitySettings = FidelitySettings()
 
     @property
     def id(self) -> str:
@@ -196,13 +216,15 @@ def load_manifest(path: str | Path) -> Manifest:
         statistic=defaults.get_choice("budget_statistic", STATISTICS, "p90"),
     )
     latency = _read_latency(defaults.get_section("latency", _LATENCY_KEYS), LatencySettings())
+    fidelity = _read_fidelity(defaults.get_section("fidelity", _FIDELITY_KEYS), FidelitySettings())
     models_section = top.get_section("models", None, default_empty=False)
     if not models_section.data:
         raise top.error("models", "no models declared: add at least one model with its variants")
     models: dict[str, tuple[ModelVariant, ...]] = {}
     for name in models_section.data:
         check_name(name, _MODEL_NAME, source, models_section.key(name), "model name", _MODEL_HINT)
-        models[name] = _read_model(models_section.get_section(name, _MODEL_KEYS, required=("variants",)), name, latency, context)
+        models[name] = _read_model(
+            models_section.get_section(name, _MODEL_KEYS, required=("variants",)), name, latency, fidelity, context)
     variants = tuple(variant for group in models.values() for variant in group)
     return Manifest(path=source, zoo_dir=context.zoo_dir, models=MappingProxyType(models), variants=variants)
 
@@ -237,8 +259,23 @@ def _read_latency(section: Section, base: LatencySettings) -> LatencySettings:
     return settings
 
 
-def _read_model(section: Section, name: str, latency: LatencySettings, context: _Context) -> tuple[ModelVariant, ...]:
+def _read_fidelity(section: Section, base: FidelitySettings) -> FidelitySettings:
+    """Override ``base`` with the keys present in ``section``."""
+    getters: dict[str, Callable[[], Any]] = {
+        "inputs": lambda: section.get_int("inputs", minimum=2, maximum=1024),
+        "min_top1_agreement": lambda: section.get_fraction("min_top1_agreement"),
+        "min_top5_agreement": lambda: section.get_fraction("min_top5_agreement"),
+        "max_relative_error": lambda: section.get_float("max_relative_error", minimum=0.0),
+        "min_cosine": lambda: section.get_float("min_cosine", minimum=-1.0),
+    }
+    return dataclasses.replace(base, **{key: get() for key, get in getters.items() if section.has(key)})
+
+
+def _read_model(
+    section: Section, name: str, latency: LatencySettings, fidelity: FidelitySettings, context: _Context
+) -> tuple[ModelVariant, ...]:
     model_latency = _read_latency(section.get_section("latency", _LATENCY_KEYS), latency)
+    model_fidelity = _read_fidelity(section.get_section("fidelity", _FIDELITY_KEYS), fidelity)
     model_input = section.get_section("input", _INPUT_KEYS)
     budgets = _read_budgets(section.get_section("budgets", None), context)
     variants_section = section.get_section("variants", None, default_empty=False)
@@ -248,7 +285,9 @@ def _read_model(section: Section, name: str, latency: LatencySettings, context: 
     for variant_name in variants_section.data:
         check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name", _VARIANT_HINT)
         entry = variants_section.get_section(variant_name, _VARIANT_KEYS, required=("kind", "format", "runtime"))
-        variants.append(_read_variant(entry, name, variant_name, model_input, model_latency, budgets, context))
+        variant = _read_variant(entry, name, variant_name, model_input, model_latency, budgets, context)
+        variants.append(dataclasses.replace(
+            variant, fidelity=_read_fidelity(entry.get_section("fidelity", _FIDELITY_KEYS), model_fidelity)))
     _check_baselines(variants_section, variants)
     return tuple(variants)
 

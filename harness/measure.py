@@ -1,7 +1,9 @@
 """Measuring one variant on one device: build the Job, run the agent, summarise, record.
 
-The record is written to the store the moment it exists, success or failure, so a crash
-later in the run loses nothing already measured.
+Every record is written to the store the moment it exists, success or failure, so a crash
+later in the run loses nothing already measured. Three metrics share one path:
+latency (timed loop), memory (peak RSS by phase, fresh process) and fidelity (outputs on
+seeded inputs vs the baseline's, which are computed once per run and target).
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ from .agent import PROTOCOL_VERSION
 from .client import AgentRun
 from .device import Device
 from .errors import HarnessError
+from .fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
 from .records import RECORD_VERSION, MeasurementRecord
 from .stats import summarize_latency
 from .store import Store
 from .transport.base import sha256_file
 
 MEASUREMENT_SEED = 0  # the seed of the input used for timing; fidelity uses its own set
+# a memory job needs only a few inferences to reach its steady-state peak
+MEMORY_LATENCY = {"warmup_iterations": 3, "warmup_duration_s": 0.0, "min_iterations": 10,
+                  "min_duration_s": 0.1, "max_duration_s": 30.0}
+
+Progress = Callable[[dict[str, Any]], None]
 
 
-def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict[str, Any]:
-    """The Job (protocol v1) that measures `variant`'s latency."""
+def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **extra: Any) -> dict[str, Any]:
     settings = variant.latency
     env = {}
     if env_capture is not None:
@@ -33,7 +40,7 @@ def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict
     return {
         "protocol": PROTOCOL_VERSION,
         "job_id": uuid.uuid4().hex[:12],
-        "kind": "latency",
+        "kind": kind,
         "runtime": {"name": variant.runtime, "options": dict(variant.runtime_options)},
         "model": {"files": remote_files},
         "input": {"name": variant.input.name, "shape": list(variant.input.shape),
@@ -46,15 +53,18 @@ def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict
             "max_duration_s": settings.max_duration_s,
         },
         "env": env,
+        **extra,
     }
 
 
+def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict[str, Any]:
+    """The Job (protocol v1) that measures `variant`'s latency."""
+    return _job("latency", variant, remote_files, env_capture)
+
+
 def _describe_files(files: dict[str, str]) -> dict[str, dict[str, Any]]:
-    described = {}
-    for role, path in files.items():
-        described[role] = {"name": os.path.basename(path), "bytes": os.path.getsize(path),
-                           "sha256": sha256_file(path)}
-    return described
+    return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
+            for role, path in files.items()}
 
 
 def _budget_meta(budget) -> dict[str, Any] | None:
@@ -75,6 +85,7 @@ def variant_meta(variant, target_name: str) -> dict[str, Any]:
         "baseline": variant.baseline,
         "input": {"name": variant.input.name, "shape": list(variant.input.shape), "dtype": variant.input.dtype},
         "budget": _budget_meta(variant.budget_for(target_name)),
+        "fidelity_settings": dataclasses.asdict(variant.fidelity),
     }
 
 
@@ -82,36 +93,122 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def measure_latency(device: Device, variant, store: Store, run_id: str,
-                    on_progress: Callable[[dict[str, Any]], None] | None = None,
-                    on_environment: Callable[[dict[str, Any]], None] | None = None) -> MeasurementRecord:
-    """Measure and record; on failure record an error row and re-raise the HarnessError."""
+def _run_agent(device: Device, variant, kind: str, on_progress: Progress | None, **extra: Any) -> AgentRun:
+    missing = variant.missing_files()
+    if missing:
+        raise HarnessError(f"{variant.id}: model file not found: {missing[0]} "
+                           "(run `harness zoo build`, or fix the path in the manifest)")
+    python = device.interpreter_for(variant.runtime)
+    remote = device.push_model_files(dict(variant.files))
+    job = _job(kind, variant, remote, device.target.env_capture, **extra)
+    return device.agent.run_job(job, python, device.target.limits.job_timeout_s, on_progress)
+
+
+def _record(store: Store, record: MeasurementRecord) -> MeasurementRecord:
+    return dataclasses.replace(record, id=store.record_measurement(record))
+
+
+def _measure(device: Device, variant, store: Store, run_id: str, metric: str, unit: str,
+             produce: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any], tuple[int, ...] | None]],
+             on_environment: Callable[[dict[str, Any]], None] | None) -> MeasurementRecord:
+    """Record what `produce(meta)` returns (summary, extra meta, samples), or an error row."""
     target = device.target
     meta = variant_meta(variant, target.name)
+    base = dict(run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric=metric,
+                unit=unit)
     try:
-        missing = variant.missing_files()
-        if missing:
-            raise HarnessError(f"{variant.id}: model file not found: {missing[0]} "
-                               "(run `harness zoo build`, or fix the path in the manifest)")
-        meta["files"] = _describe_files(dict(variant.files))
-        python = device.interpreter_for(variant.runtime)
-        remote = device.push_model_files(dict(variant.files))
-        run = device.agent.run_job(latency_job(variant, remote, target.env_capture), python, target.limits.job_timeout_s,
-                                   on_progress)
+        meta["files"] = _describe_files(dict(variant.files)) if not variant.missing_files() else {}
+        summary, extra_meta, samples = produce(meta)
     except HarnessError as exc:
-        record = MeasurementRecord(
-            run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric="latency",
-            unit="ms", status="error", summary={}, meta={**meta, "error": str(exc)}, recorded_at=_now())
-        store.record_measurement(record)
+        _record(store, MeasurementRecord(**base, status="error", summary={}, meta={**meta, "error": str(exc)},
+                                         recorded_at=_now()))
         raise
-    if on_environment is not None:
-        on_environment(run.hello.get("env", {}))
-    record = MeasurementRecord(
-        run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric="latency",
-        unit="ms", status="ok", summary=latency_summary(run), meta={**meta, **agent_meta(run)},
-        samples=tuple(run.latency_ns), samples_unit="ns", recorded_at=_now())
-    record_id = store.record_measurement(record)
-    return dataclasses.replace(record, id=record_id)
+    if on_environment is not None and extra_meta.get("_hello_env") is not None:
+        on_environment(extra_meta["_hello_env"])
+    extra_meta.pop("_hello_env", None)
+    return _record(store, MeasurementRecord(
+        **base, status="ok", summary=summary, meta={**meta, **extra_meta}, samples=samples,
+        samples_unit="ns" if samples is not None else None, recorded_at=_now()))
+
+
+def measure_latency(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,
+                    on_environment: Callable[[dict[str, Any]], None] | None = None) -> MeasurementRecord:
+    """Measure and record latency; on failure record an error row and re-raise the HarnessError."""
+    def produce(meta):
+        run = _run_agent(device, variant, "latency", on_progress)
+        return latency_summary(run), {**agent_meta(run), "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns)
+
+    return _measure(device, variant, store, run_id, "latency", "ms", produce, on_environment)
+
+
+def measure_memory(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,
+                   on_environment: Callable[[dict[str, Any]], None] | None = None) -> MeasurementRecord:
+    """Peak RSS of a fresh agent process, split into runtime import, model load and inference."""
+    quick = dataclasses.replace(variant, latency=dataclasses.replace(variant.latency, **{
+        key: MEMORY_LATENCY[key] for key in ("warmup_iterations", "warmup_duration_s", "min_iterations",
+                                             "min_duration_s", "max_duration_s")}))
+
+    def produce(meta):
+        run = _run_agent(device, quick, "memory", on_progress)
+        model_bytes = sum(f["bytes"] for f in meta.get("files", {}).values())
+        return (memory_summary(run, model_bytes), {**agent_meta(run), "_hello_env": run.hello.get("env", {})},
+                None)
+
+    return _measure(device, variant, store, run_id, "memory", "bytes", produce, on_environment)
+
+
+def memory_summary(run: AgentRun, model_file_bytes: int) -> dict[str, Any]:
+    phases = run.result.get("memory") or {}
+
+    def peak(phase: str) -> int | None:
+        return (phases.get(phase) or {}).get("peak_rss")
+
+    imported, loaded, end = peak("after_import"), peak("after_load"), peak("end")
+    if end is None:
+        raise HarnessError(f"{run.hello.get('env', {}).get('hostname', 'device')}: the agent could not read "
+                           "/proc/self/status: peak memory unavailable on this device")
+    cgroup = run.hello.get("env", {}).get("memory_cgroup") or {}
+    return {
+        "peak_rss_bytes": end,
+        "import_peak_bytes": imported,
+        "load_delta_bytes": None if loaded is None or imported is None else loaded - imported,
+        "inference_delta_bytes": None if loaded is None else end - loaded,
+        "rss_end_bytes": (phases.get("end") or {}).get("rss"),
+        "model_file_bytes": model_file_bytes,
+        "memory_limit_bytes": cgroup.get("limit_bytes"),
+        "iterations": run.result.get("iterations"),
+    }
+
+
+def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: str,
+                     baseline_outputs: dict[tuple, Any], on_progress: Progress | None = None) -> MeasurementRecord:
+    """Outputs of `variant` vs `baseline` (None when `variant` is itself a baseline) on seeded inputs.
+
+    `baseline_outputs` caches decoded baseline outputs per (target, baseline id, seeds) for
+    the session, so a baseline runs once however many variants compare against it."""
+    seeds = fidelity_seeds(variant.fidelity.inputs)
+    reference = baseline or variant
+
+    def outputs_of(which) -> list:
+        run = _run_agent(device, which, "fidelity", on_progress, fidelity={"seeds": seeds})
+        return decode_outputs(run.outputs or []), agent_meta(run)
+
+    def produce(meta):
+        key = (device.target.name, reference.id, tuple(seeds))
+        if key not in baseline_outputs:
+            try:
+                baseline_outputs[key] = outputs_of(reference)
+            except HarnessError as exc:
+                if baseline is None:
+                    raise
+                raise HarnessError(f"{variant.id}: its baseline {reference.id} could not run: {exc}") from None
+        reference_outputs, reference_meta = baseline_outputs[key]
+        if baseline is None:
+            return {"baseline_only": True, "baseline": baseline_diversity(reference_outputs)}, reference_meta, None
+        outputs, run_meta = outputs_of(variant)
+        return fidelity_metrics(reference_outputs, outputs), run_meta, None
+
+    return _measure(device, variant, store, run_id, "fidelity", "ratio", produce, None)
 
 
 def latency_summary(run: AgentRun) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from harness.errors import ConfigError
-from harness.units import parse_bytes, parse_duration, parse_power
+from harness.units import parse_bytes, parse_duration, parse_fraction, parse_power
 
 T = TypeVar("T")
 
@@ -366,6 +366,19 @@ class Section:
             if positive and watts <= 0:
                 raise self.error(name, f"{value!r} must be more than zero")
             return watts
+
+        return self._typed(name, default, convert)
+
+    def get_fraction(self, name: str, default: Any = MISSING) -> Any:
+        return self._typed(name, default, lambda value: parse_fraction(value, self.source, self.key(name)))
+
+    def get_float(self, name: str, default: Any = MISSING, minimum: float | None = None) -> Any:
+        def convert(value: Any) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.error(name, f"expected a number, got {describe(value)}")
+            if minimum is not None and value < minimum:
+                raise self.error(name, f"{value} is too small: use {minimum} or more")
+            return float(value)
 
         return self._typed(name, default, convert)
 

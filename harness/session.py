@@ -45,6 +45,7 @@ class HarnessSession:
         self.run: RunInfo | None = None
         self._devices: dict[str, Device] = {}
         self._environments_recorded: set[str] = set()
+        self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
         self.measurement_count = 0
         self.error_count = 0
 

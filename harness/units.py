@@ -116,3 +116,20 @@ def parse_power(value: object, source: str, key: str) -> float:
     if factor is None:
         raise ConfigError(source, key, f"cannot read {value!r} as a power: {_POWER_HINT}")
     return _finite(float(number) * factor, value, "a power", _POWER_HINT, source, key)
+
+
+def parse_fraction(value: object, source: str, key: str) -> float:
+    """A share between 0 and 1, written ``0.99`` or ``99%`` (``99`` alone is refused: it is
+    ambiguous between 99% and an error)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        fraction = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            fraction = float(value.strip()[:-1]) / 100.0
+        except ValueError:
+            fraction = math.nan
+    else:
+        raise ConfigError(source, key, f"cannot read {value!r} as a fraction: write 0.99 or 99%")
+    if not 0.0 <= fraction <= 1.0 or math.isnan(fraction):
+        raise ConfigError(source, key, f"{value!r} is not between 0 and 1 (0% and 100%): write e.g. 0.99 or 99%")
+    return fraction

@@ -10,4 +10,4 @@ from harness.plugin.fixtures import Harness
 
 def test_latency(harness: Harness, target, variant) -> None:
     record = harness.measure_latency(target, variant)
-    harness.require(harness.latency_verdict(record))
+    harness.require(harness.verdict(record))

@@ -14,6 +14,7 @@ from .clock import CLOCK_NAME, clock_resolution_ns, now_ns
 from .env import capture
 from .job import parse_job
 from .memory import memory_snapshot
+from .outputs import encode_tensor
 from .protocol import AgentFailure, EventStream
 from .runtimes import load_adapter_class
 from .timing import timed_loop, warm_up
@@ -48,6 +49,8 @@ def run_job(job, stream):
         t0 = now_ns()
         run_once()
         first_ns = now_ns() - t0
+        if job["kind"] == "fidelity":
+            return _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory)
         stream.emit("progress", phase="warmup")
         warmed = warm_up(run_once, int(settings["warmup_iterations"]),
                          int(settings["warmup_duration_s"] * 1e9))
@@ -71,6 +74,7 @@ def run_job(job, stream):
     stream.emit("samples", latency_ns=timing["latency_ns"])
     result = {
         "job_id": job.get("job_id"),
+        "kind": job["kind"],
         "runtime": dict(adapter.describe(), name=runtime["name"], version=adapter.version()),
         "import_ns": import_ns,
         "load_ns": load_ns,
@@ -82,6 +86,30 @@ def run_job(job, stream):
         "memory": memory,
         "clock": CLOCK_NAME,
         "clock_resolution_ns": clock_resolution_ns(),
+    }
+    stream.emit("result", **result)
+    return result
+
+
+def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory):
+    """Run the model once per seeded input and send every output back (outputs event)."""
+    stream.emit("progress", phase="outputs")
+    seeds = job["fidelity"]["seeds"]
+    outputs = []
+    for seed in seeds:
+        adapter.set_inputs(seed)
+        run_once()
+        outputs.append([encode_tensor(array) for array in adapter.outputs()])
+    memory["end"] = memory_snapshot()
+    stream.emit("outputs", seeds=seeds, outputs=outputs)
+    result = {
+        "job_id": job.get("job_id"),
+        "kind": "fidelity",
+        "runtime": dict(adapter.describe(), name=job["runtime"]["name"], version=adapter.version()),
+        "import_ns": import_ns,
+        "load_ns": load_ns,
+        "first_inference_ns": first_ns,
+        "memory": memory,
     }
     stream.emit("result", **result)
     return result

@@ -10,6 +10,8 @@ import platform
 import socket
 import sys
 
+from .memory import memory_cgroup
+
 MAX_EXTRA_FILE_BYTES = 4096
 
 
@@ -96,6 +98,7 @@ def capture(extra_files=(), extra_commands=()):
         "mem_total_bytes": _mem_total_bytes(),
         "cpu_governors": _governors(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "memory_cgroup": memory_cgroup(),
         "files": dict((path, _read(path)) for path in extra_files),
         "commands": dict((" ".join(argv), _run_command(list(argv))) for argv in extra_commands),
     }

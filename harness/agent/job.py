@@ -5,6 +5,8 @@ import json
 from . import PROTOCOL_VERSION
 from .protocol import AgentFailure
 
+JOB_KINDS = ("latency", "memory", "fidelity")
+
 LATENCY_DEFAULTS = {
     "warmup_iterations": 10,
     "warmup_duration_s": 0.5,
@@ -47,4 +49,11 @@ def parse_job(raw):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise AgentFailure("protocol", "job.latency.%s must be a non-negative number" % key)
     job["latency"] = latency
+    kind = job.setdefault("kind", "latency")
+    if kind not in JOB_KINDS:
+        raise AgentFailure("protocol", "job.kind %r is not one of %s" % (kind, ", ".join(JOB_KINDS)))
+    if kind == "fidelity":
+        seeds = (job.get("fidelity") or {}).get("seeds")
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+            raise AgentFailure("protocol", "job.fidelity.seeds must be a non-empty list of integers")
     return job

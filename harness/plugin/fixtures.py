@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from ..compare import Verdict, record_verdict
 from ..errors import HarnessError
 from ..inventory import Target
-from ..measure import measure_latency
+from ..measure import measure_fidelity, measure_latency, measure_memory
 from ..records import MeasurementRecord
 from ..session import HarnessSession
 from .state import SESSION_KEY
 
 
 class Harness:
-    """What a suite test calls: measure, then require budgets."""
+    """What a suite test calls: measure (recorded at once), then require budgets."""
 
     def __init__(self, session: HarnessSession) -> None:
         self.session = session
 
-    def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
-        """Measure `variant` on `target` and record it; a failure fails the test in one line."""
+    def _measured(self, target: Target, measure: Callable[..., MeasurementRecord]) -> MeasurementRecord:
+        """Run one measurement; a failure fails the test in one line (no traceback)."""
         run = self.session.ensure_run()
         device = self.session.device(target)
         failure = None
         try:
-            record = measure_latency(
-                device, variant, self.session.store, run.id,
-                on_environment=lambda env: self.session.record_environment(target, env))
+            record = measure(device, run.id)
         except HarnessError as exc:
             failure = str(exc)
         if failure is not None:  # outside the except: no chained traceback in the output
@@ -38,9 +36,27 @@ class Harness:
         self.session.measurement_count += 1
         return record
 
+    def _environment(self, target: Target) -> Callable[[dict[str, Any]], None]:
+        return lambda env: self.session.record_environment(target, env)
+
+    def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
+        return self._measured(target, lambda device, run_id: measure_latency(
+            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+
+    def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
+        return self._measured(target, lambda device, run_id: measure_memory(
+            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+
+    def measure_fidelity(self, target: Target, variant: Any) -> MeasurementRecord:
+        baseline = self.session.manifest.baseline_of(variant)
+        return self._measured(target, lambda device, run_id: measure_fidelity(
+            device, variant, baseline, self.session.store, run_id, self.session.baseline_outputs))
+
     @staticmethod
-    def latency_verdict(record: MeasurementRecord) -> Verdict:
+    def verdict(record: MeasurementRecord) -> Verdict:
         return record_verdict(record)
+
+    latency_verdict = verdict  # the name the first suites used
 
     @staticmethod
     def require(verdict: Verdict) -> None:

@@ -25,38 +25,82 @@ REPORT_VERSION = 1
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",
            "p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max", "throughput", "load_ms",
            "first_inference_ms", "peak_rss_mb", "baseline", "delta_pct", "speedup", "comparison_note",
-           "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error")
+           "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error",
+           "memory", "fidelity", "verdicts")
+SEVERITY = {"error": 4, "fail": 3, "pass": 1, "no-budget": 0, "not measured": 0}
+
+
+def _memory_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    verdict = record_verdict(record)
+    summary = record.summary
+    mib = {key: (summary.get(key) / 2**20 if summary.get(key) is not None else None)
+           for key in ("peak_rss_bytes", "import_peak_bytes", "load_delta_bytes", "inference_delta_bytes",
+                       "model_file_bytes", "memory_limit_bytes")}
+    budget = (record.meta.get("budget") or {}).get("max_memory_bytes")
+    return {"status": record.status, "verdict": verdict.status, "message": verdict.message,
+            "error": record.meta.get("error"), "budget_mib": budget / 2**20 if budget else None,
+            **{key.replace("_bytes", "_mib"): value for key, value in mib.items()}}
+
+
+def _fidelity_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    verdict = record_verdict(record)
+    summary = record.summary
+    return {"status": record.status, "verdict": verdict.status, "message": verdict.message,
+            "error": record.meta.get("error"), "baseline_only": bool(summary.get("baseline_only")),
+            **{key: summary.get(key) for key in ("top1_agreement", "top5_agreement", "relative_error_mean",
+                                                 "relative_error_max", "cosine_min", "max_abs_error", "inputs")},
+            "distinct_top1": (summary.get("baseline") or {}).get("distinct_top1")}
 
 
 def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
-    """One row per latency record, joined with its baseline comparison and budget verdict."""
+    """One row per (target, variant): latency joined with its baseline comparison, memory,
+    fidelity, and each metric's verdict. A variant whose outputs are wrong never shows a
+    speed-up: the comparison note says so instead."""
     comparisons = {(c.target, c.model, c.variant): c for c in compare_to_baselines(records)}
-    rows = []
+    by_metric: dict[str, dict[tuple[str, str, str], MeasurementRecord]] = {}
     for record in records:
-        if record.metric != "latency":
-            continue
-        summary = record.summary
-        verdict = record_verdict(record)
-        comparison = comparisons.get((record.target, record.model, record.variant))
-        runtime_info = record.meta.get("runtime_info", {})
+        by_metric.setdefault(record.metric, {})[(record.target, record.model, record.variant)] = record
+    keys = list(dict.fromkeys((r.target, r.model, r.variant) for r in records))
+    rows = []
+    for key in keys:
+        record = by_metric.get("latency", {}).get(key)
+        memory = _memory_cell(by_metric.get("memory", {}).get(key))
+        fidelity = _fidelity_cell(by_metric.get("fidelity", {}).get(key))
+        any_record = record or next(by_metric[m][key] for m in by_metric if key in by_metric[m])
+        summary = record.summary if record is not None else {}
+        verdict = record_verdict(record) if record is not None else None
+        comparison = comparisons.get(key)
+        runtime_info = (any_record.meta.get("runtime_info") or {})
         peak = summary.get("peak_rss_bytes")
+        verdicts = {"latency": verdict.status if verdict else "not measured",
+                    "memory": memory["verdict"] if memory else "not measured",
+                    "fidelity": fidelity["verdict"] if fidelity else "not measured"}
+        overall = max(verdicts.values(), key=lambda v: SEVERITY.get(v, 0))
+        wrong = fidelity is not None and fidelity["verdict"] == "fail"
         rows.append({
-            "target": record.target, "model": record.model, "variant": record.variant,
-            "variant_id": record.variant_id, "kind": record.meta.get("kind"),
-            "runtime": f"{record.meta.get('runtime')} {runtime_info.get('version', '')}".strip(),
+            "target": key[0], "model": key[1], "variant": key[2], "variant_id": f"{key[1]}-{key[2]}",
+            "kind": any_record.meta.get("kind"),
+            "runtime": f"{any_record.meta.get('runtime')} {runtime_info.get('version', '')}".strip(),
             "precision": runtime_info.get("precision"),
-            "status": record.status, "n": summary.get("n"),
-            **{key: summary.get(key) for key in ("p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min",
-                                                  "max", "throughput", "load_ms", "first_inference_ms")},
+            "status": record.status if record is not None else "not measured", "n": summary.get("n"),
+            **{k: summary.get(k) for k in ("p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max",
+                                            "throughput", "load_ms", "first_inference_ms")},
             "peak_rss_mb": peak / 2**20 if peak else None,
-            "baseline": comparison.baseline if comparison else None,
+            "baseline": any_record.meta.get("baseline"),
             "delta_pct": comparison.delta_pct if comparison else None,
-            "speedup": comparison.speedup if comparison else None,
-            "comparison_note": comparison.note if comparison else "",
-            "verdict": verdict.status, "verdict_message": verdict.message,
-            "budget_ms": verdict.limit, "budget_statistic": verdict.statistic,
+            "speedup": None if wrong else (comparison.speedup if comparison else None),
+            "comparison_note": "wrong outputs: no speed-up is claimed" if wrong else (comparison.note if comparison else ""),
+            "verdict": overall, "verdict_message": " | ".join(
+                m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
+                            (fidelity or {}).get("message", "")) if m),
+            "budget_ms": verdict.limit if verdict else None, "budget_statistic": verdict.statistic if verdict else None,
             "warnings": list(summary.get("warnings", [])) + _precision_warning(runtime_info),
-            "error": record.meta.get("error"),
+            "error": record.meta.get("error") if record is not None else None,
+            "memory": memory, "fidelity": fidelity, "verdicts": verdicts,
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -106,7 +150,10 @@ def build_run_report_data(store: Store, run_id: str) -> dict[str, Any]:
             "environment": environments.get(target, {}),
             "figure": figures.latency_distribution(target, series) if series else None,
         })
-    counts = frame["verdict"].value_counts().to_dict() if not frame.empty else {}
+    counts: dict[str, int] = {}
+    for verdicts in frame["verdicts"] if not frame.empty else []:
+        for status in verdicts.values():
+            counts[status] = counts.get(status, 0) + 1
     return {
         "report_version": REPORT_VERSION,
         "harness_version": __version__,

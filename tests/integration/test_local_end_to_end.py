@@ -127,7 +127,7 @@ def test_real_model_samples_are_stored_and_reported(tmp_path: Path, demo_zoo: Pa
     for variant, record in records.items():
         row = f"tiny_cnn-{variant}"
         assert table.cell(row, "p50").startswith(f"{record.summary['p50']:.3f}")
-        assert table.cell(row, "verdict") == "pass"
+        assert table.cell(row, "verdict").startswith("pass") and "not measured" in table.cell(row, "verdict")
     delta = (records["int8"].summary["p50"] / records["fp32"].summary["p50"] - 1) * 100
     assert table.cell("tiny_cnn-int8", "delta") == f"{delta:+.1f}%"
     assert table.cell("tiny_cnn-int8", "speedup") == f"{records['fp32'].summary['p50'] / records['int8'].summary['p50']:.2f}×"

@@ -62,6 +62,11 @@ class BaseAdapter(object):
     def runner(self):
         raise NotImplementedError
 
+    def outputs(self):
+        # type: () -> list
+        """The output arrays of the last inference (numpy), in the model's output order."""
+        raise AgentFailure("bad-option", "%s cannot return model outputs (needed by fidelity jobs)" % self.name)
+
     def describe(self):
         # type: () -> dict
         return {}

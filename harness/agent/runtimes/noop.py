@@ -23,5 +23,8 @@ class Adapter(BaseAdapter):
     def runner(self):
         return _nothing
 
+    def outputs(self):
+        return []
+
     def describe(self):
         return {"precision": "none", "inputs": [], "outputs": []}

@@ -1,0 +1,19 @@
+"""Model outputs on the wire: raw little-endian bytes in base64, with shape and dtype.
+
+Used by fidelity jobs; the host decodes with numpy.frombuffer. numpy is only touched
+through the arrays the adapter hands over (the agent itself stays stdlib-only).
+"""
+
+import base64
+
+
+def encode_tensor(array):
+    # type: (object) -> dict
+    contiguous = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    if not contiguous.flags["C_CONTIGUOUS"]:
+        contiguous = contiguous.copy(order="C")
+    return {
+        "shape": [int(d) for d in contiguous.shape],
+        "dtype": str(contiguous.dtype.name),
+        "data_b64": base64.b64encode(contiguous.tobytes()).decode("ascii"),
+    }
