@@ -34,10 +34,14 @@ zoo: envs
 	$(VENV)/bin/harness zoo build
 
 # Builds the demo zoo, benchmarks it on the local target, and ends with the report's path.
+# Failed budget or fidelity checks are findings, shown in the report: the demo still succeeds
+# (pytest exit 1); a harness error, usage error or interruption (exit >= 2) fails it.
 demo: zoo
 	$(VENV)/bin/harness targets check local
 	$(VENV)/bin/python -m pytest suites/ --target=local -v $(PYTEST_FLAGS); status=$$?; \
-		echo; $(VENV)/bin/harness report latest; exit $$status
+		echo; $(VENV)/bin/harness report latest || exit $$?; \
+		if [ $$status -eq 1 ]; then echo "demo: some variants miss a budget or disagree with their baseline: see the report above"; \
+		elif [ $$status -ne 0 ]; then exit $$status; fi
 
 # The whole test suite (unit, integration with real runtimes, benchmarks run once each).
 test: envs
