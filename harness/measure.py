@@ -219,11 +219,40 @@ def latency_summary(run: AgentRun) -> dict[str, Any]:
     summary["import_ms"] = result["import_ns"] / 1e6
     peak = (result.get("memory") or {}).get("end", {}).get("peak_rss")
     summary["peak_rss_bytes"] = peak
+    summary["warnings"].extend(thermal_warnings((run.hello.get("env") or {}).get("thermal"), result.get("thermal_after")))
     if result.get("stopped_by") != "min-reached":
         summary["warnings"].append(
             f"stopped by {result.get('stopped_by')} after {result.get('iterations')} iterations: "
             "fewer than the minimum; raise latency.max_duration or lower min_iterations")
     return summary
+
+
+TEMPERATURE_RISE_C = 5.0
+FREQUENCY_DROP = 0.10
+
+
+def thermal_warnings(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """Heating, throttling and frequency drops between the start and the end of a job."""
+    if not before or not after:
+        return []
+    warnings = []
+    rises = {zone: after["temperatures_c"][zone] - t for zone, t in before.get("temperatures_c", {}).items()
+             if zone in after.get("temperatures_c", {})}
+    if rises and max(rises.values()) > TEMPERATURE_RISE_C:
+        zone = max(rises, key=rises.get)
+        warnings.append(f"temperature rose {rises[zone]:.1f} °C ({zone}) during the job: later iterations may be "
+                        "throttled; add cooling or a longer warm-up")
+    if before.get("throttle_count") is not None and after.get("throttle_count") is not None \
+            and after["throttle_count"] > before["throttle_count"]:
+        warnings.append(f"CPU thermal throttling: {after['throttle_count'] - before['throttle_count']} throttle "
+                        "event(s) during the job")
+    for cpu, start in before.get("cpu_freq_khz", {}).items():
+        end = after.get("cpu_freq_khz", {}).get(cpu)
+        if end is not None and start > 0 and end < start * (1 - FREQUENCY_DROP):
+            warnings.append(f"{cpu} frequency dropped {start / 1000:.0f} -> {end / 1000:.0f} MHz during the job "
+                            "(governor or throttling)")
+            break
+    return warnings
 
 
 def agent_meta(run: AgentRun) -> dict[str, Any]:
@@ -237,4 +266,5 @@ def agent_meta(run: AgentRun) -> dict[str, Any]:
         "window_ns": result.get("window_ns"),
         "stopped_by": result.get("stopped_by"),
         "memory": result.get("memory"),
+        "thermal_after": result.get("thermal_after"),
     }

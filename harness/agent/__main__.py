@@ -11,7 +11,7 @@ import traceback
 
 from . import AGENT_VERSION, PROTOCOL_VERSION
 from .clock import CLOCK_NAME, clock_resolution_ns, now_ns
-from .env import capture
+from .env import capture, thermal_snapshot
 from .job import parse_job
 from .memory import memory_snapshot
 from .outputs import encode_tensor
@@ -84,6 +84,7 @@ def run_job(job, stream):
         "window_ns": timing["window_ns"],
         "stopped_by": timing["stopped_by"],
         "memory": memory,
+        "thermal_after": thermal_snapshot(),
         "clock": CLOCK_NAME,
         "clock_resolution_ns": clock_resolution_ns(),
     }

@@ -63,6 +63,43 @@ def _governors():
     return found
 
 
+def _glob_sorted(pattern):
+    import glob
+
+    return sorted(glob.glob(pattern))
+
+
+def thermal_snapshot():
+    # type: () -> dict
+    """Temperatures, CPU frequencies and throttle counters: taken before and after a job so
+    the host can see heating, frequency drops and throttling during the timed window."""
+    temperatures = {}
+    for zone in _glob_sorted("/sys/class/thermal/thermal_zone*"):
+        raw = _read(os.path.join(zone, "temp"))
+        if raw.lstrip("-").isdigit():
+            name = _read(os.path.join(zone, "type")) or os.path.basename(zone)
+            temperatures[name] = int(raw) / 1000.0
+    frequencies = {}
+    for cpu in _glob_sorted("/sys/devices/system/cpu/cpu[0-9]*"):
+        raw = _read(os.path.join(cpu, "cpufreq", "scaling_cur_freq"))
+        if raw.isdigit():
+            frequencies[os.path.basename(cpu)] = int(raw)
+    throttles = 0
+    found_throttle = False
+    for counter in _glob_sorted("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle/*_throttle_count"):
+        raw = _read(counter)
+        if raw.isdigit():
+            throttles += int(raw)
+            found_throttle = True
+    gpu = {}
+    for devfreq in _glob_sorted("/sys/class/devfreq/*"):
+        raw = _read(os.path.join(devfreq, "cur_freq"))
+        if raw.isdigit():
+            gpu[os.path.basename(devfreq)] = int(raw)
+    return {"temperatures_c": temperatures, "cpu_freq_khz": frequencies,
+            "throttle_count": throttles if found_throttle else None, "devfreq_hz": gpu}
+
+
 def _affinity():
     try:
         return len(os.sched_getaffinity(0))
@@ -99,6 +136,9 @@ def capture(extra_files=(), extra_commands=()):
         "cpu_governors": _governors(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "memory_cgroup": memory_cgroup(),
+        "cpu_max_freq_khz": _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") or None,
+        "l4t_release": _read("/etc/nv_tegra_release") or None,
+        "thermal": thermal_snapshot(),
         "files": dict((path, _read(path)) for path in extra_files),
         "commands": dict((" ".join(argv), _run_command(list(argv))) for argv in extra_commands),
     }
