@@ -86,6 +86,8 @@ def variant_meta(variant, target_name: str) -> dict[str, Any]:
         "input": {"name": variant.input.name, "shape": list(variant.input.shape), "dtype": variant.input.dtype},
         "budget": _budget_meta(variant.budget_for(target_name)),
         "fidelity_settings": dataclasses.asdict(variant.fidelity),
+        # which orchestrator process measured it (fleet runs with pytest-xdist have several)
+        "orchestrator": {"pid": os.getpid(), "worker": os.environ.get("PYTEST_XDIST_WORKER")},
     }
 
 

@@ -6,6 +6,7 @@ options; other front ends can build it directly), so nothing here knows about py
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ class SessionOptions:
     report_dir: Path
     render_report: bool
     repo_dir: Path
+    run_id: str | None = None  # preassigned when several processes (pytest-xdist workers) share one run
+    is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""
-        return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()}
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
+                if key not in ("run_id", "is_worker")}
 
 
 class HarnessSession:
@@ -75,8 +79,21 @@ class HarnessSession:
     def ensure_run(self) -> RunInfo:
         """Create the run record the first time something is measured."""
         if self.run is None:
-            self.run = new_run(self.options.run_label, self.options.as_record(), self.options.repo_dir)
-            self.store.create_run(self.run)
+            run = new_run(self.options.run_label, self.options.as_record(), self.options.repo_dir)
+            if self.options.run_id:
+                run = dataclasses.replace(run, id=self.options.run_id)
+            self.store.create_run(run)
+            self.run = run
+        return self.run
+
+    def adopt_run(self) -> RunInfo | None:
+        """The controller of an xdist session: the run its workers created, if any."""
+        if self.run is None and self.options.run_id:
+            self.run = self.store.get_run(self.options.run_id)
+            if self.run is not None:
+                records = self.store.measurements(self.run.id)
+                self.measurement_count = sum(1 for r in records if r.status == "ok")
+                self.error_count = sum(1 for r in records if r.status != "ok")
         return self.run
 
     def device(self, target: Target) -> Device:
@@ -94,16 +111,19 @@ class HarnessSession:
         self._environments_recorded.add(target.name)
 
     def push_summary(self) -> str:
+        if not self._devices and self.options.run_id:
+            return "files were pushed by the pytest-xdist workers"
         files = sum(d.cache.stats.files_sent for d in self._devices.values())
         sent = sum(d.cache.stats.bytes_sent for d in self._devices.values())
         hits = sum(d.cache.stats.cache_hits for d in self._devices.values())
         return f"pushed {files} file(s), {sent / 1e6:.2f} MB; {hits} cache hit(s)"
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str | None) -> None:
+        """Close the devices; with a status, also mark the run finished in the store."""
         for device in self._devices.values():
             try:
                 device.close()
             except HarnessError:
                 pass
-        if self.run is not None:
+        if self.run is not None and status is not None:
             self.store.finish_run(self.run.id, utc_now(), status)

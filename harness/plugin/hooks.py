@@ -3,11 +3,13 @@ report at the end. Thin on purpose: the work happens in harness.session and frie
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from ..errors import HarnessError
+from ..runinfo import new_run_id
 from ..session import HarnessSession
 from .options import add_options, session_options
 from .state import REPORT_KEY, SESSION_KEY
@@ -17,8 +19,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+class XdistController:
+    """Registered only when pytest-xdist is active: hands the controller's run id to every
+    worker, so all workers record into one run and the controller reports it."""
+
+    def __init__(self, run_id: str, loadgroup: bool) -> None:
+        self.run_id = run_id
+        self.loadgroup = loadgroup
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["harness_run_id"] = self.run_id
+        node.workerinput["harness_loadgroup"] = self.loadgroup
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    session = HarnessSession(session_options(config))
+    options = session_options(config)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        options = dataclasses.replace(options, run_id=workerinput.get("harness_run_id"), is_worker=True)
+        if workerinput.get("harness_loadgroup"):
+            config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
+    elif getattr(config.option, "numprocesses", None):
+        options = dataclasses.replace(options, run_id=new_run_id())
+        # one worker per device at a time (tests carry xdist_group(<target>) marks), so two
+        # measurements never share a device; explicit other --dist modes are respected
+        loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
+        if loadgroup:
+            config.option.dist = "loadgroup"
+        config.pluginmanager.register(XdistController(options.run_id, loadgroup), "harness-xdist-controller")
+    session = HarnessSession(options)
     config.stash[SESSION_KEY] = session
     config.addinivalue_line("markers", "harness: a benchmark suite test driven by the harness plugin")
     if config.getoption("--target") is not None:
@@ -42,12 +71,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # CollectError is shown as its message alone: one line, no traceback
         raise pytest.Collector.CollectError(str(exc)) from None
     if wants_target and not wants_variant:
-        metafunc.parametrize("target", targets, ids=[t.name for t in targets])
+        metafunc.parametrize("target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
+                                        for t in targets])
         return
     params = []
     for target in targets if wants_target else (None,):
         for variant in variants:
-            marks = []
+            marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
             if target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
                 marks.append(pytest.mark.skip(
                     reason=f"{target.name} declares no '{variant.runtime}' runtime ({target.source})"))
@@ -60,7 +90,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     harness: HarnessSession | None = config.stash.get(SESSION_KEY, None)
-    if harness is None or harness.run is None:
+    if harness is None:
+        return
+    if harness.options.is_worker:
+        harness.finish(None)  # close devices; the controller finishes the run and reports it
+        return
+    if harness.adopt_run() is None:
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     harness.finish("interrupted" if interrupted else "complete")
@@ -78,7 +113,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     harness: HarnessSession | None = config.stash.get(SESSION_KEY, None)
-    if harness is None or harness.run is None:
+    if harness is None or harness.run is None or harness.options.is_worker:
         return
     write = terminalreporter.write_line
     terminalreporter.section("harness")

@@ -13,7 +13,8 @@ class Store(Protocol):
 
     url: str
 
-    def create_run(self, run: RunInfo) -> None: ...
+    def create_run(self, run: RunInfo) -> None:
+        """Insert the run; a run with the same id already there is kept (idempotent)."""
 
     def finish_run(self, run_id: str, ended_at: str, status: str) -> None: ...
 

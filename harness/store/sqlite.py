@@ -69,7 +69,8 @@ class SQLiteStore:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO runs (id, label, started_at, ended_at, status, host, harness_version, "
-                "git_sha, git_dirty, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "git_sha, git_dirty, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",  # xdist workers of one run all create it
                 (run.id, run.label, run.started_at, run.ended_at, run.status, run.host,
                  run.harness_version, run.git_sha,
                  None if run.git_dirty is None else int(run.git_dirty), json.dumps(dict(run.options))))

@@ -347,3 +347,25 @@ def test_failed_measurement_is_recorded_and_fails_in_one_line(pytester: pytest.P
         assert "unbuilt.pdmodel" in errors[0].meta["error"]
     finally:
         store.close()
+
+
+# --- fleet runs with pytest-xdist ------------------------------------------------------------
+
+def test_xdist_workers_share_one_run_and_each_target_stays_on_one_worker(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester)
+    result = run(pytester, "-n", "2", "--target=local,other", "--store=results.sqlite", "-q")
+    result.assert_outcomes(passed=4)
+    store, run_info = _only_run(root / "results.sqlite")  # one run, not one per worker
+    try:
+        records = store.measurements(run_info.id)
+        reports = list((root / "reports" / run_info.id).glob("index.html"))
+    finally:
+        store.close()
+    assert run_info.status == "complete" and len(records) == 4
+    workers_by_target: dict[str, set[str]] = {}
+    for record in records:
+        workers_by_target.setdefault(record.target, set()).add(record.meta["orchestrator"]["worker"])
+    assert set(workers_by_target) == {"local", "other"}
+    assert all(len(workers) == 1 and None not in workers for workers in workers_by_target.values()), workers_by_target
+    assert reports, "the controller renders the run's report"
+    assert f"run {run_info.id}: 4 measurement(s)" in result.stdout.str()
