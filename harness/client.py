@@ -20,9 +20,10 @@ from .transport.base import ContentCache, Transport, agent_files
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).parent / "agent"
-EVENTS = ("hello", "progress", "samples", "outputs", "result", "error")
+EVENTS = ("hello", "progress", "samples", "outputs", "power", "result", "error")
 # agent phases as users name them in "out of memory at <phase>"
-PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "warmup": "inference",
+PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window",
+               "warmup": "inference",
                "measure": "inference", "outputs": "inference"}
 STDERR_LINES_IN_ERRORS = 3
 
@@ -38,6 +39,7 @@ class AgentRun:
     progress: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[list[dict[str, Any]]] | None = None  # per seed, per output tensor (encoded)
     seeds: list[int] | None = None
+    power: dict[str, Any] | None = None  # the power event: summary, timeline, markers
 
 
 class AgentCrashed(Exception):
@@ -88,7 +90,7 @@ class AgentClient:
         elif not got.latency:
             raise AgentError(self.transport.target_name, "protocol", "agent sent a result without latency samples")
         return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
-                        progress=got.progress, outputs=got.outputs, seeds=got.seeds)
+                        progress=got.progress, outputs=got.outputs, seeds=got.seeds, power=got.power)
 
     def _crash_error(self, crash: AgentCrashed) -> AgentError:
         """Tell an out-of-memory kill from other crashes, using the device's cgroup counter."""
@@ -140,6 +142,7 @@ class _Collected:
     stderr: str
     outputs: list[list[dict[str, Any]]] | None = None
     seeds: list[int] | None = None
+    power: dict[str, Any] | None = None
 
 
 def _collect(process, target: str, timeout_s: float,
@@ -153,6 +156,7 @@ def _collect(process, target: str, timeout_s: float,
     progress: list[dict[str, Any]] = []
     outputs: list[list[dict[str, Any]]] | None = None
     seeds: list[int] | None = None
+    power: dict[str, Any] | None = None
     phase = "start"
     try:
         while True:
@@ -173,6 +177,10 @@ def _collect(process, target: str, timeout_s: float,
                     on_progress(event)
             elif kind == "samples":
                 latency = _checked_samples(event.get("latency_ns"), target)
+            elif kind == "power":
+                if not isinstance(event.get("summary"), dict):
+                    raise AgentError(target, "protocol", "power event without a summary")
+                power = event
             elif kind == "outputs":
                 outputs, seeds = _checked_outputs(event, target)
             elif kind == "result":
@@ -195,7 +203,7 @@ def _collect(process, target: str, timeout_s: float,
     if result is None or hello is None:
         raise AgentCrashed(returncode, phase, hello, stderr)
     return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr,
-                      outputs=outputs, seeds=seeds)
+                      outputs=outputs, seeds=seeds, power=power)
 
 
 def _decode_event(line: bytes, target: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from .records import MeasurementRecord
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "pass" | "fail" | "no-budget" | "error"
+    status: str  # "pass" | "fail" | "no-budget" | "error" | "unavailable"
     message: str
     value: float | None = None
     limit: float | None = None
@@ -67,10 +67,32 @@ def memory_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
     return Verdict("pass" if ok else "fail", message, value=value, limit=limit, statistic="peak_rss")
 
 
+def power_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
+                  budget: Mapping[str, Any] | None) -> Verdict:
+    """Mean power under load against max_power; an unavailable sensor is said, not zeroed."""
+    status = summary.get("status") or ""
+    label = " (ESTIMATED from CPU time, not measured)" if summary.get("estimated") else ""
+    if status.startswith("unavailable"):
+        return Verdict("unavailable", f"{target}: {variant_id}: power {status}")
+    if status != "ok":
+        return Verdict("error", f"{target}: {variant_id}: power {status}: {summary.get('reason') or ''}".rstrip(": "))
+    load, energy = summary.get("load_mean_w"), summary.get("energy_per_inference_mj")
+    shown = f"{load:.2f} W under load, {energy:.3f} mJ per inference" if energy is not None else f"{load:.2f} W"
+    if not budget or budget.get("max_power_w") is None:
+        return Verdict("no-budget", f"{target}: {variant_id}: {shown}{label}; no power budget declared", value=load)
+    limit = budget["max_power_w"]
+    ok = load <= limit
+    return Verdict("pass" if ok else "fail", f"{target}: {variant_id} mean power {shown}{label} "
+                   f"{'meets' if ok else 'exceeds'} the budget {limit:.2f} W ({budget.get('source', 'manifest')})",
+                   value=load, limit=limit, statistic="load_mean_w")
+
+
 def record_verdict(record: MeasurementRecord) -> Verdict:
     """The verdict of any stored record, recomputed from what the store holds."""
     if record.status != "ok":
         return Verdict("error", str(record.meta.get("error", "measurement failed")))
+    if record.metric == "power":
+        return power_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
     if record.metric == "memory":
         return memory_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
     if record.metric == "fidelity":

@@ -213,6 +213,36 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
     return _measure(device, variant, store, run_id, "fidelity", "ratio", produce, None)
 
 
+POWER_MIN_DURATION_S = 3.0  # enough load-window samples for a 10 Hz sensor, with margin
+POWER_IDLE_S = 1.5
+
+
+def measure_power(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,
+                  on_environment: Callable[[dict[str, Any]], None] | None = None) -> MeasurementRecord:
+    """Power on the target's declared sensor: idle window, then the timed loop under load.
+
+    Energy per inference = (mean load power - idle power) x mean latency. A sensor that
+    cannot work is recorded as "unavailable: <reason>" (status ok, no numbers)."""
+    sensor = device.target.power
+    longer = dataclasses.replace(variant, latency=dataclasses.replace(
+        variant.latency, min_duration_s=max(variant.latency.min_duration_s, POWER_MIN_DURATION_S),
+        max_duration_s=max(variant.latency.max_duration_s, POWER_MIN_DURATION_S * 2)))
+    spec = {"sensor": sensor.kind, "options": dict(sensor.options), "idle_s": POWER_IDLE_S}
+
+    def produce(meta):
+        run = _run_agent(device, longer, "power", on_progress, power=spec)
+        if run.power is None:
+            raise HarnessError(f"{device.target.name}: the agent ran a power job but sent no power event")
+        summary = dict(run.power["summary"])
+        summary["latency_p50_ms"] = summarize_latency(run.latency_ns)["p50"] if run.latency_ns else None
+        extra = {**agent_meta(run), "_hello_env": run.hello.get("env", {}),
+                 "power_timeline": run.power.get("timeline", []), "power_markers": run.power.get("markers", {}),
+                 "power_errors": run.power.get("errors", [])}
+        return summary, extra, None
+
+    return _measure(device, variant, store, run_id, "power", "W", produce, on_environment)
+
+
 def latency_summary(run: AgentRun) -> dict[str, Any]:
     result = run.result
     summary = summarize_latency(run.latency_ns, result.get("window_ns"))

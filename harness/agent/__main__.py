@@ -51,10 +51,15 @@ def run_job(job, stream):
         first_ns = now_ns() - t0
         if job["kind"] == "fidelity":
             return _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory)
+        sampler, power_failure = (None, None)
+        if job["kind"] == "power":
+            sampler, power_failure = _start_power(job["power"], stream)
         stream.emit("progress", phase="warmup")
         warmed = warm_up(run_once, int(settings["warmup_iterations"]),
                          int(settings["warmup_duration_s"] * 1e9))
         stream.emit("progress", phase="measure")
+        if sampler is not None:
+            sampler.mark("load_begin")
         timing = timed_loop(
             run_once,
             int(settings["min_iterations"]),
@@ -64,12 +69,16 @@ def run_job(job, stream):
             lambda count, elapsed: stream.emit("progress", phase="measure", iterations=count,
                                                elapsed_ns=elapsed),
         )
+        if sampler is not None:
+            sampler.mark("load_end")
     except AgentFailure:
         raise
     except Exception as exc:
         raise AgentFailure("runtime-error", "%s failed while running: %s" % (runtime["name"], exc),
                            traceback.format_exc())
     memory["end"] = memory_snapshot()
+    if job["kind"] == "power":
+        _emit_power(sampler, power_failure, timing, stream)
 
     stream.emit("samples", latency_ns=timing["latency_ns"])
     result = {
@@ -90,6 +99,48 @@ def run_job(job, stream):
     }
     stream.emit("result", **result)
     return result
+
+
+MAX_TIMELINE_POINTS = 2000
+
+
+def _start_power(spec, stream):
+    """Open the target's power sensor and sample an idle window before any load.
+
+    Returns (sampler, None) or (None, reason): a sensor that cannot work is reported as
+    "unavailable: <reason>", never as zeros."""
+    from .sensors import Sampler, SensorOptionError, SensorUnavailable, open_sensor
+
+    options = dict(spec.get("options") or {})
+    root = options.pop("root", "/")
+    try:
+        sensor = open_sensor(spec["sensor"], options, root=root)
+        sensor.probe()
+        sampler = Sampler(sensor, spec.get("interval_s")).start()
+    except SensorOptionError as exc:
+        raise AgentFailure("bad-option", "power sensor %s: %s" % (spec["sensor"], exc))
+    except SensorUnavailable as exc:
+        return None, str(exc)
+    stream.emit("progress", phase="idle", seconds=spec.get("idle_s"))
+    sampler.idle_window(spec.get("idle_s"))
+    return sampler, None
+
+
+def _emit_power(sampler, failure, timing, stream):
+    from .sensors import summarize_run, unavailable_summary
+
+    if sampler is None:
+        stream.emit("power", summary=unavailable_summary(failure), timeline=[], markers={})
+        return
+    run = sampler.stop()
+    samples = timing["latency_ns"]
+    mean_ms = sum(samples) / len(samples) / 1e6 if samples else None
+    summary = summarize_run(run, inferences=len(samples), latency_ms_mean=mean_ms)
+    origin = run["markers"].get("idle_begin") or (run["samples"][0]["t_ns"] if run["samples"] else 0)
+    step = max(1, len(run["samples"]) // MAX_TIMELINE_POINTS)
+    timeline = [[(s["t_ns"] - origin) / 1e6, s.get("total_w")] for s in run["samples"][::step]]
+    markers = dict((name, (t - origin) / 1e6) for name, t in run["markers"].items())
+    stream.emit("power", summary=summary, timeline=timeline, markers=markers, errors=run.get("errors", [])[:20])
 
 
 def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory):

@@ -5,7 +5,7 @@ import json
 from . import PROTOCOL_VERSION
 from .protocol import AgentFailure
 
-JOB_KINDS = ("latency", "memory", "fidelity")
+JOB_KINDS = ("latency", "memory", "fidelity", "power")
 
 LATENCY_DEFAULTS = {
     "warmup_iterations": 10,
@@ -52,6 +52,10 @@ def parse_job(raw):
     kind = job.setdefault("kind", "latency")
     if kind not in JOB_KINDS:
         raise AgentFailure("protocol", "job.kind %r is not one of %s" % (kind, ", ".join(JOB_KINDS)))
+    if kind == "power":
+        power = job.get("power")
+        if not isinstance(power, dict) or not isinstance(power.get("sensor"), str):
+            raise AgentFailure("protocol", "job.power must be an object with a sensor name")
     if kind == "fidelity":
         seeds = (job.get("fidelity") or {}).get("seeds")
         if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):

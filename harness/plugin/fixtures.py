@@ -9,7 +9,7 @@ import pytest
 from ..compare import Verdict, record_verdict
 from ..errors import HarnessError
 from ..inventory import Target
-from ..measure import measure_fidelity, measure_latency, measure_memory
+from ..measure import measure_fidelity, measure_latency, measure_memory, measure_power
 from ..records import MeasurementRecord
 from ..session import HarnessSession
 from .state import SESSION_KEY
@@ -47,6 +47,10 @@ class Harness:
         return self._measured(target, lambda device, run_id: measure_memory(
             device, variant, self.session.store, run_id, on_environment=self._environment(target)))
 
+    def measure_power(self, target: Target, variant: Any) -> MeasurementRecord:
+        return self._measured(target, lambda device, run_id: measure_power(
+            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+
     def measure_fidelity(self, target: Target, variant: Any) -> MeasurementRecord:
         baseline = self.session.manifest.baseline_of(variant)
         return self._measured(target, lambda device, run_id: measure_fidelity(
@@ -60,9 +64,12 @@ class Harness:
 
     @staticmethod
     def require(verdict: Verdict) -> None:
-        """Fail the test (one line, no traceback) when a budget is missed."""
+        """Fail the test (one line, no traceback) when a budget is missed; an unavailable
+        measurement (no power sensor on this target) skips it, with the reason."""
         if verdict.status in ("fail", "error"):
             pytest.fail(verdict.message, pytrace=False)
+        if verdict.status == "unavailable":
+            pytest.skip(verdict.message)
 
 
 @pytest.fixture(scope="session")

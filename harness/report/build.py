@@ -26,8 +26,8 @@ COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "preci
            "p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max", "throughput", "load_ms",
            "first_inference_ms", "peak_rss_mb", "baseline", "delta_pct", "speedup", "comparison_note",
            "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error",
-           "memory", "fidelity", "verdicts")
-SEVERITY = {"error": 4, "fail": 3, "pass": 1, "no-budget": 0, "not measured": 0}
+           "memory", "fidelity", "power", "verdicts")
+SEVERITY = {"error": 4, "fail": 3, "pass": 1, "unavailable": 0, "no-budget": 0, "not measured": 0}
 
 
 def _memory_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
@@ -56,6 +56,19 @@ def _fidelity_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
             "distinct_top1": (summary.get("baseline") or {}).get("distinct_top1")}
 
 
+def _power_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    verdict = record_verdict(record)
+    summary = record.summary
+    return {"status": record.status, "verdict": verdict.status, "message": verdict.message,
+            "error": record.meta.get("error"), "estimated": bool(summary.get("estimated")),
+            "state": summary.get("status"), "reason": summary.get("reason"),
+            **{key: summary.get(key) for key in ("idle_mean_w", "load_mean_w", "load_peak_w",
+                                                 "energy_per_inference_mj", "sample_rate_hz", "sensor",
+                                                 "lower_bound", "never_run_on_hardware")}}
+
+
 def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
     """One row per (target, variant): latency joined with its baseline comparison, memory,
     fidelity, and each metric's verdict. A variant whose outputs are wrong never shows a
@@ -70,6 +83,7 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
         record = by_metric.get("latency", {}).get(key)
         memory = _memory_cell(by_metric.get("memory", {}).get(key))
         fidelity = _fidelity_cell(by_metric.get("fidelity", {}).get(key))
+        power = _power_cell(by_metric.get("power", {}).get(key))
         any_record = record or next(by_metric[m][key] for m in by_metric if key in by_metric[m])
         summary = record.summary if record is not None else {}
         verdict = record_verdict(record) if record is not None else None
@@ -78,7 +92,8 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
         peak = summary.get("peak_rss_bytes")
         verdicts = {"latency": verdict.status if verdict else "not measured",
                     "memory": memory["verdict"] if memory else "not measured",
-                    "fidelity": fidelity["verdict"] if fidelity else "not measured"}
+                    "fidelity": fidelity["verdict"] if fidelity else "not measured",
+                    "power": power["verdict"] if power else "not measured"}
         overall = max(verdicts.values(), key=lambda v: SEVERITY.get(v, 0))
         wrong = fidelity is not None and fidelity["verdict"] == "fail"
         rows.append({
@@ -96,11 +111,11 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "comparison_note": "wrong outputs: no speed-up is claimed" if wrong else (comparison.note if comparison else ""),
             "verdict": overall, "verdict_message": " | ".join(
                 m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
-                            (fidelity or {}).get("message", "")) if m),
+                            (fidelity or {}).get("message", ""), (power or {}).get("message", "")) if m),
             "budget_ms": verdict.limit if verdict else None, "budget_statistic": verdict.statistic if verdict else None,
             "warnings": list(summary.get("warnings", [])) + _precision_warning(runtime_info),
             "error": record.meta.get("error") if record is not None else None,
-            "memory": memory, "fidelity": fidelity, "verdicts": verdicts,
+            "memory": memory, "fidelity": fidelity, "power": power, "verdicts": verdicts,
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -144,8 +159,15 @@ def build_run_report_data(store: Store, run_id: str) -> dict[str, Any]:
             f"{r.model}-{r.variant}": [s / 1e6 for s in r.samples]
             for r in records if r.target == target and r.metric == "latency" and r.status == "ok" and r.samples
         }
+        timelines = {
+            f"{r.model}-{r.variant}": (r.meta.get("power_timeline") or [], r.meta.get("power_markers") or {})
+            for r in records if r.target == target and r.metric == "power" and r.status == "ok"
+            and r.meta.get("power_timeline")
+        }
+        estimated = any(r.summary.get("estimated") for r in records if r.target == target and r.metric == "power")
         targets.append({
             "name": target,
+            "power_figure": figures.power_timeline(target, timelines, estimated) if timelines else None,
             "rows": [_clean(row) for row in rows.to_dict(orient="records")],
             "environment": environments.get(target, {}),
             "figure": figures.latency_distribution(target, series) if series else None,

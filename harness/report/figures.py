@@ -44,3 +44,21 @@ def latency_distribution(target: str, series_ms: Mapping[str, Sequence[float]]) 
     axis.set_title(f"{target}: latency distribution")
     axis.grid(axis="x", alpha=0.3)
     return _data_uri(figure)
+
+
+def power_timeline(target: str, series: Mapping[str, tuple[Sequence[Sequence[float]], Mapping[str, float]]],
+                   estimated: bool) -> str:
+    """Board power over time per variant, with the idle and load windows shaded."""
+    figure, axis = plt.subplots(figsize=(8.0, 3.2))
+    for label, (points, markers) in series.items():
+        xs = [p[0] / 1000 for p in points if p[1] is not None]
+        ys = [p[1] for p in points if p[1] is not None]
+        line, = axis.plot(xs, ys, label=label, linewidth=1.2)
+        if "load_begin" in markers and "load_end" in markers:
+            axis.axvspan(markers["load_begin"] / 1000, markers["load_end"] / 1000, color=line.get_color(), alpha=0.06)
+    axis.set_xlabel("seconds since the idle window began (shaded: timed load window)")
+    axis.set_ylabel("power (W)" + (" — ESTIMATED" if estimated else ""))
+    axis.set_title(f"{target}: power timeline" + (" (estimated from CPU time, not measured)" if estimated else ""))
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="upper right")
+    return _data_uri(figure)
