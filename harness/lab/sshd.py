@@ -78,6 +78,9 @@ class SshdServer:
     netns: str | None = None
     extra_config: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    wrapper: tuple[str, ...] = ()
+    """argv placed before sshd's (inside the namespace): a program that prepares the server's
+    process (joins cgroups, adjusts its mount view) and then execs the rest of its argv."""
 
     @property
     def host_key(self) -> Path:
@@ -117,7 +120,7 @@ class SshdServer:
         require_sshd()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         self.write_config()
-        argv = [SSHD, "-D", "-e", "-f", str(self.config_path), "-p", str(self.port)]
+        argv = [*self.wrapper, SSHD, "-D", "-e", "-f", str(self.config_path), "-p", str(self.port)]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         log = open(self.log_path, "ab")
