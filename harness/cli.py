@@ -5,6 +5,7 @@
     harness zoo build [--zoo-dir DIR] [--model NAME ...] [--force]
     harness runs [--store URL] [--label L]
     harness report [RUN | latest | latest:LABEL] [--store URL] [--report-dir DIR]
+    harness lab up|down|status
 
 Every HarnessError ends the command with its one-line message and exit status 2.
 """
@@ -154,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--label", default=None)
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
+
+    from .lab.cli import add_lab_commands
+
+    add_lab_commands(commands)
 
     report = commands.add_parser("report", help="render a run's HTML report from the store")
     report.add_argument("run", nargs="?", default="latest", help="run id, latest, or latest:LABEL")

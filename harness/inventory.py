@@ -61,7 +61,7 @@ _TOP_KEYS = (
 )  # fmt: skip
 _CONNECTION_KEYS = (
     "transport", "host", "port", "user", "key_file", "jump_host", "ssh_config_host",
-    "known_hosts", "connect_timeout",
+    "known_hosts", "known_hosts_file", "connect_timeout",
 )  # fmt: skip
 _SSH_ONLY_KEYS = _CONNECTION_KEYS[1:]
 _PASSWORD_MESSAGE = "passwords are not allowed in target files; use key_file or an ssh-agent"
@@ -79,6 +79,7 @@ class Connection:
     jump_host: str | None = None
     ssh_config_host: str | None = None
     known_hosts: str = "strict"
+    known_hosts_file: str | None = None  # on this machine; default ~/.ssh/known_hosts
     connect_timeout_s: float = 10.0
 
 
@@ -216,6 +217,7 @@ def _read_connection(top: Section, base_dir: str) -> Connection:
         jump_host=_read_jump_host(section),
         ssh_config_host=alias,
         known_hosts=section.get_choice("known_hosts", KNOWN_HOSTS_POLICIES, "strict"),
+        known_hosts_file=_read_local_path(section, "known_hosts_file", base_dir),
         connect_timeout_s=section.get_duration("connect_timeout", 10.0, positive=True),
     )
 
@@ -237,6 +239,13 @@ def _read_key_file(section: Section, base_dir: str) -> str | None:
             "key_file", "looks like key material, not a path: keep the key in a file and give its path (or use an ssh-agent)"
         )
     return _LocalPaths(section.source, base_dir).path(value, section.key("key_file"))
+
+
+def _read_local_path(section: Section, name: str, base_dir: str) -> str | None:
+    value: str | None = section.get_str(name, None)
+    if value is None:
+        return None
+    return _LocalPaths(section.source, base_dir).path(value, section.key(name))
 
 
 def _read_jump_host(section: Section) -> str | None:

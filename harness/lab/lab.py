@@ -474,6 +474,7 @@ def _target_document(state: LabState, device: DeviceState, spec: DeviceSpec | No
             "user": device.user,
             "key_file": state.client_key,
             "known_hosts": "strict",
+            "known_hosts_file": state.known_hosts,
             "connect_timeout": "10s",
         },
         "workdir": spec.workdir if spec else "harness-work",
