@@ -9,7 +9,21 @@ VENV := .venv
 LITE := .venv-lite
 PYTEST_FLAGS ?=
 
-.PHONY: demo test bench envs zoo clean
+.PHONY: demo test bench envs zoo clean system-deps
+
+# Debian packages the tests use: OpenSSH's server (the lab's devices, the SSH transport
+# tests), nftables and iproute2 (lab network faults), Chromium (reports opened in a real
+# browser). Installed only when missing; needs root, as CI and the lab do.
+SYSTEM_PACKAGES := openssh-server:/usr/sbin/sshd nftables:/usr/sbin/nft iproute2:/usr/sbin/ip chromium:/usr/bin/chromium
+system-deps:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do pkg=$${entry%%:*}; bin=$${entry#*:}; \
+		[ -x "$$bin" ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "== installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" -ne 0 ]; then echo "make: run as root, or install:$$missing"; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null \
+			|| { echo "make: apt-get install$$missing failed"; exit 1; }; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "make: $(PYTHON) is Python %d.%d; the harness needs 3.11+ (set PYTHON=...)" % sys.version_info[:2])'
@@ -44,7 +58,7 @@ demo: zoo
 		elif [ $$status -ne 0 ]; then exit $$status; fi
 
 # The whole test suite (unit, integration with real runtimes, benchmarks run once each).
-test: envs
+test: envs system-deps
 	$(VENV)/bin/python -m pytest tests/ --benchmark-disable $(PYTEST_FLAGS)
 
 # The harness's own overhead benchmarks, measured for real.
