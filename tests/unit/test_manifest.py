@@ -92,12 +92,14 @@ def variant(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_shipped_manifest_loads() -> None:
     manifest = load_manifest(REPO / "suites" / "models.yaml")
+    compressed = ("fp32", "int8", "pruned", "lite", "lite_quant_broken", "onnx", "onnx_int8")
     assert [v.id for v in manifest.variants] == [
-        "tiny_cnn-fp32",
-        "tiny_cnn-int8",
-        "mobilenet_v3_small-fp32",
-        "mobilenet_v3_small-int8",
+        *(f"tiny_cnn-{name}" for name in compressed),
+        *(f"mobilenet_v3_small-{name}" for name in compressed),
+        "ppocr_rec-fp32",
+        "ppocr_rec-int8",
     ]
+    assert all(v.baseline in (None, "fp32", "onnx") for v in manifest.variants)
     assert manifest.zoo_dir == str(REPO / ".zoo")
     tiny = manifest.get("tiny_cnn-int8")
     assert tiny is not None

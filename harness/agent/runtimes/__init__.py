@@ -10,6 +10,7 @@ from ..protocol import AgentFailure
 
 ADAPTER_MODULES = {
     "noop": "noop",
+    "onnxruntime": "onnxruntime",
     "paddle-inference": "paddle_inference",
     "paddle-lite": "paddle_lite",
 }

@@ -1,0 +1,391 @@
+"""ONNX Runtime (`onnxruntime`): fp32 and int8 (QDQ or QOperator) `.onnx` models.
+
+Runs in the interpreter the target declares for onnxruntime. Python 3.6 compatible
+(onnxruntime 1.10 is the last release with cp36 wheels, x86_64 and aarch64: a JetPack 4
+board runs that one), stdlib-only at import time.
+
+Precision is read from the model itself, not taken on trust: a graph with
+QuantizeLinear/DequantizeLinear or QLinear*/ConvInteger/MatMulInteger ops is "int8", else the
+dominant floating-point type of its weights ("fp32", "fp16", "bf16"), else its input type.
+Whether int8 *kernels* actually run is a different question (a QDQ graph run without ORT's
+QDQ fusions is fp32 with fake-quant ops): `describe()` answers it from the graph ORT
+optimised (`SessionOptions.optimized_model_filepath`, written to a temp file after the
+measurement), counting QLinearConv/QLinearMatMul/ConvInteger/... there.
+
+The model file is parsed with a tiny protobuf reader over an mmap (no `onnx` package on the
+device, and the weights' pages are never touched), and only in `describe()`, which the job
+runner calls after the last memory snapshot: parsing never shows up in measured memory.
+"""
+
+import mmap
+import os
+import re
+import shutil
+import tempfile
+
+from ..inputs import structured_input
+from ..protocol import AgentFailure
+from .base import BaseAdapter, require_file
+
+GRAPH_OPTIMIZATION = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+# Ops that make a graph a quantized one (QDQ format, QOperator format, integer ops).
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+INT8_KERNEL_OPS = (
+    "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearSigmoid",
+    "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+    "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere", "QLinearConvTranspose", "QGemm",
+    "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
+    "DynamicQuantizeLSTM", "QAttention", "QEmbedLayerNormalization", "NhwcQLinearConv",
+)
+
+# TensorProto.DataType -> numpy-style name
+ELEMENT_TYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
+    19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4",
+}
+FLOAT_PRECISIONS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
+# ORT NodeArg.type ("tensor(float)") -> numpy-style name
+ORT_TYPES = {
+    "float": "float32", "float16": "float16", "double": "float64", "bfloat16": "bfloat16",
+    "int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
+    "uint32": "uint32", "int64": "int64", "uint64": "uint64", "bool": "bool", "string": "string",
+}
+
+
+class Adapter(BaseAdapter):
+    name = "onnxruntime"
+    OPTIONS = {
+        "threads": (int, 1),                    # SessionOptions.intra_op_num_threads (0 = ORT's default)
+        "inter_threads": (int, None),           # SessionOptions.inter_op_num_threads
+        "providers": (list, None),              # default ["CPUExecutionProvider"]
+        "graph_optimization": (str, "all", tuple(GRAPH_OPTIMIZATION)),
+        "execution_mode": (str, "sequential", tuple(EXECUTION_MODES)),
+    }
+
+    def _validated(self, options):
+        values = BaseAdapter._validated(self, options)
+        providers = values["providers"]
+        if providers is None:
+            providers = list(DEFAULT_PROVIDERS)
+        if not providers or not all(isinstance(p, str) and p for p in providers):
+            raise AgentFailure(
+                "bad-option", "onnxruntime: option providers=%r must be a non-empty list of provider "
+                "names, e.g. [CPUExecutionProvider]" % (values["providers"],))
+        values["providers"] = list(providers)
+        for key in ("threads", "inter_threads"):
+            if values[key] is not None and values[key] < 0:
+                raise AgentFailure("bad-option", "onnxruntime: option %s=%r must be >= 0" % (key, values[key]))
+        return values
+
+    def import_runtime(self):
+        try:
+            import onnxruntime
+            import numpy  # noqa: F401
+        except ImportError as exc:
+            raise AgentFailure(
+                "runtime-missing", "onnxruntime cannot be imported: %s (install onnxruntime and numpy "
+                "for this interpreter, or declare the interpreter that has them)" % exc)
+        self._ort = onnxruntime
+        available = list(onnxruntime.get_available_providers())
+        self.available_providers = available
+        missing = [p for p in self.options["providers"] if p not in available]
+        if missing:
+            raise AgentFailure(
+                "bad-option", "onnxruntime %s: provider(s) %s not available here; available: %s"
+                % (onnxruntime.__version__, ", ".join(missing), ", ".join(available)))
+
+    def version(self):
+        return self._ort.__version__
+
+    def _session_options(self):
+        ort = self._ort
+        opts = self.options
+        so = ort.SessionOptions()
+        if opts["threads"] is not None:
+            so.intra_op_num_threads = opts["threads"]
+        if opts["inter_threads"] is not None:
+            so.inter_op_num_threads = opts["inter_threads"]
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                              GRAPH_OPTIMIZATION[opts["graph_optimization"]])
+        so.execution_mode = getattr(ort.ExecutionMode, EXECUTION_MODES[opts["execution_mode"]])
+        so.log_severity_level = 3  # errors only: shape-mismatch warnings would flood stderr
+        return so
+
+    def load(self, files, input_spec):
+        model = require_file(files, "model")
+        self.model_path = model
+        try:
+            self.session = self._ort.InferenceSession(
+                model, sess_options=self._session_options(), providers=self.options["providers"])
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            raise AgentFailure("model-load", "onnxruntime could not load %s: %s" % (model, _first_line(exc)))
+        self.input_spec = input_spec
+        self.inputs = self.session.get_inputs()
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._feed = {}  # one dict for the session's life: set_inputs refills it, runner() keeps it
+        self._box = [None]  # the latest run's outputs
+
+    def set_inputs(self, seed):
+        spec = self.input_spec
+        if len(self.inputs) != 1:
+            raise AgentFailure(
+                "bad-option", "onnxruntime: model has %d inputs (%s); only single-input models are "
+                "supported so far" % (len(self.inputs), ", ".join(i.name for i in self.inputs)))
+        model_input = self.inputs[0]
+        dtype = spec.get("dtype", "float32")
+        wanted = _ort_dtype(model_input.type)
+        if wanted != dtype:
+            raise AgentFailure(
+                "bad-option", "onnxruntime: model input %r is %s but the job's input dtype is %s; set the "
+                "variant's input dtype to %s" % (model_input.name, wanted, dtype, wanted))
+        shape = list(spec["shape"])
+        declared = list(model_input.shape or [])
+        fixed_mismatch = [i for i, dim in enumerate(declared)
+                          if isinstance(dim, int) and dim > 0 and i < len(shape) and shape[i] != dim]
+        if len(declared) != len(shape) or fixed_mismatch:
+            raise AgentFailure(
+                "bad-option", "onnxruntime: model input %r has shape %s but the job's input shape is %s; "
+                "fix the variant's input shape" % (model_input.name, _shape(declared), shape))
+        self._feed.clear()
+        self._feed[model_input.name] = structured_input(shape, dtype, seed)
+        self._box[0] = None
+
+    def runner(self):
+        run = self.session.run
+        names = self.output_names
+        feed = self._feed  # the same dict set_inputs refills: a runner made once sees new inputs
+        box = self._box
+
+        def run_once():
+            box[0] = run(names, feed)
+
+        return run_once
+
+    def outputs(self):
+        """The latest run's outputs (one inference first if none ran since set_inputs)."""
+        if self._box[0] is None:
+            self.runner()()
+        return [_as_array(value) for value in self._box[0]]
+
+    def describe(self):
+        graph = _read_graph(self.model_path)
+        quant_ops = dict((op, n) for op, n in graph["ops"].items() if op in QDQ_OPS or op in INT8_KERNEL_OPS
+                         or op.startswith("QLinear"))
+        if quant_ops:
+            precision = "int8"
+        else:
+            precision = FLOAT_PRECISIONS.get(graph["float_weight_dtype"] or "", None)
+            if precision is None:
+                first = _ort_dtype(self.inputs[0].type) if self.inputs else "unknown"
+                precision = FLOAT_PRECISIONS.get(first, first)
+        executed, int8_ops, note = precision, {}, ""
+        if quant_ops:
+            int8_ops = self._optimized_int8_ops()
+            if int8_ops is None:
+                executed = "unknown"
+                note = "could not read the graph ORT optimised; int8 kernel use unknown"
+                int8_ops = {}
+            elif int8_ops:
+                executed = "int8"
+                note = "ORT placed int8 kernels: %s" % ", ".join(
+                    "%d %s" % (n, op) for op, n in sorted(int8_ops.items()))
+            else:
+                executed = "fp32-fake-quant"
+                note = ("quantized graph (%s) but ORT placed no int8 kernels with graph_optimization=%s: "
+                        "it runs fp32 with quantize/dequantize ops" % (
+                            ", ".join("%d %s" % (n, op) for op, n in sorted(quant_ops.items())),
+                            self.options["graph_optimization"]))
+        return {
+            "precision": precision,
+            "precision_executed": executed,
+            "precision_note": note,
+            "int8_kernels": executed == "int8",
+            "int8_ops": int8_ops,
+            "quant_ops": quant_ops,
+            "weight_dtype": graph["weight_dtype"],
+            "model_format": "onnx",
+            "opset": graph["opset"],
+            "producer": graph["producer"],
+            "providers": list(self.session.get_providers()),
+            "providers_requested": list(self.options["providers"]),
+            "providers_available": list(self.available_providers),
+            "threads": self.options["threads"],
+            "inter_threads": self.options["inter_threads"],
+            "graph_optimization": self.options["graph_optimization"],
+            "execution_mode": self.options["execution_mode"],
+            "inputs": [_signature(arg) for arg in self.session.get_inputs()],
+            "outputs": [_signature(arg) for arg in self.session.get_outputs()],
+        }
+
+    def _optimized_int8_ops(self):
+        """{op: count} of int8 kernels in the graph ORT optimised, or None if unreadable."""
+        scratch = tempfile.mkdtemp(prefix="harness-ort-")
+        try:
+            path = os.path.join(scratch, "optimized.onnx")
+            so = self._session_options()
+            so.optimized_model_filepath = path
+            self._ort.InferenceSession(self.model_path, sess_options=so, providers=self.options["providers"])
+            ops = _read_graph(path)["ops"]
+        except Exception:
+            return None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return dict((op, n) for op, n in ops.items() if op in INT8_KERNEL_OPS or op.startswith("QLinear"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_array(value):
+    import numpy
+
+    return numpy.asarray(value)
+
+
+def _ort_dtype(type_name):
+    # type: (str) -> str
+    inner = type_name[len("tensor("):-1] if type_name.startswith("tensor(") else type_name
+    return ORT_TYPES.get(inner, inner)
+
+
+def _shape(dims):
+    """ORT dims: int, a symbolic name (str) or None -> int or a string ("?" when unnamed)."""
+    out = []
+    for dim in dims or []:
+        if isinstance(dim, int) and dim >= 0:
+            out.append(dim)
+        elif dim is None or (isinstance(dim, int) and dim < 0):
+            out.append("?")
+        else:
+            out.append(str(dim))
+    return out
+
+
+def _signature(arg):
+    return {"name": arg.name, "shape": _shape(arg.shape), "dtype": _ort_dtype(arg.type)}
+
+
+# ORT's messages embed the C++ source location and signature: "failed:/onnxruntime_src/...h:47
+# void onnxruntime::...(const std::...&, int) <the actual reason>"; keep only the reason.
+_CPP_LOCATION = re.compile(r"\s*/onnxruntime_src/\S+:\d+\s+[^()]*\((?:[^()]|\([^()]*\))*\)\s*")
+
+
+def _first_line(exc):
+    text = _CPP_LOCATION.sub(" ", str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:600]
+
+
+# --- a minimal protobuf reader (ModelProto -> GraphProto -> nodes / initializers) ---------
+
+
+def _varint(buf, pos):
+    result = 0
+    shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _fields(buf, start, end):
+    """Yield (field number, wire type, value or (offset, length)) of one message."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield number, wire, value
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            yield number, wire, (pos, length)
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type %d" % wire)
+
+
+def _text(buf, span):
+    return bytes(buf[span[0]:span[0] + span[1]]).decode("utf-8", "replace")
+
+
+def _read_graph(path):
+    """Op-type counts, opset, producer and the dominant weight dtype of an ONNX model file."""
+    info = {"ops": {}, "opset": None, "producer": "", "weight_dtype": None, "float_weight_dtype": None}
+    if not os.path.getsize(path):
+        return info
+    with open(path, "rb") as handle:
+        buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            producer = []
+            graph = None
+            for number, wire, value in _fields(buf, 0, len(buf)):
+                if number == 2 and wire == 2:
+                    producer.insert(0, _text(buf, value))
+                elif number == 3 and wire == 2:
+                    producer.append(_text(buf, value))
+                elif number == 7 and wire == 2:
+                    graph = value
+                elif number == 8 and wire == 2:  # OperatorSetIdProto
+                    domain, version = "", None
+                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
+                        if n == 1 and w == 2:
+                            domain = _text(buf, v)
+                        elif n == 2 and w == 0:
+                            version = v
+                    if domain in ("", "ai.onnx"):
+                        info["opset"] = version
+            info["producer"] = " ".join(p for p in producer if p)
+            if graph is None:
+                return info
+            weights = {}
+            for number, wire, value in _fields(buf, graph[0], graph[0] + graph[1]):
+                if number == 1 and wire == 2:  # NodeProto
+                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
+                        if n == 4 and w == 2:
+                            op = _text(buf, v)
+                            info["ops"][op] = info["ops"].get(op, 0) + 1
+                elif number == 5 and wire == 2:  # TensorProto initializer
+                    dtype, count = None, 1
+                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
+                        if n == 1:
+                            if w == 0:
+                                count *= max(v, 0)
+                            elif w == 2:  # packed dims
+                                p, stop = v[0], v[0] + v[1]
+                                while p < stop:
+                                    dim, p = _varint(buf, p)
+                                    count *= dim
+                        elif n == 2 and w == 0:
+                            dtype = ELEMENT_TYPES.get(v, "type-%d" % v)
+                    if dtype is not None:
+                        weights[dtype] = weights.get(dtype, 0) + count
+        finally:
+            buf.close()
+    floats = dict((k, v) for k, v in weights.items() if k in FLOAT_PRECISIONS)
+    info["weight_dtype"] = _dominant(weights)
+    info["float_weight_dtype"] = _dominant(floats)
+    return info
+
+
+def _dominant(counts):
+    return max(sorted(counts), key=lambda k: counts[k]) if counts else None
