@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.inventory import NAME_PATTERN as TARGET_NAME_PATTERN
-from harness.inventory import RUNTIMES
+from harness.inventory import ARCHES, RUNTIMES
 from harness.schema import (
     Section,
     check_name,
@@ -72,6 +72,7 @@ _FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_rel
 _MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants")
 _VARIANT_KEYS = (
     "description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency", "fidelity",
+    "arch",
 )
 _INPUT_KEYS = ("name", "shape", "dtype")
 _BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
@@ -152,6 +153,7 @@ class ModelVariant:
     budgets: Mapping[str, Budget] = field(hash=False)
     description: str = ""
     fidelity: FidelitySettings = FidelitySettings()
+    arch: str | None = None  # the only CPU architecture the files run on (a Paddle Lite .nb); None = any
 
     @property
     def id(self) -> str:
@@ -321,6 +323,7 @@ def _read_variant(
         latency=_read_latency(section.get_section("latency", _LATENCY_KEYS), latency),
         budgets=budgets,
         description=section.get_str("description", ""),
+        arch=section.get_choice("arch", ARCHES, None),
     )
 
 

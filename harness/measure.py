@@ -95,7 +95,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def arch_mismatch(variant, target) -> str:
+    return (f"{variant.id} is built for {variant.arch} only and {target.name} is {target.arch}: not pushed "
+            f"(a foreign-arch .nb loads and returns garbage); build it for {target.arch} or select another target")
+
+
 def _run_agent(device: Device, variant, kind: str, on_progress: Progress | None, **extra: Any) -> AgentRun:
+    if variant.arch and variant.arch != device.target.arch:
+        raise HarnessError(arch_mismatch(variant, device.target))
     missing = variant.missing_files()
     if missing:
         raise HarnessError(f"{variant.id}: model file not found: {missing[0]} "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..errors import HarnessError
+from ..measure import arch_mismatch
 from ..runinfo import new_run_id
 from ..session import HarnessSession
 from .options import add_options, session_options
@@ -81,6 +82,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             if target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
                 marks.append(pytest.mark.skip(
                     reason=f"{target.name} declares no '{variant.runtime}' runtime ({target.source})"))
+            elif target is not None and variant.arch and variant.arch != target.arch:
+                marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))
             values = (target, variant) if target is not None else (variant,)
             name = f"{target.name}-{variant.id}" if target is not None else variant.id
             params.append(pytest.param(*values, id=name, marks=marks))
