@@ -1,19 +1,23 @@
-"""Transports: how the orchestrator reaches a target (local subprocesses, SSH later)."""
+"""Transports: how the orchestrator reaches a target (local subprocesses or SSH)."""
 
 from __future__ import annotations
 
 from ..errors import HarnessError
 from .base import CommandResult, ContentCache, RemoteProcess, Transport
 from .local import LocalTransport
+from .ssh import SSHTransport
 
 
 def open_transport(target) -> Transport:  # target: harness.inventory.Target
-    """The transport a target declares."""
+    """The transport a target declares. An SSH transport connects on first use."""
     kind = target.connection.transport
     if kind == "local":
         return LocalTransport(target.name, target.workdir)
+    if kind == "ssh":
+        return SSHTransport(target)
     raise HarnessError(f"{target.source}: connection.transport: '{kind}' transport is not available "
-                       "in this version (supported: local)")
+                       "in this version (supported: local, ssh)")
 
 
-__all__ = ["CommandResult", "ContentCache", "LocalTransport", "RemoteProcess", "Transport", "open_transport"]
+__all__ = ["CommandResult", "ContentCache", "LocalTransport", "RemoteProcess", "SSHTransport", "Transport",
+           "open_transport"]

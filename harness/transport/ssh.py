@@ -1,0 +1,1054 @@
+"""The SSH transport: a remote target driven through one reused paramiko connection.
+
+Mirrors `LocalTransport` (same methods, same errors) so the content cache, the agent client
+and the device lock run unchanged over SSH.
+
+Decisions (see also docs/targets.md):
+
+- One connection per transport, opened on first use and reused: TCP_NODELAY on the socket
+  (an exec goes from ~45 ms to ~3 ms on loopback), keepalive every 15 s. A connection found
+  dead (sshd restarted, link dropped) is re-opened once, after a short backoff, by the next
+  call; a command that was running on it fails with "connection lost during ...".
+- Commands are never built from target or model data as raw shell text: the remote login
+  shell (POSIX sh) receives ``cd DIR && exec env K=V ... sh -c WRAPPER sh ARGV...`` where
+  every piece went through `shlex.quote`. WRAPPER reports the remote pid on the first
+  stderr line (``harness-pid PID [group]``) and makes the process a process-group leader
+  (the exec channel's own session, or `setsid` where available), so `kill()` can end the
+  whole process tree on the device with a separate ``kill -KILL -PGID``.
+- Host keys are verified against known_hosts (OpenSSH format, hashed names and wildcards
+  understood; ``[host]:port`` for a port other than 22). ``strict``: an unknown host is
+  refused with its SHA256 fingerprint and how to accept it; ``accept-new``: it is appended
+  to the known_hosts file. A changed key is always refused, naming both fingerprints and the
+  line to remove.
+- ssh_config (``~/.ssh/config`` unless given) is honoured for the alias or host: HostName,
+  Port, User, IdentityFile, IdentitiesOnly, HostKeyAlias and ProxyJump (a chain ``a,b``
+  works). Values written in the target file win over ssh_config (``port`` only when it is
+  not the default 22). ProxyCommand is refused with a hint to use ProxyJump.
+- Authentication uses public keys only, never passwords: the target's ``key_file`` and
+  IdentityFile entries, then the ssh-agent, then the default ``~/.ssh/id_*`` keys (only when
+  no key file was named). A jump host also tries the target's ``key_file``.
+- A process killed by a signal reports ``-signal`` from `wait()` (paramiko drops the
+  ``exit-signal`` message; the channel class here reads it).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import errno
+import getpass
+import os
+import posixpath
+import queue
+import re
+import shlex
+import signal
+import socket
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence, TypeVar
+
+import paramiko
+
+from ..errors import TransportError
+from ..inventory import split_jump_host
+from .base import CommandResult
+from .local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
+
+KEEPALIVE_S = 15
+SFTP_REPLY_TIMEOUT_S = 120.0
+RECONNECT_BACKOFF_S = 0.3
+KILL_WAIT_S = 5.0
+PID_WAIT_S = 2.0
+PID_SEARCH_BYTES = 64 << 10
+RECV_BYTES = 1 << 16
+MAX_JUMPS = 8
+DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+PID_MARKER = b"harness-pid "
+GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Runs as `sh -c WRAPPER sh ARGV...`: report the pid (and whether it leads its process group)
+# on stderr, then become ARGV. Field 5 of /proc/PID/stat is the process group. A process that
+# is not a group leader becomes one through setsid (which then does not fork).
+WRAPPER = (
+    'g=; read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat; '
+    'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then g=$$; set -- setsid "$@"; fi; '
+    'if [ "$g" = "$$" ]; then echo "harness-pid $$ group" >&2; else echo "harness-pid $$" >&2; fi; '
+    'exec "$@"'
+)
+
+# The sha256 of a file with nothing but the target's Python (when sha256sum is missing);
+# Python 3.6-compatible.
+PY_SHA256 = (
+    "import hashlib,sys\n"
+    "h=hashlib.sha256()\n"
+    "with open(sys.argv[1],'rb') as f:\n"
+    "    for c in iter(lambda: f.read(1<<20), b''): h.update(c)\n"
+    "print(h.hexdigest())\n"
+)
+
+T = TypeVar("T")
+
+
+# --- where to connect -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One SSH server on the way to the target (a jump host or the target itself)."""
+
+    label: str                        # as the user wrote it (alias or host), for messages
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...] = ()
+    identities_only: bool = False
+    host_key_alias: str | None = None
+    jumps: tuple["Endpoint", ...] = field(default=())  # hops before this one, outermost first
+
+    @property
+    def address(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The name OpenSSH files this server's key under in known_hosts."""
+        if self.host_key_alias:
+            return self.host_key_alias
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+def _load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
+    chosen = Path(path) if path is not None else Path("~/.ssh/config").expanduser()
+    if not chosen.is_file():
+        return paramiko.SSHConfig()
+    try:
+        return paramiko.SSHConfig.from_path(str(chosen))
+    except (OSError, paramiko.ConfigParseError, ValueError) as exc:
+        raise TransportError(f"cannot read ssh config {chosen}: {exc}") from None
+
+
+def resolve_endpoint(target, config: paramiko.SSHConfig) -> Endpoint:
+    """The target's endpoint (with its jump hops) from the target file and ssh_config."""
+    conn = target.connection
+    name = conn.ssh_config_host or conn.host
+    options = _lookup(config, name, target)
+    hostname = (conn.host if (conn.host and conn.ssh_config_host) else options.get("hostname", name)).strip("[]")
+    port = conn.port if conn.port != 22 else _config_port(options, target, name)
+    user = conn.user or options.get("user") or _local_user(target)
+    key_files = tuple(dict.fromkeys(([conn.key_file] if conn.key_file else []) + options.get("identityfile", [])))
+    jump_spec = conn.jump_host or _proxy_jump(options, target, name)
+    jumps = _jump_chain(jump_spec, config, target, (conn.key_file,) if conn.key_file else (), 0)
+    return Endpoint(label=name, hostname=hostname, port=port, user=user, key_files=key_files,
+                    identities_only=options.get("identitiesonly", "no").lower() == "yes",
+                    host_key_alias=options.get("hostkeyalias"), jumps=jumps)
+
+
+def _local_user(target) -> str:
+    """OpenSSH's default login name: the local user's."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
+        raise TransportError(f"{target.name}: no login name: set connection.user in {target.source}") from None
+
+
+def _lookup(config: paramiko.SSHConfig, name: str, target) -> dict:
+    try:
+        return dict(config.lookup(name))
+    except Exception as exc:  # paramiko raises plain exceptions for Match exec etc.
+        raise TransportError(f"{target.name}: ssh config entry for {name!r} cannot be read: {exc}") from None
+
+
+def _config_port(options: dict, target, name: str) -> int:
+    try:
+        return int(options.get("port", 22))
+    except ValueError:
+        raise TransportError(f"{target.name}: ssh config: Port for {name!r} is not a number: "
+                             f"{options.get('port')!r}") from None
+
+
+def _proxy_jump(options: dict, target, name: str) -> str | None:
+    if "proxycommand" in options and options["proxycommand"].lower() != "none":
+        raise TransportError(f"{target.name}: ssh config for {name!r} uses ProxyCommand, which the harness does "
+                             "not run; use ProxyJump (or connection.jump_host in the target file) instead")
+    jump = options.get("proxyjump")
+    return None if jump is None or jump.lower() == "none" else jump
+
+
+def _jump_chain(spec: str | None, config: paramiko.SSHConfig, target, fallback_keys: tuple[str, ...],
+                depth: int) -> tuple[Endpoint, ...]:
+    if not spec:
+        return ()
+    if depth > MAX_JUMPS:
+        raise TransportError(f"{target.name}: ProxyJump chain is longer than {MAX_JUMPS} hops (a loop in ssh config?)")
+    hops: list[Endpoint] = []
+    for item in (part.strip() for part in spec.split(",")):
+        parts = split_jump_host(item.removeprefix("ssh://"))
+        if parts is None:
+            raise TransportError(f"{target.name}: jump host {item!r} is not 'user@host:port' or an ssh config alias")
+        user, host, port = parts
+        options = _lookup(config, host, target)
+        inner = _jump_chain(_proxy_jump(options, target, host), config, target, fallback_keys, depth + 1)
+        keys = tuple(dict.fromkeys(options.get("identityfile", []) + list(fallback_keys)))
+        hops.extend(inner)
+        hops.append(Endpoint(
+            label=item, hostname=options.get("hostname", host),
+            port=port if port is not None else _config_port(options, target, host),
+            user=user or options.get("user") or _local_user(target), key_files=keys,
+            identities_only=options.get("identitiesonly", "no").lower() == "yes",
+            host_key_alias=options.get("hostkeyalias")))
+    return tuple(hops)
+
+
+# --- known_hosts --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _KnownKey:
+    file: Path
+    line: int
+    marker: str | None
+    key: paramiko.PKey
+
+
+def _glob(pattern: str, name: str) -> bool:
+    """OpenSSH host patterns: `*` and `?` only (brackets are literal: `[host]:port`)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.IGNORECASE) is not None
+
+
+def _host_pattern_matches(patterns: str, name: str) -> bool:
+    matched = False
+    for pattern in patterns.split(","):
+        if pattern.startswith("|1|"):
+            if paramiko.HostKeys.hash_host(name, pattern) == pattern:
+                matched = True
+        elif pattern.startswith("!"):
+            if _glob(pattern[1:], name):
+                return False
+        elif _glob(pattern, name):
+            matched = True
+    return matched
+
+
+def _known_keys(path: Path, name: str) -> list[_KnownKey]:
+    """Keys recorded for `name` in an OpenSSH known_hosts file (missing file: none)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise TransportError(f"cannot read known_hosts file {path}: {exc.strerror}") from None
+    found = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        marker = None
+        if fields[0].startswith("@"):
+            marker, fields = fields[0], fields[1:]
+        if len(fields) < 3 or marker == "@cert-authority" or not _host_pattern_matches(fields[0], name):
+            continue
+        try:
+            key = paramiko.PKey.from_type_string(fields[1], base64.b64decode(fields[2]))
+        except Exception:  # an unknown key type or a damaged line: OpenSSH skips it too
+            continue
+        found.append(_KnownKey(path, number, marker, key))
+    return found
+
+
+def _same_key(a: paramiko.PKey, b: paramiko.PKey) -> bool:
+    return a.get_name() == b.get_name() and a.asbytes() == b.asbytes()
+
+
+def _describe_key(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _preferred_key_types(transport: paramiko.Transport, known: list[_KnownKey]) -> None:
+    """Ask for a host key type already in known_hosts first, as OpenSSH does."""
+    wanted = []
+    for entry in known:
+        name = entry.key.get_name()
+        wanted.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if name == "ssh-rsa" else [name])
+    options = transport.get_security_options()
+    available = list(options.key_types)
+    first = [kind for kind in dict.fromkeys(wanted) if kind in available]
+    if first:
+        options.key_types = first + [kind for kind in available if kind not in first]
+
+
+# --- a session channel that also reads exit-signal ---------------------------------------
+
+class _Channel(paramiko.Channel):
+    """paramiko ignores `exit-signal`: record it as exit status -SIGNUM (like subprocess)."""
+
+    got_status = False
+
+    def _handle_request(self, m):  # noqa: ANN001 (paramiko's private hook)
+        position = m.packet.tell()
+        key = m.get_text()
+        if key == "exit-signal":
+            want_reply = m.get_boolean()
+            name = m.get_text()
+            number = getattr(signal, "SIG" + name, None)
+            self.exit_status = -int(number) if number is not None else -1
+            self.got_status = True
+            self.status_event.set()
+            if want_reply:
+                reply = paramiko.Message()
+                reply.add_byte(paramiko.common.cMSG_CHANNEL_SUCCESS)
+                reply.add_int(self.remote_chanid)
+                self.transport._send_user_message(reply)
+            return
+        m.packet.seek(position)
+        super()._handle_request(m)
+        if key == "exit-status":
+            self.got_status = True
+
+
+class _Transport(paramiko.Transport):
+    """Dispatches channel requests through the channel object, so `_Channel` sees them
+    (paramiko's table holds the base class's function)."""
+
+    _channel_handler_table = {
+        **paramiko.Transport._channel_handler_table,
+        paramiko.common.MSG_CHANNEL_REQUEST: lambda channel, m: channel._handle_request(m),
+    }
+
+
+def _channel_alive(channel: paramiko.Channel) -> bool:
+    return channel.get_transport() is not None and channel.get_transport().is_active()
+
+
+# --- a remote process ---------------------------------------------------------------------
+
+class SSHProcess:
+    """A command on the device: stdout split into lines by a reader thread (or collected
+    whole for `run`), the stderr tail kept, and the remote pid read from the wrapper's first
+    stderr line so `kill()` can end the process tree on the device."""
+
+    def __init__(self, owner: "SSHTransport", channel: paramiko.Channel, what: str, *, collect: bool = False,
+                 stderr_limit: int | None = STDERR_TAIL_BYTES) -> None:
+        self._owner = owner
+        self._channel = channel
+        self.what = what
+        self._remote_pid: int | None = None
+        self._remote_group = False
+        self._pid_known = threading.Event()
+        self._killed = False
+        self._collect = collect
+        self._stdout_chunks: list[bytes] = []
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._stderr_limit = stderr_limit
+        self._lock = threading.Lock()
+        self._stdout_thread = threading.Thread(target=self._pump_stdout, daemon=True)
+        self._stderr_thread = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stdout_thread.start()
+        self._stderr_thread.start()
+
+    @property
+    def remote_pid(self) -> int | None:
+        """The process's pid on the device (waits briefly for the wrapper's report: stdout
+        and stderr arrive on separate streams); None if it never came."""
+        self._pid_known.wait(PID_WAIT_S)
+        return self._remote_pid
+
+    @property
+    def remote_group(self) -> bool:
+        """Whether the process leads its own process group on the device."""
+        self._pid_known.wait(PID_WAIT_S)
+        return self._remote_group
+
+    # reader threads
+    def _lost(self) -> bool:
+        """True when the stream ended because the connection broke (no EOF from the device)."""
+        return not self._channel.eof_received and not self._killed and not self._owner._closing
+
+    def _pump_stdout(self) -> None:
+        pending = bytearray()
+        scanned = 0
+        discarding = False
+        try:
+            while True:
+                chunk = self._channel.recv(RECV_BYTES)
+                if not chunk:
+                    break
+                if self._collect:
+                    self._stdout_chunks.append(chunk)
+                    continue
+                pending += chunk
+                while True:
+                    newline = pending.find(b"\n", scanned)
+                    if newline < 0:
+                        scanned = len(pending)
+                        if len(pending) > MAX_LINE_BYTES and not discarding:
+                            self._lines.put(self._too_long())
+                            discarding = True
+                        if discarding:
+                            pending.clear()
+                            scanned = 0
+                        break
+                    if newline > MAX_LINE_BYTES and not discarding:
+                        self._lines.put(self._too_long())
+                    elif not discarding:
+                        self._lines.put(bytes(pending[:newline]))
+                    discarding = False
+                    del pending[:newline + 1]
+                    scanned = 0
+            if pending and not discarding and not self._collect:
+                self._lines.put(bytes(pending))
+        except Exception as exc:  # paramiko raises socket/SSH errors when the link dies
+            if not self._lost():
+                self._owner._debug(f"stdout reader ended: {exc}")
+        finally:
+            if self._lost():
+                self._lines.put(TransportError(f"{self._owner.target_name}: connection lost during {self.what}"))
+            self._lines.put(None)
+
+    def _too_long(self) -> TransportError:
+        return TransportError(f"{self._owner.target_name}: a protocol line exceeded {MAX_LINE_BYTES >> 20} MiB")
+
+    def _pump_stderr(self) -> None:
+        head = bytearray()  # stderr before the wrapper's pid line (login scripts may print)
+        try:
+            while True:
+                chunk = self._channel.recv_stderr(RECV_BYTES)
+                if not chunk:
+                    break
+                if not self._pid_known.is_set():
+                    head += chunk
+                    chunk = self._take_pid_line(head)
+                    if not chunk:
+                        continue
+                self._keep_stderr(chunk)
+        except Exception:
+            pass
+        finally:
+            if head:
+                self._keep_stderr(bytes(head))
+            self._pid_known.set()
+
+    def _take_pid_line(self, head: bytearray) -> bytes:
+        """Find the wrapper's `harness-pid PID [group]` line in the stderr seen so far.
+
+        Returns the stderr to keep once the line is found (everything but that line), or b""
+        while still looking. Past PID_SEARCH_BYTES without it, give up: all of it is stderr
+        (the shell failed before the wrapper ran, or no wrapper was used)."""
+        start = 0
+        while True:
+            newline = head.find(b"\n", start)
+            if newline < 0:
+                break
+            line = bytes(head[start:newline])
+            if line.startswith(PID_MARKER):
+                fields = line[len(PID_MARKER):].split()
+                if fields and fields[0].isdigit():
+                    self._remote_pid = int(fields[0])
+                    self._remote_group = fields[1:2] == [b"group"]
+                    kept = bytes(head[:start] + head[newline + 1:])
+                    head.clear()
+                    self._pid_known.set()
+                    return kept
+            start = newline + 1
+        if len(head) > PID_SEARCH_BYTES:
+            kept = bytes(head)
+            head.clear()
+            self._pid_known.set()
+            return kept
+        return b""
+
+    def _keep_stderr(self, chunk: bytes) -> None:
+        with self._lock:
+            self._stderr.append(chunk)
+            self._stderr_size += len(chunk)
+            if self._stderr_limit is not None:
+                while self._stderr_size > self._stderr_limit and len(self._stderr) > 1:
+                    self._stderr_size -= len(self._stderr.popleft())
+
+    # RemoteProcess
+    def send_stdin(self, data: bytes) -> None:
+        try:
+            if data:
+                self._channel.sendall(data)
+            self._channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the process (or the link) died early: wait() and read_line() tell which
+
+    def read_line(self, timeout: float) -> bytes | None:
+        try:
+            item = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def stderr_tail(self) -> str:
+        return self.stderr_bytes().decode("utf-8", "replace")
+
+    def stderr_bytes(self) -> bytes:
+        self._stderr_thread.join(timeout=1.0)
+        with self._lock:
+            return b"".join(self._stderr)
+
+    def stdout_bytes(self) -> bytes:
+        """Everything the process wrote to stdout (only for `collect=True`)."""
+        self._stdout_thread.join(timeout=5.0)
+        return b"".join(self._stdout_chunks)
+
+    def wait(self, timeout: float) -> int:
+        if not self._channel.status_event.wait(timeout):
+            raise TimeoutError
+        if not getattr(self._channel, "got_status", False):
+            if self._killed:
+                return -signal.SIGKILL
+            if not _channel_alive(self._channel) and not self._owner._closing:
+                raise TransportError(f"{self._owner.target_name}: connection lost during {self.what}")
+        return self._channel.exit_status
+
+    def running(self) -> bool:
+        return not self._channel.status_event.is_set()
+
+    def kill(self) -> None:
+        """Kill the process (its whole group when it leads one) ON THE DEVICE, then close."""
+        if self._channel.status_event.is_set() and getattr(self._channel, "got_status", False):
+            self._close()
+            return
+        pid, group = self.remote_pid, self.remote_group
+        self._killed = True
+        if pid is not None and pid > 1:
+            # `kill -KILL -PGID`, not `kill -KILL -- -PGID`: dash's kill rejects `--`
+            argv = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
+            try:
+                self._owner._exec_plain(argv, KILL_WAIT_S)
+            except TransportError as exc:  # best effort: the original error is what matters
+                self._owner._debug(f"kill of remote pid {pid} failed: {exc}")
+        self._channel.status_event.wait(KILL_WAIT_S)
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self._channel.close()
+        except Exception:
+            pass
+
+
+# --- the transport ------------------------------------------------------------------------
+
+class _Connection:
+    """The authenticated transports to the target (jump hops first) and a lazy SFTP client."""
+
+    def __init__(self, hops: list[paramiko.Transport]) -> None:
+        self.hops = hops
+        self.transport = hops[-1]
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def active(self) -> bool:
+        return all(hop.is_active() for hop in self.hops)
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = paramiko.SFTPClient.from_transport(self.transport)
+            self._sftp.get_channel().settimeout(SFTP_REPLY_TIMEOUT_S)  # a stalled link fails, never hangs
+        return self._sftp
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:
+                pass
+        for hop in reversed(self.hops):
+            hop.close()
+
+
+_LINK_ERRORS = (paramiko.SSHException, EOFError, OSError)
+
+
+class SSHTransport:
+    """Runs on a device over SSH. ``workdir`` is absolute on the device (a relative one in
+    the target file is resolved against the login directory on first use)."""
+
+    def __init__(self, target, *, ssh_config_path: Path | None = None, known_hosts_path: Path | None = None) -> None:
+        self.target = target
+        self.target_name = target.name
+        self.bytes_sent = 0
+        self.connects = 0  # how many connections were opened (1 unless one broke)
+        self.debug_log: list[str] = []
+        self._config_path = ssh_config_path
+        self._known_hosts = Path(known_hosts_path) if known_hosts_path else Path("~/.ssh/known_hosts").expanduser()
+        # read, never written: the system-wide file OpenSSH also trusts (only by default)
+        self._global_known_hosts = () if known_hosts_path else (GLOBAL_KNOWN_HOSTS,)
+        self._endpoint: Endpoint | None = None
+        self._connection: _Connection | None = None
+        self._connect_lock = threading.RLock()
+        self._sftp_lock = threading.RLock()
+        self._workdir: str | None = target.workdir if target.workdir.startswith("/") else None
+        self._workdir_ready = False
+        self._sha256_argv: list[str] | None = None
+        self._closing = False
+        self._broken = False
+
+    # --- connection -----------------------------------------------------------------------
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            self._endpoint = resolve_endpoint(self.target, _load_ssh_config(self._config_path))
+        return self._endpoint
+
+    @property
+    def workdir(self) -> str:
+        if self._workdir is None:
+            self._connected()
+        assert self._workdir is not None
+        return self._workdir
+
+    def _debug(self, message: str) -> None:
+        self.debug_log.append(message)
+        del self.debug_log[:-50]
+
+    def _connected(self) -> _Connection:
+        with self._connect_lock:
+            current = self._connection
+            if current is not None and current.active():
+                return current
+            if current is not None:
+                self._debug("connection found dead; reconnecting")
+                current.close()
+                self._connection = None
+                self._broken = True
+            if self._broken:  # it broke: reconnect once, after a short backoff (sshd may be restarting)
+                time.sleep(RECONNECT_BACKOFF_S)
+            self._closing = False
+            self._connection = self._open()
+            self._broken = False
+            self.connects += 1
+            self._prepare_workdir(self._connection)
+            return self._connection
+
+    def _drop(self, connection: _Connection) -> None:
+        with self._connect_lock:
+            if self._connection is connection:
+                connection.close()
+                self._connection = None
+                self._broken = True
+
+    def _open(self) -> _Connection:
+        endpoint = self.endpoint
+        hops: list[paramiko.Transport] = []
+        try:
+            for hop in (*endpoint.jumps, endpoint):
+                hops.append(self._open_hop(hop, hops[-1] if hops else None, endpoint))
+        except BaseException:
+            for hop_transport in reversed(hops):
+                hop_transport.close()
+            raise
+        return _Connection(hops)
+
+    def _unreachable(self, hop: Endpoint, target_end: Endpoint, reason: str) -> TransportError:
+        via = ""
+        if hop is target_end and hop.jumps:
+            via = f" via {hop.jumps[-1].label}"
+        elif hop is not target_end:
+            via = f", the jump host to {target_end.address},"
+        return TransportError(f"{self.target_name}: unreachable: {hop.address}{via} ({reason})")
+
+    def _open_hop(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint) -> paramiko.Transport:
+        timeout = self.target.connection.connect_timeout_s
+        sock = self._open_socket(hop, via, final, timeout)
+        transport = _Transport(sock)
+        transport.banner_timeout = timeout
+        transport.handshake_timeout = timeout
+        transport.auth_timeout = timeout
+        try:
+            known = [entry for file in (self._known_hosts, *self._global_known_hosts)
+                     for entry in _known_keys(file, hop.known_hosts_name)]
+            _preferred_key_types(transport, [k for k in known if k.marker is None])
+            try:
+                transport.start_client(timeout=timeout)
+                server_key = transport.get_remote_server_key()  # raises if the handshake timed out
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                reason = str(exc) if str(exc) and str(exc) != "No existing session" else f"no answer within {timeout:g}s"
+                raise self._unreachable(hop, final, f"SSH handshake failed: {reason}; is this an SSH server? "
+                                        "check connection.port, or raise connection.connect_timeout") from None
+            self._check_host_key(hop, server_key, known, via is not None)
+            self._authenticate(transport, hop, final)
+            transport.set_keepalive(KEEPALIVE_S)
+            return transport
+        except BaseException:
+            transport.close()
+            raise
+
+    def _open_socket(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint, timeout: float):
+        if via is not None:
+            try:
+                return via.open_channel("direct-tcpip", (hop.hostname, hop.port), ("127.0.0.1", 0), timeout=timeout)
+            except paramiko.ChannelException as exc:
+                hint = ("the jump host forbids forwarding (AllowTcpForwarding/PermitOpen in its sshd_config)"
+                        if exc.code == 1 else "check host and port as seen from the jump host")
+                raise self._unreachable(hop, final, f"the jump host could not connect: {exc.text}; {hint}") from None
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise self._unreachable(hop, final, f"jump host connection failed: {exc}") from None
+        try:
+            sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
+        except socket.gaierror as exc:
+            raise self._unreachable(hop, final, f"cannot resolve host name {hop.hostname!r}: {exc.strerror}; check "
+                                    "connection.host (or HostName in ssh config) and DNS") from None
+        except ConnectionRefusedError:
+            raise self._unreachable(hop, final, "connection refused: nothing listens on that port; check that "
+                                    "sshd runs on the device and connection.port") from None
+        except (socket.timeout, TimeoutError):
+            raise self._unreachable(hop, final, f"no answer within {timeout:g}s: the device is off, on another "
+                                    "network or behind a firewall; raise connection.connect_timeout for a slow "
+                                    "link") from None
+        except OSError as exc:
+            raise self._unreachable(hop, final, f"{exc.strerror or exc}; check the network path to the "
+                                    "device") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _check_host_key(self, hop: Endpoint, key: paramiko.PKey, known: list[_KnownKey], jumped: bool) -> None:
+        name = hop.known_hosts_name
+        file = self._known_hosts
+        for entry in known:
+            if entry.marker == "@revoked" and _same_key(entry.key, key):
+                raise TransportError(f"{self.target_name}: host key {_describe_key(key)} of {name} is marked "
+                                     f"@revoked in {entry.file}:{entry.line}; refusing to connect")
+        plain = [entry for entry in known if entry.marker is None]
+        if any(_same_key(entry.key, key) for entry in plain):
+            return
+        changed = [entry for entry in plain if entry.key.get_name() == key.get_name()]
+        if changed:
+            old = changed[0]
+            raise TransportError(
+                f"{self.target_name}: HOST KEY CHANGED for {name}: the server offers {_describe_key(key)} but "
+                f"{old.file}:{old.line} records {old.key.fingerprint}. Someone may be intercepting the connection; "
+                f"if the device was re-imaged, remove line {old.line} (ssh-keygen -R '{name}' -f {old.file}) and "
+                "connect again")
+        if self.target.connection.known_hosts == "accept-new":
+            self._remember(name, key)
+            self._debug(f"accepted new host key {_describe_key(key)} for {name} into {file}")
+            return
+        scan = f"ssh-keyscan -p {hop.port} {hop.hostname} >> {file}"
+        if jumped:
+            scan = f"ssh <jump host> ssh-keyscan -p {hop.port} {hop.hostname} >> {file}"
+        also = ""
+        if plain:
+            also = f" (known_hosts holds only {', '.join(sorted({e.key.get_name() for e in plain}))} keys for it)"
+        raise TransportError(
+            f"{self.target_name}: unknown host key for {name}: {_describe_key(key)}{also} is not in {file}; "
+            f"after checking the fingerprint with the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), accept it "
+            f"with `{scan}`, or set connection.known_hosts: accept-new in {self.target.source}")
+
+    def _remember(self, name: str, key: paramiko.PKey) -> None:
+        file = self._known_hosts
+        try:
+            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            prefix = ""
+            if file.exists() and file.stat().st_size:
+                with open(file, "rb") as handle:
+                    handle.seek(-1, os.SEEK_END)
+                    prefix = "" if handle.read(1) == b"\n" else "\n"
+            with open(file, "a", encoding="utf-8") as handle:
+                handle.write(f"{prefix}{name} {key.get_name()} {key.get_base64()}\n")
+            os.chmod(file, 0o600)
+        except OSError as exc:
+            raise TransportError(f"{self.target_name}: cannot add the host key of {name} to {file}: "
+                                 f"{exc.strerror}") from None
+
+    def _authenticate(self, transport: paramiko.Transport, hop: Endpoint, final: Endpoint) -> None:
+        tried: list[str] = []
+
+        def attempt(key: paramiko.PKey, label: str) -> bool:
+            try:
+                remaining = transport.auth_publickey(hop.user, key)
+            except paramiko.BadAuthenticationType as exc:
+                raise self._unreachable(hop, final, f"the server does not accept public keys for {hop.user} "
+                                        f"(it allows {', '.join(exc.allowed_types) or 'nothing'}); the harness "
+                                        "never uses passwords") from None
+            except paramiko.AuthenticationException:
+                tried.append(f"{label} (refused)")
+                return False
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise self._unreachable(hop, final, f"connection dropped during authentication: {exc}") from None
+            if remaining:
+                raise self._unreachable(hop, final, f"the server wants more than a key ({', '.join(remaining)}); "
+                                        "the harness only authenticates with keys")
+            return transport.is_authenticated()
+
+        for path in hop.key_files:
+            key = self._load_key(path, tried)
+            if key is not None and attempt(key, path):
+                return
+        if not hop.identities_only:
+            agent = paramiko.Agent()
+            try:
+                for key in agent.get_keys():
+                    if attempt(key, f"agent key {key.fingerprint}"):
+                        return
+            finally:
+                agent.close()
+        if not hop.key_files:
+            for name in DEFAULT_KEYS:
+                path = os.path.expanduser(f"~/.ssh/{name}")
+                if os.path.exists(path):
+                    key = self._load_key(path, tried)
+                    if key is not None and attempt(key, path):
+                        return
+        keys = "; tried " + ", ".join(tried) if tried else "; no key file, agent key or ~/.ssh/id_* key was found"
+        raise self._unreachable(hop, final, f"authentication failed for user {hop.user}{keys}. Install the public key in "
+                                f"~{hop.user}/.ssh/authorized_keys on the device, or set connection.key_file (or load "
+                                "the key into ssh-agent); passwords are never used")
+
+    @staticmethod
+    def _load_key(path: str, tried: list[str]) -> paramiko.PKey | None:
+        try:
+            return paramiko.PKey.from_path(path)
+        except FileNotFoundError:
+            tried.append(f"{path} (no such file)")
+        except (TypeError, ValueError, paramiko.SSHException, paramiko.PasswordRequiredException,
+                paramiko.UnknownKeyType) as exc:
+            encrypted = "password" in str(exc).lower() or "encrypted" in str(exc).lower()
+            tried.append(f"{path} (passphrase-protected: load it into ssh-agent)" if encrypted
+                         else f"{path} (not a usable private key: {exc})")
+        except OSError as exc:
+            tried.append(f"{path} ({exc.strerror})")
+        return None
+
+    def _prepare_workdir(self, connection: _Connection) -> None:
+        if self._workdir_ready:
+            return
+        with self._sftp_lock:
+            try:
+                sftp = connection.sftp()
+                if self._workdir is None:
+                    home = sftp.normalize(".")
+                    self._workdir = posixpath.normpath(posixpath.join(home, self.target.workdir))
+                self._makedirs(sftp, self._workdir)
+            except _LINK_ERRORS as exc:
+                if isinstance(exc, TransportError):
+                    raise
+                raise TransportError(f"{self.target_name}: cannot prepare workdir {self.target.workdir}: "
+                                     f"{_reason(exc)}") from None
+        self._workdir_ready = True
+
+    def _with_connection(self, what: str, operation: Callable[[_Connection], T], *, retry: bool = True) -> T:
+        """Run `operation` on the connection; a link that turns out dead is reopened once."""
+        for attempt in range(2):
+            connection = self._connected()
+            try:
+                return operation(connection)
+            except TransportError:
+                raise
+            except _LINK_ERRORS as exc:
+                if connection.active():
+                    raise  # a real error from the device (e.g. no such file): the caller words it
+                self._drop(connection)
+                if attempt == 1 or not retry:
+                    raise TransportError(f"{self.target_name}: connection lost during {what} ({_reason(exc)})") from None
+        raise AssertionError("unreachable")
+
+    # --- commands ---------------------------------------------------------------------------
+    def _command(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None, wrap: bool) -> str:
+        if not argv:
+            raise TransportError(f"{self.target_name}: empty command")
+        if argv[0].startswith("-"):
+            raise TransportError(f"{self.target_name}: program name {argv[0]!r} starts with '-'")
+        for item in (*argv, *(env or {}).values(), cwd or ""):
+            if "\0" in item:
+                raise TransportError(f"{self.target_name}: a command argument contains a NUL byte")
+        parts = []
+        if cwd:
+            parts.append(f"cd {shlex.quote('./' + cwd if cwd.startswith('-') else cwd)} &&")
+        if wrap:
+            parts.append("exec")  # the wrapper replaces the login shell: one process fewer
+        if env:
+            parts.append("env")
+            for name, value in env.items():
+                if not _ENV_NAME.fullmatch(name):
+                    raise TransportError(f"{self.target_name}: environment variable name {name!r} is not valid")
+                parts.append(shlex.quote(f"{name}={value}"))
+        if wrap:
+            parts += ["sh", "-c", shlex.quote(WRAPPER), "sh"]
+        parts += [shlex.quote(arg) for arg in argv]
+        return " ".join(parts)
+
+    def _launch(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None, *, wrap: bool = True,
+                collect: bool = False, stderr_limit: int | None = STDERR_TAIL_BYTES) -> SSHProcess:
+        command = self._command(argv, cwd, env, wrap)
+        what = _describe(argv)
+
+        def open_and_exec(connection: _Connection) -> SSHProcess:
+            channel = connection.transport.open_session(timeout=self.target.connection.connect_timeout_s)
+            channel.__class__ = _Channel
+            try:
+                channel.exec_command(command)
+            except _LINK_ERRORS:
+                channel.close()
+                raise
+            return SSHProcess(self, channel, what, collect=collect, stderr_limit=stderr_limit)
+
+        return self._with_connection(f"start of {what}", open_and_exec)
+
+    def _exec_plain(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        """A command without the pid wrapper (used to kill: it must not need killing)."""
+        process = self._launch(argv, None, None, wrap=False, collect=True, stderr_limit=None)
+        process.send_stdin(b"")
+        try:
+            code = process.wait(timeout)
+        except TimeoutError:
+            process._close()
+            raise TransportError(f"{self.target_name}: {argv[0]} timed out after {timeout:.0f}s") from None
+        return CommandResult(tuple(argv), code, process.stdout_bytes(), process.stderr_bytes())
+
+    def run(self, argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None,
+            timeout: float = 60.0) -> CommandResult:
+        process = self._launch(argv, cwd, env, collect=True, stderr_limit=None)
+        process.send_stdin(b"")
+        try:
+            code = process.wait(timeout)
+        except TimeoutError:
+            process.kill()
+            raise TransportError(f"{self.target_name}: {argv[0]} timed out after {timeout:.0f}s") from None
+        return CommandResult(tuple(argv), code, process.stdout_bytes(), process.stderr_bytes())
+
+    def start(self, argv: Sequence[str], *, cwd: str | None = None,
+              env: Mapping[str, str] | None = None) -> SSHProcess:
+        return self._launch(argv, cwd, env)
+
+    # --- files ------------------------------------------------------------------------------
+    def _sftp_call(self, what: str, failure: str, operation: Callable[[paramiko.SFTPClient], T], *,
+                   retry: bool = True) -> T:
+        """`operation` on the SFTP client; a device-side error becomes "<target>: <failure>: <why>"."""
+        def on(connection: _Connection) -> T:
+            with self._sftp_lock:
+                return operation(connection.sftp())
+
+        try:
+            return self._with_connection(what, on, retry=retry)
+        except TransportError:
+            raise
+        except (OSError, paramiko.SSHException) as exc:
+            raise TransportError(f"{self.target_name}: {failure}: {_reason(exc)}") from None
+
+    def exists(self, path: str) -> bool:
+        def probe(sftp: paramiko.SFTPClient) -> bool:
+            try:
+                sftp.stat(path)
+                return True
+            except FileNotFoundError:
+                return False
+
+        return self._sftp_call(f"checking {path}", f"cannot check {path}", probe)
+
+    def makedirs(self, path: str) -> None:
+        self._sftp_call(f"creating {path}", f"cannot create {path}", lambda sftp: self._makedirs(sftp, path))
+
+    def _makedirs(self, sftp: paramiko.SFTPClient, path: str) -> None:
+        try:
+            if stat.S_ISDIR(sftp.stat(path).st_mode):
+                return
+            raise TransportError(f"{self.target_name}: cannot create {path}: a file is in the way")
+        except FileNotFoundError:
+            pass
+        parent = posixpath.dirname(path.rstrip("/"))
+        if parent and parent != path:
+            self._makedirs(sftp, parent)
+        try:
+            sftp.mkdir(path)
+        except OSError as exc:
+            try:
+                if stat.S_ISDIR(sftp.stat(path).st_mode):
+                    return  # someone else created it meanwhile
+            except OSError:
+                pass
+            raise TransportError(f"{self.target_name}: cannot create {path}: {_reason(exc)}") from None
+
+    def upload(self, local: Path, remote: str) -> int:
+        local = Path(local)
+
+        def put(sftp: paramiko.SFTPClient) -> int:
+            return sftp.put(str(local), remote, confirm=True).st_size
+
+        size = self._sftp_call(f"upload of {local.name}", f"cannot copy {local} to {remote}", put)
+        self.bytes_sent += size
+        return size
+
+    def write_bytes(self, remote: str, data: bytes) -> None:
+        def write(sftp: paramiko.SFTPClient) -> None:
+            with sftp.open(remote, "wb") as handle:
+                handle.write(data)
+
+        self._sftp_call(f"writing {remote}", f"cannot write {remote}", write)
+        self.bytes_sent += len(data)
+
+    def remote_sha256(self, path: str) -> str:
+        shown = path if not path.startswith("-") else "./" + path
+        if self._sha256_argv is None:
+            done = self.run(["sha256sum", shown])
+            if done.returncode != 127:
+                self._sha256_argv = ["sha256sum"]
+                return self._parse_digest(done, path)
+            self._sha256_argv = [self.target.python, "-c", PY_SHA256]
+        return self._parse_digest(self.run([*self._sha256_argv, shown]), path)
+
+    def _parse_digest(self, done: CommandResult, path: str) -> str:
+        done.check(self.target_name, f"sha256 of {path}")
+        words = done.stdout.decode("utf-8", "replace").split()
+        digest = words[0].lstrip("\\") if words else ""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise TransportError(f"{self.target_name}: sha256 of {path}: unexpected output {done.stdout[:80]!r}")
+        return digest
+
+    def rename(self, source: str, destination: str) -> None:
+        def move(sftp: paramiko.SFTPClient) -> None:
+            try:
+                sftp.posix_rename(source, destination)
+            except OSError as exc:
+                if "unsupported" not in str(exc).lower():
+                    raise
+                sftp.rename(source, destination)  # a server without posix-rename@openssh.com
+
+        self._sftp_call(f"renaming {source}", f"cannot rename {source}", move, retry=False)
+
+    def remove(self, path: str) -> None:
+        def kind(sftp: paramiko.SFTPClient) -> str:
+            try:
+                mode = sftp.lstat(path).st_mode
+            except FileNotFoundError:
+                return "absent"
+            if stat.S_ISDIR(mode):
+                return "dir"
+            sftp.remove(path)
+            return "file"
+
+        if self._sftp_call(f"removing {path}", f"cannot remove {path}", kind) == "dir":
+            self.run(["rm", "-rf", "--", path]).check(self.target_name, f"removing {path}")
+
+    def close(self) -> None:
+        with self._connect_lock:
+            self._closing = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOENT,):
+        return "no such file"
+    return str(exc) or type(exc).__name__
+
+
+def _describe(argv: Sequence[str]) -> str:
+    shown = " ".join(shlex.quote(arg) for arg in argv[:3])
+    return f"`{shown}{' ...' if len(argv) > 3 else ''}`"
+
+
+__all__ = ["Endpoint", "SSHProcess", "SSHTransport", "resolve_endpoint"]
