@@ -83,7 +83,7 @@ class AgentClient:
         try:
             got = _collect(process, self.transport.target_name, timeout_s, on_progress)
         except AgentCrashed as crash:
-            raise self._crash_error(crash) from None
+            raise self._crash_error(crash, python) from None
         if job.get("kind", "latency") == "fidelity":
             if got.outputs is None:
                 raise AgentError(self.transport.target_name, "protocol", "agent sent a result without outputs")
@@ -92,10 +92,13 @@ class AgentClient:
         return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
                         progress=got.progress, outputs=got.outputs, seeds=got.seeds, power=got.power)
 
-    def _crash_error(self, crash: AgentCrashed) -> AgentError:
+    def _crash_error(self, crash: AgentCrashed, python: str) -> AgentError:
         """Tell an out-of-memory kill from other crashes, using the device's cgroup counter."""
         target = self.transport.target_name
         code = crash.returncode
+        if crash.hello is None and code in (126, 127):  # the remote shell could not run it
+            return AgentError(target, "interpreter", f"cannot start {python} on the device (exit {code}: "
+                              f"{_last_lines(crash.stderr)}); run `harness targets check {target}`")
         where = PHASE_NAMES.get(crash.phase, crash.phase)
         cgroup = ((crash.hello or {}).get("env") or {}).get("memory_cgroup") or {}
         limit = cgroup.get("limit_bytes")
@@ -129,7 +132,10 @@ class AgentClient:
         """Import `runtime` under `python` on the device: {"version", "import_ns", ...}."""
         process = self._start(python, ["--probe", runtime])
         process.send_stdin(b"")
-        got = _collect(process, self.transport.target_name, timeout_s, None)
+        try:
+            got = _collect(process, self.transport.target_name, timeout_s, None)
+        except AgentCrashed as crash:
+            raise self._crash_error(crash, python) from None
         return {**got.result, "python": got.hello.get("env", {}).get("python")}
 
 

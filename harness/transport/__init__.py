@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import HarnessError
 from .base import CommandResult, ContentCache, RemoteProcess, Transport
 from .local import LocalTransport
@@ -14,7 +16,8 @@ def open_transport(target) -> Transport:  # target: harness.inventory.Target
     if kind == "local":
         return LocalTransport(target.name, target.workdir)
     if kind == "ssh":
-        return SSHTransport(target)
+        known_hosts = target.connection.known_hosts_file
+        return SSHTransport(target, known_hosts_path=Path(known_hosts) if known_hosts else None)
     raise HarnessError(f"{target.source}: connection.transport: '{kind}' transport is not available "
                        "in this version (supported: local, ssh)")
 

@@ -92,6 +92,9 @@ class Transport(Protocol):
 
     def remote_sha256(self, path: str) -> str: ...
 
+    def remote_sha256_many(self, paths: Sequence[str]) -> dict[str, str]:
+        """Hashes of many files in one round trip on the device."""
+
     def rename(self, source: str, destination: str) -> None: ...
 
     def remove(self, path: str) -> None: ...
@@ -145,10 +148,20 @@ class ContentCache:
             return remote_root
         staging = f"{remote_root}.tmp-{uuid.uuid4().hex[:8]}"
         try:
+            expected = {}
             for relative, local in sorted(files.items()):
                 destination = posixpath.join(staging, relative)
                 self.transport.makedirs(posixpath.dirname(destination))
-                self._upload_verified(Path(local), destination, sha256_file(Path(local)), in_place=True)
+                self.stats.bytes_sent += self.transport.upload(Path(local), destination)
+                self.stats.files_sent += 1
+                expected[destination] = sha256_file(Path(local))
+            found = self.transport.remote_sha256_many(list(expected))  # one round trip for the tree
+            corrupt = [path for path, digest in expected.items() if found.get(path) != digest]
+            if corrupt:
+                raise TransportError(
+                    f"{self.transport.target_name}: upload of {posixpath.basename(corrupt[0])} corrupted: sha256 "
+                    f"on device {found.get(corrupt[0], '?')[:12]}... != {expected[corrupt[0]][:12]}...; nothing "
+                    "was cached, retry the run")
             self.transport.write_bytes(posixpath.join(staging, ".complete"), b"")
         except TransportError:
             self.transport.remove(staging)  # no half-pushed trees left on the device

@@ -22,13 +22,14 @@ STDERR_TAIL_BYTES = 16 << 10
 class LocalProcess:
     """A subprocess whose stdout lines are read by a thread into a queue, so reads can time out."""
 
-    def __init__(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], target: str = "local") -> None:
+        self.target = target
         try:
             self._proc = subprocess.Popen(
                 list(argv), cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            raise TransportError(f"local: cannot start {argv[0]}: {exc.strerror}") from None
+            raise TransportError(f"{target}: cannot start {argv[0]}: {exc.strerror}") from None
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0
@@ -45,7 +46,7 @@ class LocalProcess:
                     break
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
                     self._lines.put(TransportError(
-                        f"local: a protocol line exceeded {MAX_LINE_BYTES >> 20} MiB"))
+                        f"{self.target}: a protocol line exceeded {MAX_LINE_BYTES >> 20} MiB"))
                     # drain the rest of this line without keeping it
                     while line and not line.endswith(b"\n"):
                         line = stream.readline(MAX_LINE_BYTES)
@@ -126,7 +127,7 @@ class LocalTransport:
 
     def start(self, argv: Sequence[str], *, cwd: str | None = None,
               env: Mapping[str, str] | None = None) -> LocalProcess:
-        return LocalProcess(argv, cwd, self._env(env))
+        return LocalProcess(argv, cwd, self._env(env), self.target_name)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
@@ -151,6 +152,9 @@ class LocalTransport:
 
     def remote_sha256(self, path: str) -> str:
         return sha256_file(Path(path))
+
+    def remote_sha256_many(self, paths: Sequence[str]) -> dict[str, str]:
+        return {path: sha256_file(Path(path)) for path in paths}
 
     def rename(self, source: str, destination: str) -> None:
         try:

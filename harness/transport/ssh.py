@@ -83,12 +83,13 @@ WRAPPER = (
 
 # The sha256 of a file with nothing but the target's Python (when sha256sum is missing);
 # Python 3.6-compatible.
-PY_SHA256 = (
+PY_SHA256 = (  # sha256sum's output format, for devices without coreutils
     "import hashlib,sys\n"
-    "h=hashlib.sha256()\n"
-    "with open(sys.argv[1],'rb') as f:\n"
-    "    for c in iter(lambda: f.read(1<<20), b''): h.update(c)\n"
-    "print(h.hexdigest())\n"
+    "for p in sys.argv[1:]:\n"
+    "    h=hashlib.sha256()\n"
+    "    with open(p,'rb') as f:\n"
+    "        for c in iter(lambda: f.read(1<<20), b''): h.update(c)\n"
+    "    print(h.hexdigest() + '  ' + p)\n"
 )
 
 T = TypeVar("T")
@@ -996,6 +997,23 @@ class SSHTransport:
                 return self._parse_digest(done, path)
             self._sha256_argv = [self.target.python, "-c", PY_SHA256]
         return self._parse_digest(self.run([*self._sha256_argv, shown]), path)
+
+    def remote_sha256_many(self, paths: Sequence[str]) -> dict[str, str]:
+        """Hashes of many files in ONE remote command (a device's login shell may cost
+        100+ ms per exec, so hashing a pushed tree file by file is slow)."""
+        if not paths:
+            return {}
+        shown = [p if not p.startswith("-") else "./" + p for p in paths]
+        if self._sha256_argv is None:
+            self.remote_sha256(paths[0])  # settles sha256sum vs the python fallback
+        done = self.run([*self._sha256_argv, *shown])
+        done.check(self.target_name, f"sha256 of {len(paths)} files")
+        lines = done.stdout.decode("utf-8", "replace").splitlines()
+        digests = [line.split()[0].lstrip("\\") if line.split() else "" for line in lines]
+        if len(digests) != len(paths) or not all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests):
+            raise TransportError(f"{self.target_name}: sha256 of {len(paths)} files: unexpected output "
+                                 f"{done.stdout[:80]!r}")
+        return dict(zip(paths, digests))
 
     def _parse_digest(self, done: CommandResult, path: str) -> str:
         done.check(self.target_name, f"sha256 of {path}")

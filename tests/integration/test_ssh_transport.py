@@ -370,6 +370,10 @@ def test_sha256_falls_back_to_python_without_sha256sum(tmp_path: Path) -> None:
         data.write_bytes(b"\x00\x01" * 5000)
         assert transport.remote_sha256(str(data)) == sha256_file(data)
         assert transport.remote_sha256(str(data)) == sha256_file(data)
+        other = tmp_path / "other.bin"
+        other.write_bytes(b"other")
+        assert transport.remote_sha256_many([str(data), str(other)]) == {
+            str(data): sha256_file(data), str(other): sha256_file(other)}  # one exec for many files
         transport.close()
     finally:
         lab.stop()
@@ -379,7 +383,7 @@ def test_sha256_falls_back_to_python_without_sha256sum(tmp_path: Path) -> None:
         import subprocess
 
         out = subprocess.run([py36, "-c", PY_SHA256, str(data)], capture_output=True, text=True, check=True)
-        assert out.stdout.strip() == sha256_file(data)
+        assert out.stdout.split() == [sha256_file(data), str(data)]  # sha256sum's own format
 
 
 def _python36() -> str | None:
