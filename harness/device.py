@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .client import AgentClient
 from .errors import HarnessError
 from .transport import ContentCache, Transport, open_transport
+from .transport.lock import DeviceLock
 
 
 class Device:
@@ -17,6 +19,7 @@ class Device:
         self.transport = transport or open_transport(target)
         self.cache = ContentCache(self.transport)
         self.agent = AgentClient(self.transport, self.cache)
+        self._lock: DeviceLock | None = None
 
     def interpreter_for(self, runtime: str) -> str:
         """The Python that runs `runtime` on this device (the target file says which)."""
@@ -33,5 +36,19 @@ class Device:
         """Push each model file by content hash; role -> path on the device."""
         return {role: self.cache.push_file(Path(path)) for role, path in files.items()}
 
+    def lock(self, run_id: str, wait_s: float, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the device's exclusive lock for this session (released by close()).
+
+        Two orchestrators never measure on one device at once: the second waits, saying who
+        holds the lock and since when, and gives up after `wait_s`."""
+        if self._lock is None:
+            self._lock = DeviceLock(self.transport, self.target.python, self.agent.agent_dir(), run_id=run_id,
+                                    wait_s=wait_s, on_wait=on_wait).acquire()
+
     def close(self) -> None:
+        if self._lock is not None:
+            try:
+                self._lock.release()
+            finally:
+                self._lock = None
         self.transport.close()

@@ -7,6 +7,7 @@ options; other front ends can build it directly), so nothing here knows about py
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class SessionOptions:
     report_dir: Path
     render_report: bool
     repo_dir: Path
+    lock_timeout_s: float = 600.0  # how long to wait for a device another orchestrator holds
     run_id: str | None = None  # preassigned when several processes (pytest-xdist workers) share one run
     is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
 
@@ -38,6 +40,12 @@ class SessionOptions:
         """The options stored with the run (paths as strings)."""
         return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
                 if key not in ("run_id", "is_worker")}
+
+
+def _tell_user(message: str) -> None:
+    """Progress that must reach the terminal even while pytest captures output."""
+    sys.__stderr__.write(f"harness: {message}\n")
+    sys.__stderr__.flush()
 
 
 class HarnessSession:
@@ -97,8 +105,15 @@ class HarnessSession:
         return self.run
 
     def device(self, target: Target) -> Device:
+        """The session's connection to `target`, holding its device lock from first use."""
         if target.name not in self._devices:
-            self._devices[target.name] = Device(target)
+            device = Device(target)
+            try:
+                device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=_tell_user)
+            except HarnessError:
+                device.close()
+                raise
+            self._devices[target.name] = device
         return self._devices[target.name]
 
     def record_environment(self, target: Target, agent_env: dict[str, Any]) -> None:

@@ -33,6 +33,16 @@ def parse_run_label(value: str) -> str:
     return value
 
 
+def parse_seconds(value: str) -> float:
+    from ..errors import ConfigError
+    from ..units import parse_duration
+
+    try:
+        return parse_duration(value, "--lock-timeout", "value")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "edge model benchmarking harness")
     group.addoption("--target", action="store", type=parse_target_spec, default=None,
@@ -49,6 +59,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help=f"results store: a path or sqlite:///path (default: {DEFAULT_STORE} in the rootdir)")
     group.addoption("--report-dir", action="store", default=None,
                     help="where reports are written (default: reports/ in the rootdir)")
+    group.addoption("--lock-timeout", action="store", type=parse_seconds, default=600.0,
+                    help="how long to wait for a device locked by another run (e.g. 10min; default 600s)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not render the HTML report at the end of the run")
 
@@ -78,5 +90,6 @@ def session_options(config: pytest.Config) -> SessionOptions:
         store_url=store_url,
         report_dir=_path(config.getoption("--report-dir"), here, root / "reports"),
         render_report=not config.getoption("--no-report"),
+        lock_timeout_s=config.getoption("--lock-timeout"),
         repo_dir=root,
     )
