@@ -18,6 +18,8 @@ class Adapter(BaseAdapter):
     OPTIONS = {
         "threads": (int, None),
         "power_mode": (str, None, POWER_MODES),
+        # only to demonstrate that the fidelity suite catches the garbage numpy 2 produces
+        "allow_numpy2": (bool, False),
     }
 
     def import_runtime(self):
@@ -26,7 +28,7 @@ class Adapter(BaseAdapter):
             from paddlelite import lite
         except ImportError as exc:
             raise AgentFailure("runtime-missing", "paddlelite cannot be imported: %s" % exc)
-        if int(numpy.__version__.split(".")[0]) >= 2:
+        if int(numpy.__version__.split(".")[0]) >= 2 and not self.options["allow_numpy2"]:
             raise AgentFailure(
                 "runtime-missing",
                 "paddle-lite with numpy %s: Tensor.from_numpy writes garbage under numpy 2; install "
