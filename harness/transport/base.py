@@ -177,7 +177,11 @@ class ContentCache:
 
     def _upload_verified(self, local: Path, remote: str, digest: str, in_place: bool = False) -> None:
         temporary = remote if in_place else f"{remote}.part-{uuid.uuid4().hex[:8]}"
-        sent = self.transport.upload(local, temporary)
+        try:
+            sent = self.transport.upload(local, temporary)
+        except TransportError:
+            self.transport.remove(temporary)  # a partial upload (disk full, link lost) is not left behind
+            raise
         self.stats.files_sent += 1
         self.stats.bytes_sent += sent
         found = self.transport.remote_sha256(temporary)

@@ -4,6 +4,7 @@ interface as a remote device (subprocesses instead of SSH channels)."""
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import queue
 import shutil
@@ -142,6 +143,9 @@ class LocalTransport:
         try:
             shutil.copyfile(local, remote)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise TransportError(f"{self.target_name}: no space left on {self.target_name}:{remote}: free space "
+                                     "in the target's workdir") from None
             raise TransportError(f"{self.target_name}: cannot copy {local} to {remote}: {exc.strerror}") from None
         size = os.path.getsize(remote)
         self.bytes_sent += size

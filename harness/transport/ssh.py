@@ -976,9 +976,29 @@ class SSHTransport:
         def put(sftp: paramiko.SFTPClient) -> int:
             return sftp.put(str(local), remote, confirm=True).st_size
 
-        size = self._sftp_call(f"upload of {local.name}", f"cannot copy {local} to {remote}", put)
+        try:
+            size = self._sftp_call(f"upload of {local.name}", f"cannot copy {local} to {remote}", put)
+        except TransportError as exc:
+            # OpenSSH's sftp-server reports a full disk as a bare "Failure": ask df
+            free = self._free_bytes(posixpath.dirname(remote))
+            if free is not None and free < local.stat().st_size:
+                raise TransportError(f"{self.target_name}: no space left on {self.target_name}:{remote} "
+                                     f"({free / 2**20:.1f} MiB free, {local.stat().st_size / 2**20:.1f} MiB "
+                                     "needed): free space in the target's workdir") from None
+            raise exc
         self.bytes_sent += size
         return size
+
+    def _free_bytes(self, directory: str) -> int | None:
+        try:
+            done = self.run(["df", "-Pk", directory], timeout=15)
+        except TransportError:
+            return None
+        lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+        if done.returncode != 0 or len(lines) < 2:
+            return None
+        fields = lines[-1].split()
+        return int(fields[3]) * 1024 if len(fields) >= 4 and fields[3].isdigit() else None
 
     def write_bytes(self, remote: str, data: bytes) -> None:
         def write(sftp: paramiko.SFTPClient) -> None:
