@@ -42,6 +42,11 @@ HOST_VENV_PYTHON = str(REPO / ".venv" / "bin" / "python")
 
 Progress = Callable[[str], None]
 
+SIMULATED_SENSORS = {"ina3221": "harness.agent.sensors.simulated"}
+"""Power sensors the lab simulates on the host for a device that declares them: sensor kind ->
+module run as ``<host venv python> -m MODULE <device power root> <device cpuacct.usage>``
+(a Jetson Nano INA3221, JetPack 4 iio layout, whose power follows the device's CPU usage)."""
+
 ONNXRUNTIME_PY36 = "1.10.0"
 """Newest onnxruntime with cp36 x86_64 wheels on PyPI (1.11.0 dropped 3.6; checked with
 `pip download --no-deps --only-binary=:all: --python-version 36 --platform manylinux2014_x86_64`)."""
@@ -82,6 +87,19 @@ class DeviceSpec:
     power_sensor: str = "none"
     workdir: str = "harness-work"
     job_timeout: str = "15min"
+    cpu_period_us: int = 10_000
+    """CFS period the quota is enforced over. The kernel default (100 ms) lets a job run at
+    full host speed for ``cpu_quota`` x 100 ms and then stalls it for the rest: with a half
+    core, every inference shorter than ~50 ms runs unshaped and the device's p50 equals the
+    host's (only the mean and the tail show the quota). Over 10 ms the stalls are short and
+    frequent, so any inference longer than a few ms is slowed about ``1 / cpu_quota`` times,
+    as on a slower board. Sub-millisecond inferences still fit between stalls: for those
+    only the throughput and the mean are shaped (the quota cannot be finer than 1 ms)."""
+
+    @property
+    def simulated_power(self) -> bool:
+        """The lab runs a simulated sensor for this device (`SIMULATED_SENSORS`)."""
+        return self.power_sensor in SIMULATED_SENSORS
 
     def envs(self) -> tuple[PythonEnv, ...]:
         """The distinct interpreters this device needs (agent's first)."""
@@ -360,6 +378,7 @@ __all__ = [
     "DeviceSpec",
     "LabSpec",
     "PythonEnv",
+    "SIMULATED_SENSORS",
     "build_env",
     "cached_env",
     "env_dir",

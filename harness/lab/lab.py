@@ -14,7 +14,19 @@ Each device of a `LabSpec` becomes, on this machine (root needed):
   the interpreters are reachable for the device user without opening up root's home;
 - its interpreters (`harness.lab.devices.build_env`: cached virtual environments built on the
   host, the device's "vendor image"), a ``power`` directory for a simulated sensor, and a
-  target file.
+  target file;
+- for a device whose power sensor the lab simulates (``ina3221``, see
+  `harness.lab.devices.SIMULATED_SENSORS`): a daemon on the host, ``<host venv python> -m
+  harness.agent.sensors.simulated <power root> <device cpuacct.usage>`` (PYTHONPATH = the repo),
+  that keeps a Jetson Nano INA3221 sysfs tree (JetPack 4 iio layout) under ``power/`` following
+  the device's cgroup CPU usage; it runs outside the device's cgroups (a real sensor costs the
+  board no CPU), its pid is in the state file, its log in ``devices/<name>/power.log``, and the
+  tree is world-readable so the device user's agent reads it (the target file says
+  ``power: {sensor: ina3221, options: {root: <power root>}}``).
+
+CPU quotas are enforced over a 10 ms CFS period (``DeviceSpec.cpu_period_us``), not the
+kernel's 100 ms: over 100 ms a half-core device runs every short inference at full host speed
+and stalls only between them, so its median latency would not be shaped at all.
 
 State dir layout (default ``.harness/lab`` in the repo)::
 
@@ -22,7 +34,8 @@ State dir layout (default ``.harness/lab`` in the repo)::
     keys/lab_ed25519[.pub]       the client key every device authorises (kept across downs)
     devices/<name>/sshd/         sshd_config, host key (kept: host keys stay stable), log
     devices/<name>/authorized_keys
-    devices/<name>/power/        root of the device's simulated power sensor
+    devices/<name>/power/        root of the device's simulated power sensor (sys/bus/i2c/...)
+    devices/<name>/power.log     the simulated sensor daemon's log
     targets/<name>.yaml          one target file per device (for --targets-dir)
     targets/known_hosts          the devices' host keys (strict host key checking)
     targets/ssh_config           Host entries for plain ssh: ssh -F targets/ssh_config <name>
@@ -45,6 +58,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +68,7 @@ import yaml
 
 from . import cgroups, network
 from .cgroups import CgroupUsage, DeviceCgroups
-from .devices import DEFAULT_LAB, REPO, BuiltEnv, DeviceSpec, LabSpec, build_env
+from .devices import DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, BuiltEnv, DeviceSpec, LabSpec, build_env
 from .network import LinkPlan
 from .sshd import SSHD, LabError, SshdServer, free_port, generate_key
 
@@ -69,6 +83,9 @@ NETWORK_ENV = "HARNESS_LAB_NETWORK"
 def default_cache_dir() -> Path:
     """Images are cached in the default lab's state dir, shared by every lab on this checkout."""
     return DEFAULT_STATE_DIR / "cache"
+
+
+LIVE_FIELDS = ("sshd_alive", "reachable", "usage", "disk_used", "power_alive", "power_mw")
 
 
 @dataclass
@@ -92,11 +109,20 @@ class DeviceState:
     runtimes: dict[str, str] = field(default_factory=dict)
     images_complete: bool = True
     sshd_pid: int | None = None
+    power_sensor: str = "none"
+    power_pid: int | None = None  # the simulated sensor's daemon (devices in SIMULATED_SENSORS)
+    cpu_period_us: int | None = None
     # live, from status()
     sshd_alive: bool | None = None
     reachable: bool | None = None
     usage: CgroupUsage | None = None
     disk_used: int | None = None
+    power_alive: bool | None = None
+    power_mw: int | None = None  # the simulated sensor's total rail now
+
+    @property
+    def simulated_power(self) -> bool:
+        return self.power_sensor in SIMULATED_SENSORS
 
     @property
     def address(self) -> str:
@@ -115,7 +141,7 @@ class DeviceState:
         return self.user
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k not in ("sshd_alive", "reachable", "usage", "disk_used")}
+        data = {k: v for k, v in asdict(self).items() if k not in LIVE_FIELDS}
         data["link"] = self.link.to_dict()
         data["cgroups"] = self.cgroups.to_dict()
         return data
@@ -209,6 +235,9 @@ def _plan_device(state: LabState, spec: LabSpec, device: DeviceSpec, previous: D
         device_dir=str(device_dir), power_root=str(device_dir / "power"),
         target_file=str(Path(state.targets_dir) / f"{device.name}.yaml"),
         sshd_pid=previous.sshd_pid if previous else None,
+        power_sensor=device.power_sensor,
+        power_pid=previous.power_pid if previous else None,
+        cpu_period_us=device.cpu_period_us,
     )
 
 
@@ -303,9 +332,12 @@ def _bring_up(state: LabState, spec: LabSpec, device: DeviceSpec, planned: Devic
     uid, gid = _ensure_user(planned.user, name)
     _ensure_home_mount(planned, uid, gid, spec.prefix)
 
-    quota = "unlimited CPU" if device.cpu_quota is None else f"{device.cpu_quota:g} core(s)"
+    quota = "unlimited CPU" if device.cpu_quota is None else (
+        f"{device.cpu_quota:g} core(s) ({device.cpu_quota * device.cpu_period_us / 1000:g} ms "
+        f"of every {device.cpu_period_us / 1000:g} ms)")
     step("cgroups", f"{quota}, {_size(device.memory_limit)} memory (+swap), cpuacct {planned.cgroups.cpuacct_usage_path}")
     cgroups.create(planned.cgroups, device.cpu_quota, device.memory_limit)
+    _set_cpu_period(planned.cgroups, device.cpu_quota, device.cpu_period_us)
 
     device_dir = Path(planned.device_dir)
     for directory in (device_dir, device_dir / "power", device_dir / "mnt"):
@@ -328,14 +360,164 @@ def _bring_up(state: LabState, spec: LabSpec, device: DeviceSpec, planned: Devic
 
     if _sshd_alive(planned):
         step("sshd", f"already running (pid {planned.sshd_pid}) on {planned.address}:{planned.port}")
+    else:
+        step("sshd", f"starting on {planned.address}:{planned.port}")
+        server = _server(state, planned, built)
+        server.start()
+        assert server.process is not None
+        planned.sshd_pid = server.process.pid
+        if planned.sshd_pid not in cgroups.pids(planned.cgroups):
+            raise LabError(f"{name}: sshd (pid {planned.sshd_pid}) did not join its cgroups; see {server.log_path}")
+    if planned.simulated_power:
+        _ensure_power(state, planned, progress)
+
+
+def _set_cpu_period(groups: DeviceCgroups, cores: float | None, period_us: int) -> None:
+    """Enforce the quota over ``period_us`` instead of the default 100 ms (see the module doc).
+    The kernel accepts periods and quotas of 1 ms and more."""
+    if cores is None:
         return
-    step("sshd", f"starting on {planned.address}:{planned.port}")
-    server = _server(state, planned, built)
-    server.start()
-    assert server.process is not None
-    planned.sshd_pid = server.process.pid
-    if planned.sshd_pid not in cgroups.pids(planned.cgroups):
-        raise LabError(f"{name}: sshd (pid {planned.sshd_pid}) did not join its cgroups; see {server.log_path}")
+    period_us = max(1000, int(period_us))
+    quota_us = max(1000, int(cores * period_us))
+    directory = groups.cpu
+    try:
+        if (int(Path(directory, "cpu.cfs_period_us").read_text()),
+                int(Path(directory, "cpu.cfs_quota_us").read_text())) == (period_us, quota_us):
+            return  # a device already up keeps its quota without a moment unlimited
+    except (OSError, ValueError):
+        pass
+    for name, value in (("cpu.cfs_quota_us", -1), ("cpu.cfs_period_us", period_us), ("cpu.cfs_quota_us", quota_us)):
+        try:
+            Path(directory, name).write_text(str(value))
+        except OSError as exc:
+            raise LabError(f"cannot write {value} to {directory}/{name}: {exc.strerror}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# the simulated power sensor (a daemon on the host per device)
+# ---------------------------------------------------------------------------------------------
+
+POWER_START_TIMEOUT_S = 10.0
+
+
+def _power_argv(device: DeviceState) -> list[str]:
+    python = HOST_VENV_PYTHON if os.path.exists(HOST_VENV_PYTHON) else sys.executable
+    return [python, "-m", SIMULATED_SENSORS[device.power_sensor], device.power_root,
+            device.cgroups.cpuacct_usage_path]
+
+
+def _power_file(device: DeviceState) -> Path:
+    """The total rail's power file of the simulated tree (channel 0 is POM_5V_IN)."""
+    from harness.agent.sensors.simulated import IIO_DEVICE
+
+    return Path(device.power_root, IIO_DEVICE.lstrip("/"), "in_power0_input")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        with open(f"/proc/{pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return []
+    except (OSError, IndexError):
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _is_power_daemon(pid: int, device: DeviceState) -> bool:
+    args = _cmdline(pid)
+    return len(args) >= 4 and args[1:3] == ["-m", SIMULATED_SENSORS.get(device.power_sensor, "")] \
+        and args[3] == device.power_root
+
+
+def _power_pids(device: DeviceState) -> list[int]:
+    """Every simulated-sensor daemon writing this device's tree (the recorded one, or any a
+    lost state file forgot)."""
+    module = SIMULATED_SENSORS.get(device.power_sensor)
+    if module is None:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _is_power_daemon(int(entry), device):
+            found.append(int(entry))
+    return found
+
+
+def _power_alive(device: DeviceState) -> bool:
+    return bool(device.power_pid) and _is_power_daemon(device.power_pid, device)
+
+
+def _ensure_power(state: LabState, device: DeviceState, progress: Progress) -> None:
+    """Start the device's simulated sensor unless it already runs; wait for its first values."""
+    label = f"simulated {device.power_sensor.upper()}"
+    if _power_alive(device):
+        progress(f"lab: {device.name}       power: {label} kept: its daemon (pid {device.power_pid}) is up")
+        return
+    for pid in _power_pids(device):  # a daemon the state file lost track of
+        _kill(pid)
+    argv = _power_argv(device)
+    log_path = Path(device.device_dir) / "power.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "PYTHONPATH": str(REPO),
+           "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=str(REPO), env=env,
+                                   start_new_session=True, umask=0o022)
+    device.power_pid = process.pid
+    state.save()  # recorded at once: down() stops it even if the rest of up() fails
+    power_file = _power_file(device)
+    deadline = time.monotonic() + POWER_START_TIMEOUT_S
+    while not power_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                _kill(process.pid)
+            tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
+            raise LabError(f"{device.name}: the {label} daemon did not start ({' '.join(argv)}): {tail}")
+        time.sleep(0.05)
+    blocked = _unreadable_by_others(power_file)
+    if blocked:
+        _kill(process.pid)
+        raise LabError(f"{device.name}: the device user cannot read its power sensor: {blocked}; put the lab's "
+                       "state dir under world-traversable directories")
+    progress(f"lab: {device.name}       power: {label} (JetPack 4 iio) under {device.power_root}, following "
+             f"{device.cgroups.cpuacct_usage_path} (daemon pid {process.pid}, log {log_path})")
+
+
+def _unreadable_by_others(path: Path) -> str | None:
+    """Why a user other than root could not read ``path`` (None when it can)."""
+    if not os.stat(path).st_mode & 0o004:
+        return f"{path} is not world-readable"
+    for parent in Path(path).parents:
+        if not os.stat(parent).st_mode & 0o001:
+            return f"{parent} is not world-traversable (mode {oct(os.stat(parent).st_mode & 0o777)})"
+    return None
+
+
+def _kill(pid: int, grace_s: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; reaps it when it is our child."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not _cmdline(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _stop_power(device: DeviceState) -> None:
+    pids = set(_power_pids(device))
+    if device.power_pid and _is_power_daemon(device.power_pid, device):
+        pids.add(device.power_pid)
+    for pid in pids:
+        _kill(pid)
+    device.power_pid = None
 
 
 class _Steps:
@@ -400,12 +582,53 @@ def _hidden_roots(paths: list[str]) -> dict[str, set[str]]:
     return hidden
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _cgroup_view_lines(prefix: str) -> list[str]:
+    """Shell lines that give a device its /sys/fs/cgroup back, read-only.
+
+    `ip netns exec` mounts a fresh sysfs on /sys, which hides the cgroup hierarchies: the
+    device's agent could then not read its own memory limit or OOM counter (a real board
+    sees them), and an OOM kill would be reported as a bare SIGKILL with no limit. Mounting a
+    v1 hierarchy again with the same controllers gives the same hierarchy, so the paths in
+    /proc/self/cgroup resolve as on the host."""
+    mounts = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            left, _, right = line.partition(" - ")
+            point = left.split()[4]
+            fields = right.split()
+            if len(fields) < 3 or not (point == CGROUP_ROOT or point.startswith(CGROUP_ROOT + "/")):
+                continue
+            options = [o for o in fields[2].split(",") if o not in ("rw", "ro")]
+            mounts.append((point, fields[0], options))
+    if not mounts:
+        return []
+    mounts.sort(key=lambda mount: len(mount[0]))  # parents first
+    lines = [f'if [ -z "$(ls -A {CGROUP_ROOT} 2>/dev/null)" ]; then']
+    for point, fstype, options in mounts:
+        make = f"mkdir -p {shlex.quote(point)} && " if point != CGROUP_ROOT else ""
+        if fstype == "tmpfs":  # the directory holding the hierarchies: read-only once they are mounted
+            mount = f"mount -t tmpfs -o mode=0755,size=64k {shlex.quote(prefix + '-cgroup')} {shlex.quote(point)}"
+        else:
+            mount_options = ",".join(["ro", *(o for o in options if fstype == "cgroup")])
+            mount = f"mount -t {shlex.quote(fstype)} -o {shlex.quote(mount_options)} {shlex.quote(fstype)} {shlex.quote(point)}"
+        lines.append(f"  {make}{mount} || echo 'lab: cannot mount {point} for the device' >&2")
+    if mounts[0][1] == "tmpfs":
+        lines.append(f"  mount -o remount,ro {shlex.quote(CGROUP_ROOT)} || true")
+    lines.append("fi")
+    return lines
+
+
 def _wrapper(state: LabState, device: DeviceState, built: dict[str, BuiltEnv]) -> tuple[str, ...]:
     """argv prefix for the device's sshd: join the cgroups (before `ip netns exec`, which
     remounts /sys), enter the namespace, hide root's home but keep the interpreters
     reachable, exec sshd."""
     outer = "\n".join(["set -e", *cgroups.attach_commands(device.cgroups), 'exec "$@"'])
     lines = ["set -e"]
+    if device.netns:
+        lines += _cgroup_view_lines(state.prefix)
     hidden = _hidden_roots([b.python for b in built.values()])
     stage_root = Path(device.device_dir) / "mnt"
     for index, (ancestor, children) in enumerate(sorted(hidden.items())):
@@ -560,7 +783,8 @@ def down(state_dir: Path | str = DEFAULT_STATE_DIR, progress: Progress = print, 
         progress(f"lab: no state file in {state_dir}: sweeping what the lab's names would be")
     for name in list(state.devices):
         device = state.devices[name]
-        progress(f"lab: {name}: stopping sshd and sessions, removing network, mount, user, cgroups")
+        sensor = " and the simulated power sensor" if device.simulated_power else ""
+        progress(f"lab: {name}: stopping sshd{sensor} and sessions, removing network, mount, user, cgroups")
         failed = _tear_down(device)
         errors += failed
         if not failed:  # a device that could not be removed stays listed, so `down` can retry
@@ -587,7 +811,7 @@ def _exists_any(device: DeviceState) -> bool:
     except KeyError:
         pass
     return (bool(device.netns and device.netns in network.netns_list()) or _mounted(device.home)
-            or any(os.path.isdir(d) for d in device.cgroups.dirs()))
+            or any(os.path.isdir(d) for d in device.cgroups.dirs()) or bool(_power_pids(device)))
 
 
 def _tear_down(device: DeviceState) -> list[str]:
@@ -599,6 +823,7 @@ def _tear_down(device: DeviceState) -> list[str]:
         except (LabError, OSError, subprocess.SubprocessError) as exc:
             errors.append(f"{device.name}: {what}: {exc}")
 
+    attempt("stopping the simulated power sensor", lambda: _stop_power(device))
     attempt("stopping sshd", lambda: _stop_sshd(device))
     attempt("killing sessions", lambda: cgroups.kill_all(device.cgroups) if os.path.isdir(device.cgroups.memory) else 0)
     attempt("killing the user's processes", lambda: _kill_user_processes(device.user))
@@ -608,6 +833,20 @@ def _tear_down(device: DeviceState) -> list[str]:
     attempt("removing the cgroups", lambda: cgroups.remove(device.cgroups))
     Path(device.target_file).unlink(missing_ok=True)
     return errors
+
+
+def stop_sshd(state_dir: Path | str, name: str) -> DeviceState:
+    """Stop one device's sshd, leaving the rest of it up (fault injection: a device that is
+    on the network but not answering SSH, so connections are refused). `up` with the device
+    starts it again (same address, port and host key)."""
+    state = LabState.load(Path(state_dir).resolve())
+    if state is None:
+        raise LabError(f"no lab is up in {Path(state_dir).resolve()}")
+    device = state.device(name)
+    _stop_sshd(device)
+    if _sshd_alive(device):
+        raise LabError(f"{name}: sshd (pid {device.sshd_pid}) did not stop")
+    return device
 
 
 def _reap(pid: int) -> None:
@@ -711,6 +950,12 @@ def status(state_dir: Path | str = DEFAULT_STATE_DIR) -> LabState | None:
         device.sshd_alive = _sshd_alive(device)
         device.reachable = reachable(device.address, device.port)
         device.usage = cgroups.usage(device.cgroups)
+        if device.simulated_power:
+            device.power_alive = _power_alive(device)
+            try:
+                device.power_mw = int(_power_file(device).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                device.power_mw = None
         if _mounted(device.home):
             fs = os.statvfs(device.home)
             device.disk_used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
@@ -737,6 +982,14 @@ def format_status(state: LabState | None, state_dir: Path | str = DEFAULT_STATE_
                      f"{cpu:<9} {mem:<24} {oom:<4} {disk:<15} {d.link_rate or '-'}")
         if not d.images_complete:
             lines.append(f"  {'':<13} note: image packages were skipped; runtimes: {', '.join(d.runtimes) or 'none'}")
+        if d.simulated_power:
+            if d.power_alive:
+                now = f"{d.power_mw} mW now" if d.power_mw is not None else "no reading yet"
+                lines.append(f"  {'':<13} power: simulated {d.power_sensor.upper()} pid {d.power_pid}, POM_5V_IN "
+                             f"{now} (root {d.power_root})")
+            else:
+                lines.append(f"  {'':<13} power: simulated {d.power_sensor.upper()} NOT RUNNING: its power "
+                             "suite reports the sensor unavailable (run `harness lab up` again)")
     return lines
 
 
@@ -763,7 +1016,7 @@ def leftovers(spec: LabSpec = DEFAULT_LAB, state_dir: Path | str | None = None) 
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "sshd" in cmdline and marker in cmdline:
+            if ("sshd" in cmdline or any(m in cmdline for m in SIMULATED_SENSORS.values())) and marker in cmdline:
                 found.append(f"process {entry} {cmdline.strip()[:100]}")
     return found
 
@@ -778,6 +1031,7 @@ __all__ = [
     "leftovers",
     "reachable",
     "status",
+    "stop_sshd",
     "up",
     "write_targets",
 ]
