@@ -20,11 +20,11 @@ from .transport.base import ContentCache, Transport, agent_files
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).parent / "agent"
-EVENTS = ("hello", "progress", "samples", "outputs", "power", "result", "error")
+EVENTS = ("hello", "progress", "samples", "outputs", "power", "profile", "result", "error")
 # agent phases as users name them in "out of memory at <phase>"
 PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window",
                "warmup": "inference",
-               "measure": "inference", "outputs": "inference"}
+               "measure": "inference", "outputs": "inference", "profile": "operator profile"}
 STDERR_LINES_IN_ERRORS = 3
 
 
@@ -40,6 +40,7 @@ class AgentRun:
     outputs: list[list[dict[str, Any]]] | None = None  # per seed, per output tensor (encoded)
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None  # the power event: summary, timeline, markers
+    profile: dict[str, Any] | None = None  # the profile event (job.profile_ops): per-operator times
 
 
 class AgentCrashed(Exception):
@@ -90,7 +91,8 @@ class AgentClient:
         elif not got.latency:
             raise AgentError(self.transport.target_name, "protocol", "agent sent a result without latency samples")
         return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
-                        progress=got.progress, outputs=got.outputs, seeds=got.seeds, power=got.power)
+                        progress=got.progress, outputs=got.outputs, seeds=got.seeds, power=got.power,
+                        profile=got.profile)
 
     def _crash_error(self, crash: AgentCrashed, python: str) -> AgentError:
         """Tell an out-of-memory kill from other crashes, using the device's cgroup counter."""
@@ -149,6 +151,7 @@ class _Collected:
     outputs: list[list[dict[str, Any]]] | None = None
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
 
 
 def _collect(process, target: str, timeout_s: float,
@@ -163,6 +166,7 @@ def _collect(process, target: str, timeout_s: float,
     outputs: list[list[dict[str, Any]]] | None = None
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
     phase = "start"
     try:
         while True:
@@ -187,6 +191,10 @@ def _collect(process, target: str, timeout_s: float,
                 if not isinstance(event.get("summary"), dict):
                     raise AgentError(target, "protocol", "power event without a summary")
                 power = event
+            elif kind == "profile":
+                if not isinstance(event.get("supported"), bool) or not isinstance(event.get("ops", []), list):
+                    raise AgentError(target, "protocol", "profile event without supported/ops")
+                profile = event
             elif kind == "outputs":
                 outputs, seeds = _checked_outputs(event, target)
             elif kind == "result":
@@ -209,7 +217,7 @@ def _collect(process, target: str, timeout_s: float,
     if result is None or hello is None:
         raise AgentCrashed(returncode, phase, hello, stderr)
     return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr,
-                      outputs=outputs, seeds=seeds, power=power)
+                      outputs=outputs, seeds=seeds, power=power, profile=profile)
 
 
 def _decode_event(line: bytes, target: str) -> dict[str, Any]:

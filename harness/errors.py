@@ -7,6 +7,11 @@ and says what to do. Callers show `str(error)`, never a traceback.
 from __future__ import annotations
 
 
+def _one_line(text: str) -> str:
+    """Control characters from a hostile file (a newline in a key) shown escaped: one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class HarnessError(Exception):
     """Base class: a problem the user can act on, described in one line."""
 
@@ -21,8 +26,8 @@ class ConfigError(HarnessError):
         self.source = source
         self.key = key
         self.message = message
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {message}")
+        where = f"{source}: {_one_line(key)}" if key else source
+        super().__init__(f"{where}: {_one_line(message)}")
 
 
 class UnknownTargetError(HarnessError):

@@ -31,6 +31,7 @@ from harness.schema import (
     load_yaml_mapping,
     resolve_local_path,
 )
+from harness.units import parse_fraction
 
 MANIFEST_VERSION = 1
 ZOO_DIR_ENV = "HARNESS_ZOO_DIR"
@@ -69,11 +70,13 @@ _TOP_KEYS = ("version", "zoo_dir", "defaults", "models")
 _DEFAULTS_KEYS = ("latency", "fidelity", "budget_statistic")
 _LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration")
 _FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_relative_error", "min_cosine")
-_MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants")
+_MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants", "regression_threshold", "sweeps")
 _VARIANT_KEYS = (
     "description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency", "fidelity",
-    "arch",
+    "arch", "regression_threshold", "sweeps",
 )
+REGRESSION_METRICS = ("latency", "memory", "power", "fidelity")
+"""Metrics a ``regression_threshold`` mapping may name (a bare value applies to all of them)."""
 _INPUT_KEYS = ("name", "shape", "dtype")
 _BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
 _DEPLOYMENT_KEYS = ("deployment", "performance", "monitoring")
@@ -154,6 +157,11 @@ class ModelVariant:
     description: str = ""
     fidelity: FidelitySettings = FidelitySettings()
     arch: str | None = None  # the only CPU architecture the files run on (a Paddle Lite .nb); None = any
+    # smallest relative change called a regression against a baseline run, per metric ("*" = every
+    # metric); empty = the harness default (harness.regression.DEFAULT_THRESHOLD)
+    regression_threshold: Mapping[str, float] = field(default_factory=empty_mapping, hash=False)
+    # parameter -> harness.sweeps.Sweep: the points to measure besides the variant itself (harness/sweeps.py)
+    sweeps: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
 
     @property
     def id(self) -> str:
@@ -162,6 +170,10 @@ class ModelVariant:
     @property
     def is_baseline(self) -> bool:
         return self.baseline is None
+
+    def regression_threshold_for(self, metric: str) -> float | None:
+        """The manifest's regression threshold for ``metric`` (None: use the default)."""
+        return self.regression_threshold.get(metric, self.regression_threshold.get("*"))
 
     def budget_for(self, target_name: str) -> Budget | None:
         """The budget for ``target_name``: its own entry wins over the ``"*"`` entry."""
@@ -273,6 +285,40 @@ def _read_fidelity(section: Section, base: FidelitySettings) -> FidelitySettings
     return dataclasses.replace(base, **{key: get() for key, get in getters.items() if section.has(key)})
 
 
+def _read_regression_threshold(section: Section, base: Mapping[str, float]) -> Mapping[str, float]:
+    """``regression_threshold: 5%`` (every metric) or ``{latency: 3%, memory: 5%}`` (per metric),
+    overriding ``base`` (the model's) key by key; a bare value replaces all of ``base``."""
+    if not section.has("regression_threshold"):
+        return base
+    key = section.key("regression_threshold")
+    value = section.raw("regression_threshold")
+
+    def positive(raw: Any, where: str) -> float:
+        fraction = parse_fraction(raw, section.source, where)
+        if fraction <= 0:
+            raise ConfigError(section.source, where, f"{raw!r} must be more than zero (e.g. 3% or 0.03)")
+        return fraction
+
+    if isinstance(value, Mapping):
+        per_metric = Section.of(value, section.source, key, REGRESSION_METRICS)
+        return MappingProxyType({**base, **{metric: positive(per_metric.raw(metric), per_metric.key(metric))
+                                            for metric in per_metric.data if per_metric.has(metric)}})
+    return MappingProxyType({"*": positive(value, key)})
+
+
+def _read_sweeps(section: Section, base: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``sweeps: {threads: [1, 2, 4], batch: [1, 4]}`` (parameter -> values, see harness/sweeps.py),
+    overriding ``base`` (the model's) parameter by parameter."""
+    if not section.has("sweeps"):
+        return base
+    from harness.sweeps import SweepSpecError, parse_manifest_sweeps
+
+    try:
+        return MappingProxyType({**base, **parse_manifest_sweeps(section.raw("sweeps"), section.key("sweeps"))})
+    except SweepSpecError as exc:
+        raise ConfigError(section.source, exc.where, exc.reason) from None
+
+
 def _read_model(
     section: Section, name: str, latency: LatencySettings, fidelity: FidelitySettings, context: _Context
 ) -> tuple[ModelVariant, ...]:
@@ -283,13 +329,17 @@ def _read_model(
     variants_section = section.get_section("variants", None, default_empty=False)
     if not variants_section.data:
         raise section.error("variants", "no variants declared: add at least one (e.g. fp32)")
+    model_threshold = _read_regression_threshold(section, {})
+    model_sweeps = _read_sweeps(section, {})
     variants = []
     for variant_name in variants_section.data:
         check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name", _VARIANT_HINT)
         entry = variants_section.get_section(variant_name, _VARIANT_KEYS, required=("kind", "format", "runtime"))
         variant = _read_variant(entry, name, variant_name, model_input, model_latency, budgets, context)
         variants.append(dataclasses.replace(
-            variant, fidelity=_read_fidelity(entry.get_section("fidelity", _FIDELITY_KEYS), model_fidelity)))
+            variant, fidelity=_read_fidelity(entry.get_section("fidelity", _FIDELITY_KEYS), model_fidelity),
+            regression_threshold=_read_regression_threshold(entry, model_threshold),
+            sweeps=_read_sweeps(entry, model_sweeps)))
     _check_baselines(variants_section, variants)
     return tuple(variants)
 

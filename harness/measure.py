@@ -86,6 +86,7 @@ def variant_meta(variant, target_name: str) -> dict[str, Any]:
         "input": {"name": variant.input.name, "shape": list(variant.input.shape), "dtype": variant.input.dtype},
         "budget": _budget_meta(variant.budget_for(target_name)),
         "fidelity_settings": dataclasses.asdict(variant.fidelity),
+        "regression_threshold": dict(getattr(variant, "regression_threshold", None) or {}),  # metric|"*" -> fraction
         # which orchestrator process measured it (fleet runs with pytest-xdist have several)
         "orchestrator": {"pid": os.getpid(), "worker": os.environ.get("PYTEST_XDIST_WORKER")},
     }
@@ -141,13 +142,26 @@ def _measure(device: Device, variant, store: Store, run_id: str, metric: str, un
 
 
 def measure_latency(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,
-                    on_environment: Callable[[dict[str, Any]], None] | None = None) -> MeasurementRecord:
-    """Measure and record latency; on failure record an error row and re-raise the HarnessError."""
+                    on_environment: Callable[[dict[str, Any]], None] | None = None,
+                    profile_ops: bool = False) -> MeasurementRecord:
+    """Measure and record latency; on failure record an error row and re-raise the HarnessError.
+
+    With `profile_ops`, the agent also runs the runtime's own op profiler after the timed loop
+    (outside the timed window) and the profile is stored in meta["op_profile"]."""
     def produce(meta):
-        run = _run_agent(device, variant, "latency", on_progress)
-        return latency_summary(run), {**agent_meta(run), "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns)
+        run = _run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
+        extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
+        return (latency_summary(run), {**agent_meta(run), **extra, "_hello_env": run.hello.get("env", {})},
+                tuple(run.latency_ns))
 
     return _measure(device, variant, store, run_id, "latency", "ms", produce, on_environment)
+
+
+def op_profile_meta(run: AgentRun) -> dict[str, Any]:
+    """The agent's profile event as stored in meta["op_profile"] (protocol keys dropped)."""
+    if run.profile is None:
+        return {"supported": False, "reason": "the agent sent no profile event (agent too old?)", "ops": []}
+    return {key: value for key, value in run.profile.items() if key not in ("event", "protocol")}
 
 
 def measure_memory(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,

@@ -79,6 +79,8 @@ def run_job(job, stream):
     memory["end"] = memory_snapshot()
     if job["kind"] == "power":
         _emit_power(sampler, power_failure, timing, stream)
+    if job.get("profile_ops"):  # after the last memory snapshot, outside the timed window
+        _emit_profile(adapter, runtime["name"], timing["latency_ns"], stream)
 
     stream.emit("samples", latency_ns=timing["latency_ns"])
     result = {
@@ -141,6 +143,23 @@ def _emit_power(sampler, failure, timing, stream):
     timeline = [[(s["t_ns"] - origin) / 1e6, s.get("total_w")] for s in run["samples"][::step]]
     markers = dict((name, (t - origin) / 1e6) for name, t in run["markers"].items())
     stream.emit("power", summary=summary, timeline=timeline, markers=markers, errors=run.get("errors", [])[:20])
+
+
+PROFILE_ITERATIONS = (5, 100)  # at least / at most this many profiled inferences...
+PROFILE_BUDGET_NS = 2000000000  # ...and about this much inference time
+
+
+def _emit_profile(adapter, name, samples, stream):
+    """Per-operator times from the runtime's own profiler; a failure is a profile that says why."""
+    stream.emit("progress", phase="profile")
+    mean_ns = max(1.0, float(sum(samples)) / max(1, len(samples)))
+    count = max(PROFILE_ITERATIONS[0], min(PROFILE_ITERATIONS[1], len(samples), int(PROFILE_BUDGET_NS / mean_ns)))
+    try:
+        profile = adapter.profile(count)
+    except Exception as exc:
+        profile = {"supported": False, "reason": "%s profiling failed: %s: %s" % (name, type(exc).__name__, exc),
+                   "ops": [], "by_type": []}
+    stream.emit("profile", runtime=name, **profile)
 
 
 def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory):

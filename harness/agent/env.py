@@ -34,6 +34,28 @@ def _cpu_model():
     return platform.processor() or "unknown"
 
 
+# ISA extensions worth recording (x86 "flags" / ARM "Features" in /proc/cpuinfo), and those that
+# accelerate int8 dot products: VNNI (AVX-512 or AVX), AMX, ARM dotprod (asimddp) and i8mm.
+CPU_FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+                         "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp",
+                         "asimdhp", "i8mm", "sve", "bf16")
+INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def _cpu_flags():
+    # type: () -> dict
+    """{"source", "present": flags of interest found, "int8_dot_product": int8 accelerating ones};
+    source None when /proc/cpuinfo has no flags line (then nothing is known)."""
+    for line in _read("/proc/cpuinfo", 1 << 20).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and value.strip():
+            present = set(value.split())
+            return {"source": "/proc/cpuinfo",
+                    "present": [f for f in CPU_FLAGS_OF_INTEREST if f in present],
+                    "int8_dot_product": [f for f in INT8_DOT_PRODUCT_FLAGS if f in present]}
+    return {"source": None, "present": [], "int8_dot_product": []}
+
+
 def _mem_total_bytes():
     for line in _read("/proc/meminfo", 1 << 16).splitlines():
         if line.startswith("MemTotal:"):
@@ -130,6 +152,7 @@ def capture(extra_files=(), extra_commands=()):
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": _affinity(),
         "mem_total_bytes": _mem_total_bytes(),

@@ -52,6 +52,12 @@ def parse_job(raw):
     kind = job.setdefault("kind", "latency")
     if kind not in JOB_KINDS:
         raise AgentFailure("protocol", "job.kind %r is not one of %s" % (kind, ", ".join(JOB_KINDS)))
+    profile_ops = job.get("profile_ops", False)
+    if not isinstance(profile_ops, bool):
+        raise AgentFailure("protocol", "job.profile_ops must be true or false")
+    if profile_ops and kind != "latency":
+        raise AgentFailure("protocol", "job.profile_ops is only for latency jobs (got kind %r)" % kind)
+    job["profile_ops"] = profile_ops
     if kind == "power":
         power = job.get("power")
         if not isinstance(power, dict) or not isinstance(power.get("sensor"), str):

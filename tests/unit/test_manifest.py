@@ -98,8 +98,14 @@ def test_shipped_manifest_loads() -> None:
         *(f"mobilenet_v3_small-{name}" for name in compressed),
         "ppocr_rec-fp32",
         "ppocr_rec-int8",
+        *(f"{model}-{name}" for model in ("face_detection_short_range", "face_landmark", "face_detection_full_range")
+          for name in ("xnnpack", "no_xnnpack")),
     ]
-    assert all(v.baseline in (None, "fp32", "onnx") for v in manifest.variants)
+    assert all(v.baseline in (None, "fp32", "onnx", "xnnpack") for v in manifest.variants)
+    landmark = manifest.get("face_landmark-no_xnnpack")
+    assert landmark is not None and landmark.format == "tflite" and landmark.runtime == "litert"
+    assert landmark.input.shape == (1, 192, 192, 3) and dict(landmark.runtime_options) == {"threads": 1, "xnnpack": False}
+    assert landmark.files["model"] == str(REPO / ".zoo/mediapipe/face_landmark.tflite")
     assert manifest.zoo_dir == str(REPO / ".zoo")
     tiny = manifest.get("tiny_cnn-int8")
     assert tiny is not None

@@ -13,6 +13,7 @@ ADAPTER_MODULES = {
     "onnxruntime": "onnxruntime",
     "paddle-inference": "paddle_inference",
     "paddle-lite": "paddle_lite",
+    "litert": "litert",
 }
 
 

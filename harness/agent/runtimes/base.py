@@ -7,6 +7,8 @@ Life cycle, driven by the job runner:
     adapter.set_inputs(seed)        # places one structured input (seeded)
     run = adapter.runner()          # a no-argument callable doing exactly one inference
     adapter.describe()              # runtime version, precision actually used, signatures
+    adapter.profile(iterations)     # optional: per-operator time from the runtime's own profiler,
+                                    # run after the timed loop, outside the timed window
 """
 
 from ..protocol import AgentFailure
@@ -70,6 +72,68 @@ class BaseAdapter(object):
     def describe(self):
         # type: () -> dict
         return {}
+
+    def profile(self, iterations):
+        # type: (int) -> dict
+        """Per-operator time breakdown from the runtime's own profiler (see profiles.py).
+
+        Adapters whose runtime has a profiler override this; the default says it has none."""
+        return unsupported_profile("not supported by %s" % self.name)
+
+
+# --------------------------------------------------------------------------- op profiles
+#
+# What `profile(iterations)` returns, for every runtime:
+#   {"supported": bool, "reason": str, "profiler": what produced it, "iterations": n,
+#    "wall_ms": wall time of the profiled inferences (profiler on), "op_time_ms": sum of op times,
+#    "coverage": op_time_ms / wall_ms,
+#    "ops": [{"op", "type", "time_ms", "share", "calls"}, ...]   sorted by share, descending
+#    "by_type": [{"type", "time_ms", "share", "calls", "ops"}, ...]}
+# time_ms is the op's total over all profiled inferences; share = time_ms / wall_ms, so shares
+# sum to the coverage (<= 1; the rest is framework time between ops). Where op times add up to
+# more than the wall time (ops running in parallel), shares are scaled to sum to 1.
+
+MAX_PROFILE_OPS = 100  # the top ones; by_type covers them all
+
+
+def unsupported_profile(reason):
+    # type: (str) -> dict
+    return {"supported": False, "reason": reason, "ops": [], "by_type": []}
+
+
+def finish_profile(ops, wall_ms, iterations, profiler, reason=""):
+    # type: (list, float, int, str, str) -> dict
+    """Shares, sorting and per-type totals for a list of {"op", "type", "time_ms", "calls"}."""
+    ops = [dict(op) for op in ops if op.get("time_ms") is not None]
+    total = sum(op["time_ms"] for op in ops)
+    if not ops or total <= 0:
+        return unsupported_profile(reason or "%s recorded no operator events" % profiler)
+    denominator = max(float(wall_ms or 0.0), total)
+    by_type = {}
+    for op in ops:
+        op["time_ms"] = round(op["time_ms"], 6)
+        op["share"] = round(op["time_ms"] / denominator, 6)
+        entry = by_type.setdefault(op["type"], {"type": op["type"], "time_ms": 0.0, "calls": 0, "ops": 0})
+        entry["time_ms"] += op["time_ms"]
+        entry["calls"] += int(op.get("calls") or 0)
+        entry["ops"] += 1
+    ops.sort(key=lambda op: (-op["time_ms"], op["op"]))
+    types = sorted(by_type.values(), key=lambda t: (-t["time_ms"], t["type"]))
+    for entry in types:
+        entry["time_ms"] = round(entry["time_ms"], 6)
+        entry["share"] = round(entry["time_ms"] / denominator, 6)
+    return {
+        "supported": True,
+        "reason": reason,
+        "profiler": profiler,
+        "iterations": iterations,
+        "wall_ms": round(float(wall_ms or 0.0), 6),
+        "op_time_ms": round(total, 6),
+        "coverage": round(total / denominator, 6),
+        "ops_total": len(ops),
+        "ops": ops[:MAX_PROFILE_OPS],
+        "by_type": types,
+    }
 
 
 def _is_kind(value, kind):

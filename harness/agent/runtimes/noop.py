@@ -1,4 +1,10 @@
-"""A runtime that does nothing: measures the harness's own per-iteration overhead."""
+"""A runtime that does nothing: measures the harness's own per-iteration overhead.
+
+Option ``sleep_us``: sleep that many microseconds per inference instead, a stand-in model
+with a known, adjustable cost (tests plant a slowdown with it).
+"""
+
+import time
 
 from .base import BaseAdapter
 
@@ -9,7 +15,7 @@ def _nothing():
 
 class Adapter(BaseAdapter):
     name = "noop"
-    OPTIONS = {}
+    OPTIONS = {"sleep_us": (float, None)}
 
     def version(self):
         return "builtin"
@@ -21,7 +27,15 @@ class Adapter(BaseAdapter):
         pass
 
     def runner(self):
-        return _nothing
+        sleep_us = self.options.get("sleep_us")
+        if not sleep_us:
+            return _nothing
+        seconds = float(sleep_us) / 1e6
+
+        def sleep():
+            time.sleep(seconds)
+
+        return sleep
 
     def outputs(self):
         return []

@@ -25,7 +25,7 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, require_file
+from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
 
 GRAPH_OPTIMIZATION = {
     "disable": "ORT_DISABLE_ALL",
@@ -227,6 +227,44 @@ class Adapter(BaseAdapter):
             "outputs": [_signature(arg) for arg in self.session.get_outputs()],
         }
 
+    def profile(self, iterations):
+        """Per-node kernel times from ORT's own profiler (SessionOptions.enable_profiling).
+
+        A second session with the same options and profiling on runs a few warm-up inferences
+        and then `iterations` profiled ones on the same input; the JSON trace's "Node" events
+        (`<node>_kernel_time`, args.op_name) after the warm-up's last `model_run` are summed per node."""
+        import json
+
+        from ..clock import now_ns
+
+        scratch = tempfile.mkdtemp(prefix="harness-ort-profile-")
+        warm = min(5, iterations)
+        try:
+            so = self._session_options()
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(scratch, "ort")
+            session = self._ort.InferenceSession(self.model_path, sess_options=so, providers=self.options["providers"])
+            feed = dict(self._feed)
+            for _ in range(warm):
+                session.run(self.output_names, feed)
+            t0 = now_ns()
+            for _ in range(iterations):
+                session.run(self.output_names, feed)
+            wall_ms = (now_ns() - t0) / 1e6
+            path = session.end_profiling()
+            with open(path) as handle:
+                events = json.load(handle)
+        except Exception as exc:
+            return unsupported_profile("onnxruntime profiling failed: %s" % _first_line(exc))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        profile = finish_profile(ort_profile_ops(events, warm), wall_ms, iterations,
+                                 "onnxruntime %s SessionOptions.enable_profiling (JSON trace, Node events)"
+                                 % self._ort.__version__)
+        if profile["supported"]:
+            profile["granularity"] = "node"
+        return profile
+
     def _optimized_int8_ops(self):
         """{op: count} of int8 kernels in the graph ORT optimised, or None if unreadable."""
         scratch = tempfile.mkdtemp(prefix="harness-ort-")
@@ -244,6 +282,33 @@ class Adapter(BaseAdapter):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def ort_profile_ops(events, skip_runs=0):
+    """Per-node totals from an ORT profiling trace: [{"op", "type", "time_ms", "calls"}].
+
+    Node events that end before the end of the first `skip_runs` `model_run` events (warm-up)
+    are left out."""
+    if isinstance(events, dict):
+        events = events.get("traceEvents", [])
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: e.get("ts", 0))
+    cutoff = 0
+    if skip_runs and len(runs) > skip_runs:
+        last = runs[skip_runs - 1]
+        cutoff = last.get("ts", 0) + last.get("dur", 0)
+    nodes = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time") or event.get("ts", 0) < cutoff:
+            continue
+        node = name[:-len("_kernel_time")]
+        args = event.get("args") or {}
+        entry = nodes.setdefault(node, {"op": node, "type": args.get("op_name", "?"), "time_ms": 0.0, "calls": 0,
+                                        "provider": args.get("provider", "")})
+        entry["time_ms"] += float(event.get("dur", 0)) / 1000.0
+        entry["calls"] += 1
+    return list(nodes.values())
 
 
 def _as_array(value):

@@ -13,7 +13,7 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, require_file
+from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
 
 # Op types that mark a quantized (QDQ / fake-quant) program.
 QUANT_OP_TYPES = (
@@ -176,6 +176,121 @@ class Adapter(BaseAdapter):
             "inputs": [_signature(self.predictor.get_input_handle(n), n) for n in self.input_names],
             "outputs": [_signature(self.predictor.get_output_handle(n), n) for n in self.output_names],
         }
+
+
+    def profile(self, iterations):
+        """Per-op-type times from Paddle Inference's own profiler (`Config.enable_profile()`).
+
+        A second predictor from a copy of this config with profiling on runs a few warm-up
+        inferences, the profiler's events are reset (paddle.base.core.reset_profiler), then
+        `iterations` profiled ones run on the same input. Paddle prints its "Event Summary" table
+        when the predictor is destroyed: fds 1 and 2 are captured around that and the table is
+        parsed. Paddle aggregates by op type (fused_conv2d, fc, ...), not per node."""
+        import gc
+
+        from ..clock import now_ns
+
+        try:
+            from paddle.base import core
+        except ImportError:
+            try:
+                from paddle.fluid import core  # paddle 2.x
+            except ImportError:
+                core = None
+        warm = min(5, iterations)
+        box = {}
+        try:
+            config = self._inference.Config(self.config)
+            config.enable_profile()
+            predictor, _ = _with_captured_stderr(lambda: self._inference.create_predictor(config))
+            name = self.input_names[0]
+            array = self.predictor.get_input_handle(name).copy_to_cpu()
+            handle = predictor.get_input_handle(name)
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(array)
+            for _ in range(warm):
+                predictor.run()
+            reset = core is not None and hasattr(core, "reset_profiler")
+            if reset:
+                core.reset_profiler()
+            t0 = now_ns()
+            for _ in range(iterations):
+                predictor.run()
+            box["wall_ms"] = (now_ns() - t0) / 1e6
+            del handle
+
+            def destroy():
+                box.pop("predictor", None)
+                gc.collect()
+
+            box["predictor"] = predictor
+            del predictor
+            _, report = _with_captured_output(destroy)
+        except Exception as exc:
+            return unsupported_profile("paddle-inference profiling failed: %s" % _first_line(exc))
+        ops = parse_profile_report(report)
+        profile = finish_profile(ops, box["wall_ms"], iterations,
+                                 "paddle-inference Config.enable_profile() (Event Summary at predictor "
+                                 "destruction)", reason="" if ops else "paddle printed no Event Summary rows")
+        if profile["supported"]:
+            profile["granularity"] = "op-type"
+            if not reset:
+                profile["note"] = "profiler could not be reset: %d warm-up inferences are included" % warm
+        return profile
+
+
+# One row of paddle's profiler "Event Summary": thread0::fused_conv2d  680  92.43  0.072  0.449  0.136  0.565
+_EVENT_ROW = re.compile(r"^thread\d+::(?P<name>\S+)\s+(?P<calls>\d+)\s+(?P<total>[\d.eE+-]+)\s+")
+
+
+def parse_profile_report(text):
+    # type: (str) -> list
+    """Op-type rows of the "Event Summary" of paddle's profiling report: [{"op", "type", "time_ms", "calls"}].
+
+    Nested rows (indented) and framework events (Executor::Run, ...) are left out."""
+    ops = []
+    in_events = False
+    for line in text.splitlines():
+        if "Event Summary" in line:
+            in_events = True
+            continue
+        if not in_events:
+            continue
+        if "Memory Profiling Report" in line or line.startswith("------->"):
+            break
+        match = _EVENT_ROW.match(line)
+        if not match or "::" in match.group("name"):
+            continue
+        name = match.group("name")
+        ops.append({"op": name, "type": name, "time_ms": float(match.group("total")),
+                    "calls": int(match.group("calls"))})
+    return ops
+
+
+def _with_captured_output(action):
+    """Run `action` with fds 1 and 2 going to one temp file; return (its result, what was printed).
+
+    The agent's protocol stream has its own fd, so nothing of the protocol is captured; what
+    was captured is written back to stderr so the log is not lost."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
+        try:
+            result = action()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            sys.stderr.write(text)
+    return result, text
 
 
 def _with_captured_stderr(action):
