@@ -30,6 +30,7 @@ MEMORY_LATENCY = {"warmup_iterations": 3, "warmup_duration_s": 0.0, "min_iterati
                   "min_duration_s": 0.1, "max_duration_s": 30.0}
 
 Progress = Callable[[dict[str, Any]], None]
+DEVICE_TIMEOUT_MARGIN_S = 5.0
 
 
 def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **extra: Any) -> dict[str, Any]:
@@ -110,8 +111,11 @@ def _run_agent(device: Device, variant, kind: str, on_progress: Progress | None,
                            "(run `harness zoo build`, or fix the path in the manifest)")
     python = device.interpreter_for(variant.runtime)
     remote = device.push_model_files(dict(variant.files))
-    job = _job(kind, variant, remote, device.target.env_capture, **extra)
-    return device.agent.run_job(job, python, device.target.limits.job_timeout_s, on_progress)
+    host_timeout = device.target.limits.job_timeout_s
+    # the device's watchdog fires first and says in which phase; the host's kill is the backstop
+    job = _job(kind, variant, remote, device.target.env_capture,
+               timeout_s=max(1.0, host_timeout - DEVICE_TIMEOUT_MARGIN_S), **extra)
+    return device.agent.run_job(job, python, host_timeout, on_progress)
 
 
 def _record(store: Store, record: MeasurementRecord) -> MeasurementRecord:

@@ -18,6 +18,7 @@ from .outputs import encode_tensor
 from .protocol import AgentFailure, EventStream
 from .runtimes import load_adapter_class
 from .timing import timed_loop, warm_up
+from .watchdog import start_watchdog, stop_watchdog
 
 SELF_TEST_JOB = (b'{"protocol": 1, "job_id": "self-test", "runtime": {"name": "noop"}, '
                  b'"model": {"files": {}}, "input": {"shape": [1]}, '
@@ -223,7 +224,11 @@ def main(argv=None):
             job = parse_job(raw)
         finally:
             _hello(stream, job)
-        result = run_job(job, stream)
+        watchdog = start_watchdog(float(job.get("timeout_s") or 0), stream.fileno())
+        try:
+            result = run_job(job, stream)
+        finally:
+            stop_watchdog(watchdog)
         if self_test:
             sys.stderr.write("agent self-test ok: python %s, %d noop iterations, clock %s\n"
                              % (sys.version.split()[0], result["iterations"], CLOCK_NAME))

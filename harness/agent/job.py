@@ -49,6 +49,9 @@ def parse_job(raw):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise AgentFailure("protocol", "job.latency.%s must be a non-negative number" % key)
     job["latency"] = latency
+    timeout = job.get("timeout_s", 0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+        raise AgentFailure("protocol", "job.timeout_s must be a non-negative number of seconds")
     kind = job.setdefault("kind", "latency")
     if kind not in JOB_KINDS:
         raise AgentFailure("protocol", "job.kind %r is not one of %s" % (kind, ", ".join(JOB_KINDS)))

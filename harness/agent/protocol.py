@@ -13,6 +13,7 @@ import os
 import sys
 
 from . import PROTOCOL_VERSION
+from .watchdog import set_phase
 
 # Error kinds the host understands; anything else is reported as "internal".
 ERROR_KINDS = (
@@ -22,6 +23,7 @@ ERROR_KINDS = (
     "runtime-missing",  # the runtime is not installed in this interpreter
     "model-load",       # the runtime refused to load the model
     "runtime-error",    # the runtime failed while running
+    "timeout",          # the job ran past its device-side deadline (sent by the watchdog)
     "internal",         # a bug in the agent
 )
 
@@ -43,6 +45,10 @@ class EventStream(object):
     def __init__(self, stream):
         self._stream = stream
 
+    def fileno(self):
+        # type: () -> int
+        return self._stream.fileno()
+
     @classmethod
     def take_stdout(cls):
         # type: () -> EventStream
@@ -57,6 +63,8 @@ class EventStream(object):
         # type: (str, object) -> None
         record = {"event": event, "protocol": PROTOCOL_VERSION}
         record.update(fields)
+        if event == "progress" and "phase" in fields:
+            set_phase(str(fields["phase"]))
         self._stream.write(json.dumps(record, separators=(",", ":"), allow_nan=False))
         self._stream.write("\n")
         self._stream.flush()

@@ -9,6 +9,7 @@ Python 3.6 compatible.
 """
 
 import json
+import mmap
 import os
 import signal
 import time
@@ -16,12 +17,25 @@ import time
 from . import PROTOCOL_VERSION
 
 POLL_S = 0.2
+# an anonymous shared page: survives fork, so the watchdog can read the agent's current phase
+_PHASE = mmap.mmap(-1, 64)
 
 
-def start_watchdog(timeout_s, protocol_fd, phase_file=None):
-    # type: (float, int, object) -> int
-    """Fork the watchdog; returns its pid (0 if fork is unavailable). `phase_file` is a
-    path the agent rewrites with its current phase, so the timeout message can name it."""
+def set_phase(name):
+    # type: (str) -> None
+    data = name.encode("utf-8")[:63]
+    _PHASE.seek(0)
+    _PHASE.write(data + b"\0" * (64 - len(data)))
+
+
+def current_phase():
+    # type: () -> str
+    return bytes(_PHASE[:64]).split(b"\0", 1)[0].decode("utf-8", "replace") or "start-up"
+
+
+def start_watchdog(timeout_s, protocol_fd):
+    # type: (float, int) -> int
+    """Fork the watchdog; returns its pid (0 if fork is unavailable or no timeout)."""
     if not hasattr(os, "fork") or timeout_s <= 0:
         return 0
     agent = os.getpid()
@@ -34,13 +48,7 @@ def start_watchdog(timeout_s, protocol_fd, phase_file=None):
             if os.getppid() != agent:
                 os._exit(0)
             time.sleep(POLL_S)
-        phase = "unknown"
-        if phase_file:
-            try:
-                with open(phase_file) as handle:
-                    phase = handle.read().strip() or phase
-            except (OSError, IOError):
-                pass
+        phase = current_phase()
         event = {"event": "error", "protocol": PROTOCOL_VERSION, "kind": "timeout",
                  "message": "job exceeded its %.0fs timeout on the device during %s; the agent was killed"
                             % (timeout_s, phase), "traceback": ""}
