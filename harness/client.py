@@ -22,7 +22,7 @@ AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).parent / "agent"
 EVENTS = ("hello", "progress", "samples", "outputs", "power", "profile", "result", "error")
 # agent phases as users name them in "out of memory at <phase>"
-PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window",
+PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window", "first-inference": "inference",
                "warmup": "inference",
                "measure": "inference", "outputs": "inference", "profile": "operator profile"}
 STDERR_LINES_IN_ERRORS = 3

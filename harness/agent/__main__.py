@@ -47,6 +47,7 @@ def run_job(job, stream):
     run_once = adapter.runner()
 
     try:
+        stream.emit("progress", phase="first-inference")
         t0 = now_ns()
         run_once()
         first_ns = now_ns() - t0

@@ -55,7 +55,7 @@ def test_hung_runtime_is_killed_on_the_device_with_its_phase(tmp_path: Path) -> 
         measure_latency(device, variant, store, "r")
     elapsed = time.monotonic() - started
     assert failure.value.kind == "timeout", failure.value
-    assert "box: timeout: job exceeded its 2s timeout on the device during warmup" in str(failure.value)
+    assert "box: timeout: job exceeded its 2s timeout on the device during first-inference" in str(failure.value)
     assert elapsed < 7, f"the device-side watchdog (2 s) should fire before the host's 7 s: {elapsed:.1f}s"
     (record,) = store.measurements("r")
     assert record.status == "error" and "timeout" in record.meta["error"]

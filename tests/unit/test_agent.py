@@ -68,7 +68,7 @@ def test_self_test_emits_events_in_order() -> None:
     assert names[-2:] == ["samples", "result"]
     assert set(names[1:-2]) == {"progress"}
     phases = [e["phase"] for e in events if e["event"] == "progress"]
-    assert phases[:4] == ["import", "load", "warmup", "measure"]
+    assert phases[:5] == ["import", "load", "first-inference", "warmup", "measure"]
     hello = events[0]
     assert hello["protocol_version"] == PROTOCOL_VERSION
     assert hello["env"]["python"] == ".".join(map(str, sys.version_info[:3]))

@@ -77,7 +77,7 @@ def test_noop_job_returns_samples(client: AgentClient) -> None:
     assert run.hello["event"] == "hello"
     assert run.hello["env"]["python_executable"]
     phases = [p["phase"] for p in run.progress]
-    assert phases[:4] == ["import", "load", "warmup", "measure"]
+    assert phases[:5] == ["import", "load", "first-inference", "warmup", "measure"]
     assert progress == run.progress  # the callback saw each progress event
 
 
