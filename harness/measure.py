@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -66,6 +67,26 @@ def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict
 def _describe_files(files: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
             for role, path in files.items()}
+
+
+def variant_provenance(files: dict[str, dict[str, Any]], paths: dict[str, str]) -> dict[str, Any] | None:
+    """How the variant's files were made (tool, versions, options, calibration, task accuracy),
+    from the zoo's build-info next to them, matched by sha256; None for files made elsewhere."""
+    from .diagnosis import provenance_index
+
+    model = paths.get("model")
+    if not model:
+        return None
+    index = provenance_index(Path(model).resolve().parent.parent.parent)
+    for described in files.values():
+        entry = index.get(described.get("sha256", ""))
+        if entry is not None:
+            kept = {k: v for k, v in entry.items() if k != "files"}
+            calibration = kept.get("calibration")
+            if isinstance(calibration, dict):
+                kept["calibration"] = {k: v for k, v in calibration.items() if k != "examples"}
+            return kept
+    return None
 
 
 def _budget_meta(budget) -> dict[str, Any] | None:
@@ -132,6 +153,7 @@ def _measure(device: Device, variant, store: Store, run_id: str, metric: str, un
                 unit=unit)
     try:
         meta["files"] = _describe_files(dict(variant.files)) if not variant.missing_files() else {}
+        meta["provenance"] = variant_provenance(meta["files"], dict(variant.files)) if meta["files"] else None
         summary, extra_meta, samples = produce(meta)
     except HarnessError as exc:
         _record(store, MeasurementRecord(**base, status="error", summary={}, meta={**meta, "error": str(exc)},
