@@ -4,7 +4,9 @@
     harness targets check NAME [--targets-dir DIR]
     harness zoo build [--zoo-dir DIR] [--model NAME ...] [--force]
     harness runs [--store URL] [--label L]
-    harness report [RUN | latest | latest:LABEL] [--store URL] [--report-dir DIR]
+    harness report [RUN | latest | latest:LABEL] [--baseline SPEC] [--store URL] [--report-dir DIR]
+    harness report trend --label LABEL [--last N] [--store URL] [--report-dir DIR]
+    harness report signoff --candidate SPEC --baseline SPEC [--store URL] [--report-dir DIR]
     harness lab up|down|status
 
 Every HarnessError ends the command with its one-line message and exit status 2.
@@ -13,6 +15,7 @@ Every HarnessError ends the command with its one-line message and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -125,9 +128,81 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = _open_store(args.store)
     run_id = resolve_run(store, args.run)
-    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")))
+    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")), baseline=args.baseline)
     print(f"report: {path}")
     return 0
+
+
+def cmd_report_trend(args: argparse.Namespace) -> int:
+    from .report.trend import regression_lines, render_trend_report
+
+    store = _open_store(args.store)
+    path = render_trend_report(store, args.label, args.last, Path(args.report_dir or _repo_default("reports")))
+    data = json.loads((path.parent / "trend.json").read_text(encoding="utf-8"))
+    print(f"trend of {args.label}: {len(data['runs'])} run(s), {len(data['regressions'])} regression(s)")
+    for line in regression_lines(data):
+        print(f"  REGRESSION {line}")
+    for event in data.get("unconfirmed", []):
+        print(f"  UNCONFIRMED {event['target']}: {event['variant_id']} {event['title']} {event['change_pct']:+.1f}% "
+              f"in the newest run {event['run']} alone")
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_report_signoff(args: argparse.Namespace) -> int:
+    """Exit status 0 for PASS, 1 for FAIL (so CI can gate a release on it)."""
+    from .report.signoff import render_signoff_report
+
+    store = _open_store(args.store)
+    path, data = render_signoff_report(store, args.candidate, args.baseline,
+                                       Path(args.report_dir or _repo_default("reports")))
+    why = f": {'; '.join(data['reasons'])}" if data["reasons"] else ""
+    print(f"sign-off {data['candidate']['id']} vs {data['baseline']['id']}: {data['verdict']}{why}")
+    print(f"report: {path}")
+    return 0 if data["verdict"] == "PASS" else 1
+
+
+def _baseline_spec(value: str) -> str:
+    from .baseline import check_spec
+
+    try:
+        return check_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of runs, 2 or more")
+    return number
+
+
+def build_report_parser(kind: str) -> argparse.ArgumentParser:
+    """`harness report trend ...` and `harness report signoff ...` (a run id is never
+    'trend' or 'signoff', so `harness report RUN` keeps its positional argument)."""
+    if kind == "trend":
+        parser = argparse.ArgumentParser(
+            prog="harness report trend", description="metric history across the last runs of a label, regressions "
+            "marked at the run where they appeared (reports/trend-LABEL/index.html)")
+        parser.add_argument("--label", required=True, help="run label, e.g. nightly")
+        parser.add_argument("--last", type=_positive_int, default=30, help="how many runs (default 30)")
+        parser.set_defaults(func=cmd_report_trend)
+    else:
+        parser = argparse.ArgumentParser(
+            prog="harness report signoff", description="one printable page: PASS/FAIL and why, budgets, regressions "
+            "vs the baseline, device environments (exit status 1 on FAIL)")
+        parser.add_argument("--candidate", required=True, type=_baseline_spec,
+                            help="the release candidate run: id, latest or latest:LABEL")
+        parser.add_argument("--baseline", required=True, type=_baseline_spec,
+                            help="the run to compare with: id, latest or latest:LABEL (the newest before the candidate)")
+        parser.set_defaults(func=cmd_report_signoff)
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--report-dir", default=None)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,8 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lab_commands(commands)
 
-    report = commands.add_parser("report", help="render a run's HTML report from the store")
+    report = commands.add_parser(
+        "report", help="render a run's HTML report from the store (also: report trend, report signoff)",
+        epilog="also: `harness report trend --label L [--last N]` and "
+               "`harness report signoff --candidate X --baseline Y` (see their --help)")
     report.add_argument("run", nargs="?", default="latest", help="run id, latest, or latest:LABEL")
+    report.add_argument("--baseline", type=_baseline_spec, default=None,
+                        help="also compare with this run: id, latest or latest:LABEL (the newest before RUN)")
     report.add_argument("--store", default=None)
     report.add_argument("--report-dir", default=None)
     report.set_defaults(func=cmd_report)
@@ -169,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "report" and argv[1] in ("trend", "signoff"):
+        args = build_report_parser(argv[1]).parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except HarnessError as exc:

@@ -35,6 +35,9 @@ class SessionOptions:
     lock_timeout_s: float = 600.0  # how long to wait for a device another orchestrator holds
     run_id: str | None = None  # preassigned when several processes (pytest-xdist workers) share one run
     is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
+    baseline: str | None = None  # --baseline as given: a run id, latest or latest:LABEL
+    baseline_run_id: str | None = None  # what it resolved to when the run started (None: nothing to compare)
+    fail_on_regression: bool = False  # a regression against the baseline run fails its test
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""

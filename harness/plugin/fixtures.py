@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
+from ..baseline import Comparer, RunVerdict
 from ..compare import Verdict, record_verdict
 from ..errors import HarnessError
 from ..inventory import Target
@@ -14,12 +15,21 @@ from ..records import MeasurementRecord
 from ..session import HarnessSession
 from .state import SESSION_KEY
 
+# the --baseline run's records and history, read once per process (see hooks.pytest_configure)
+COMPARER_KEY = pytest.StashKey[Comparer]()
+
 
 class Harness:
-    """What a suite test calls: measure (recorded at once), then require budgets."""
+    """What a suite test calls: measure (recorded at once), then require budgets.
 
-    def __init__(self, session: HarnessSession) -> None:
+    With --baseline, each measurement is compared with the baseline run's right after it is
+    recorded (the baseline's samples are already in the store); with --fail-on-regression a
+    regression fails the test with the verdict's reason."""
+
+    def __init__(self, session: HarnessSession, comparer: Comparer | None = None) -> None:
         self.session = session
+        self.comparer = comparer
+        self.regressions: list[RunVerdict] = []
 
     def _measured(self, target: Target, measure: Callable[..., MeasurementRecord]) -> MeasurementRecord:
         """Run one measurement; a failure fails the test in one line (no traceback)."""
@@ -34,7 +44,33 @@ class Harness:
             self.session.error_count += 1
             pytest.fail(failure, pytrace=False)
         self.session.measurement_count += 1
+        self._compare_with_baseline(record)
         return record
+
+    def baseline_verdict(self, record: MeasurementRecord) -> RunVerdict | None:
+        """The record against the --baseline run (None without one, or nothing to compare)."""
+        if self.comparer is None:
+            return None
+        self.comparer.candidate_run_id = record.run_id
+        return self.comparer.verdict(record)
+
+    def _compare_with_baseline(self, record: MeasurementRecord) -> None:
+        failure = None
+        try:
+            verdict = self.baseline_verdict(record)
+        except HarnessError as exc:
+            verdict, failure = None, f"comparison with the baseline run failed: {exc}"
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        if verdict is None or verdict.status != "regression":
+            return
+        self.regressions.append(verdict)
+        if self.session.options.fail_on_regression:
+            message = f"{verdict.line()} (baseline run {self.comparer.baseline_run.id})"
+            budget = record_verdict(record)
+            if budget.status in ("fail", "error"):
+                message += f"; and {budget.message}"
+            pytest.fail(message, pytrace=False)
 
     def _environment(self, target: Target) -> Callable[[dict[str, Any]], None]:
         return lambda env: self.session.record_environment(target, env)
@@ -81,8 +117,8 @@ def harness_session(pytestconfig: pytest.Config) -> HarnessSession:
 
 
 @pytest.fixture
-def harness(harness_session: HarnessSession) -> Harness:
-    return Harness(harness_session)
+def harness(harness_session: HarnessSession, pytestconfig: pytest.Config) -> Harness:
+    return Harness(harness_session, pytestconfig.stash.get(COMPARER_KEY, None))
 
 
 @pytest.fixture

@@ -4,16 +4,27 @@ report at the end. Thin on purpose: the work happens in harness.session and frie
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ..baseline import Comparer, RunComparison, resolve_baseline
 from ..errors import HarnessError
 from ..measure import arch_mismatch
-from ..runinfo import new_run_id
-from ..session import HarnessSession
+from ..runinfo import new_run_id, utc_now
+from ..session import HarnessSession, SessionOptions
+from ..store import open_store
+from .fixtures import COMPARER_KEY
 from .options import add_options, session_options
 from .state import REPORT_KEY, SESSION_KEY
+
+BASELINE_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
+COMPARISON_KEY = pytest.StashKey[Any]()  # RunComparison of the whole run, or an error line
+JUNIT_KEY = pytest.StashKey[Any]()  # the LogXML the plugin registered (no --junitxml given)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,13 +35,59 @@ class XdistController:
     """Registered only when pytest-xdist is active: hands the controller's run id to every
     worker, so all workers record into one run and the controller reports it."""
 
-    def __init__(self, run_id: str, loadgroup: bool) -> None:
+    def __init__(self, run_id: str, loadgroup: bool, baseline_run_id: str | None = None) -> None:
         self.run_id = run_id
         self.loadgroup = loadgroup
+        self.baseline_run_id = baseline_run_id
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["harness_run_id"] = self.run_id
         node.workerinput["harness_loadgroup"] = self.loadgroup
+        node.workerinput["harness_baseline_run_id"] = self.baseline_run_id
+
+
+def _resolve_baseline(options: SessionOptions, config: pytest.Config) -> SessionOptions:
+    """--baseline resolved once, before anything is measured (a worker takes the
+    controller's answer); the comparer reads the baseline run lazily, at the first test."""
+    if options.fail_on_regression and not options.baseline:
+        raise pytest.UsageError("--fail-on-regression needs --baseline=<run id | latest | latest:LABEL>")
+    if not options.baseline:
+        return options
+    workerinput = getattr(config, "workerinput", None)
+    try:
+        store = open_store(options.store_url)  # the comparer's own read connection
+        if workerinput is not None:
+            run_id = workerinput.get("harness_baseline_run_id")
+            run = store.get_run(run_id) if run_id else None
+            note = f"run {run_id}" if run_id else "none"
+        else:
+            run, note = resolve_baseline(store, options.baseline, before=utc_now(),
+                                         exclude=(options.run_id,) if options.run_id else ())
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[BASELINE_NOTE_KEY] = note
+    if run is None:
+        store.close()
+        return options
+    config.stash[COMPARER_KEY] = Comparer(store, run, history_label=run.label or options.run_label,
+                                          candidate_run_id=options.run_id, note=note)
+    return dataclasses.replace(options, baseline_run_id=run.id)
+
+
+def _register_junit(config: pytest.Config) -> None:
+    """No --junitxml given: write pytest's JUnit XML to a scratch file, moved next to the run's
+    report (reports/<run>/junit.xml) at the end, or dropped when nothing was measured."""
+    if getattr(config.option, "xmlpath", "unset") is not None or hasattr(config, "workerinput"):
+        return
+    from _pytest.junitxml import LogXML
+
+    handle, scratch = tempfile.mkstemp(prefix="harness-junit-", suffix=".xml")
+    os.close(handle)
+    logxml = LogXML(scratch, config.option.junitprefix, config.getini("junit_suite_name"),
+                    config.getini("junit_logging"), config.getini("junit_duration_report"),
+                    config.getini("junit_family"), config.getini("junit_log_passing_tests"))
+    config.stash[JUNIT_KEY] = logxml
+    config.pluginmanager.register(logxml, "harness-junitxml")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,13 +99,16 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
+    options = _resolve_baseline(options, config)
+    session = HarnessSession(options)
+    if workerinput is None and getattr(config.option, "numprocesses", None):
         # one worker per device at a time (tests carry xdist_group(<target>) marks), so two
         # measurements never share a device; explicit other --dist modes are respected
         loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
         if loadgroup:
             config.option.dist = "loadgroup"
-        config.pluginmanager.register(XdistController(options.run_id, loadgroup), "harness-xdist-controller")
-    session = HarnessSession(options)
+        config.pluginmanager.register(XdistController(options.run_id, loadgroup, options.baseline_run_id),
+                                      "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
     config.addinivalue_line("markers", "harness: a benchmark suite test driven by the harness plugin")
     if config.getoption("--target") is not None:
@@ -57,6 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
             session.selected_targets()
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if options.render_report:
+        _register_junit(config)  # last: a usage error above leaves no scratch file behind
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -90,6 +152,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("target", "variant") if wants_target else ("variant",), params)
 
 
+def _place_junit(config: pytest.Config, report_dir: Path | None) -> None:
+    """Move the scratch JUnit XML (written by now: this hook runs last) next to the report."""
+    logxml = config.stash.get(JUNIT_KEY, None)
+    if logxml is None:
+        return
+    scratch = logxml.logfile
+    if report_dir is None:
+        config.pluginmanager.unregister(logxml)  # nothing measured: no "generated xml file" line
+        del config.stash[JUNIT_KEY]
+        Path(scratch).unlink(missing_ok=True)
+        return
+    final = report_dir / "junit.xml"
+    try:
+        shutil.move(scratch, final)
+    except OSError:
+        return
+    logxml.logfile = str(final)
+
+
+def _close_comparer(config: pytest.Config) -> None:
+    comparer: Comparer | None = config.stash.get(COMPARER_KEY, None)
+    if comparer is not None:
+        comparer.store.close()
+        del config.stash[COMPARER_KEY]
+
+
+def _compare_run(config: pytest.Config, harness: HarnessSession) -> RunComparison | None:
+    comparer: Comparer | None = config.stash.get(COMPARER_KEY, None)
+    if comparer is None or harness.run is None:
+        return None
+    comparer.candidate_run_id = harness.run.id
+    try:
+        comparison = comparer.comparison(harness.run.id)
+    except HarnessError as exc:
+        config.stash[COMPARISON_KEY] = f"comparison with the baseline run failed: {exc}"
+        return None
+    config.stash[COMPARISON_KEY] = comparison
+    return comparison
+
+
+@pytest.hookimpl(trylast=True)  # after junitxml has written its file
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     harness: HarnessSession | None = config.stash.get(SESSION_KEY, None)
@@ -97,20 +200,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if harness.options.is_worker:
         harness.finish(None)  # close devices; the controller finishes the run and reports it
+        _close_comparer(config)
         return
     if harness.adopt_run() is None:
+        _place_junit(config, None)
+        _close_comparer(config)
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     harness.finish("interrupted" if interrupted else "complete")
+    comparison = _compare_run(config, harness)
+    _close_comparer(config)
     if not harness.options.render_report:
+        _place_junit(config, None)
         return
     from ..report.build import render_run_report  # pandas/matplotlib only when a report is due
 
     try:
-        path = render_run_report(harness.store, harness.run.id, harness.options.report_dir)
+        path = render_run_report(harness.store, harness.run.id, harness.options.report_dir,
+                                 comparison=comparison, junit=config.stash.get(JUNIT_KEY, None) is None)
     except HarnessError as exc:
         config.stash[REPORT_KEY] = f"report not rendered: {exc}"
+        _place_junit(config, None)
         return
+    _place_junit(config, path.parent)
     config.stash[REPORT_KEY] = str(path)
 
 
@@ -124,7 +236,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
           + f": {harness.measurement_count} measurement(s), {harness.error_count} failed to measure; "
           + harness.push_summary())
     write(f"results store: {harness.store.url}")
+    if harness.options.baseline:
+        _write_comparison(write, harness, config)
     report = config.stash.get(REPORT_KEY, None)
     if report:
         shown = report if report.startswith("report not rendered") else f"report: {Path(report)}"
         write(shown)
+
+
+def _write_comparison(write, harness: HarnessSession, config: pytest.Config) -> None:
+    """Regressions and missing pairs against the --baseline run, one line each."""
+    note = config.stash.get(BASELINE_NOTE_KEY, harness.options.baseline)
+    comparison = config.stash.get(COMPARISON_KEY, None)
+    if harness.options.baseline_run_id is None:
+        write(f"baseline: {note}")
+        return
+    if not isinstance(comparison, RunComparison):
+        write(f"baseline: {note}: {comparison or 'not compared'}")
+        return
+    write(f"baseline: {note}: {comparison.summary_line()}")
+    for verdict in comparison.verdicts:
+        if verdict.status in ("regression", "missing"):
+            write(f"  {verdict.status.upper()} {verdict.line() if verdict.status == 'regression' else _missing(verdict)}")
+
+
+def _missing(verdict) -> str:
+    return f"{verdict.target}: {verdict.variant_id} {verdict.metric}: {verdict.reason}"

@@ -43,6 +43,15 @@ def parse_seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
+def parse_baseline(value: str) -> str:
+    from ..baseline import check_spec
+
+    try:
+        return check_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "edge model benchmarking harness")
     group.addoption("--target", action="store", type=parse_target_spec, default=None,
@@ -63,6 +72,11 @@ def add_options(parser: pytest.Parser) -> None:
                     help="how long to wait for a device locked by another run (e.g. 10min; default 600s)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not render the HTML report at the end of the run")
+    group.addoption("--baseline", action="store", type=parse_baseline, default=None,
+                    help="compare with a stored run: a run id, latest, or latest:LABEL (e.g. latest:nightly); "
+                         "every (target, variant, metric) is paired, missing pairs are listed")
+    group.addoption("--fail-on-regression", action="store_true", default=False,
+                    help="fail a test whose measurement regressed against the --baseline run")
 
 
 def _path(value: str | None, invocation_dir: Path, default: Path) -> Path:
@@ -92,4 +106,6 @@ def session_options(config: pytest.Config) -> SessionOptions:
         render_report=not config.getoption("--no-report"),
         lock_timeout_s=config.getoption("--lock-timeout"),
         repo_dir=root,
+        baseline=config.getoption("--baseline"),
+        fail_on_regression=config.getoption("--fail-on-regression"),
     )

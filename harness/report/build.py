@@ -1,7 +1,10 @@
-"""Render a run's report from the store: reports/<run>/index.html and report.json.
+"""Render a run's report from the store: reports/<run>/index.html, report.json, summary.md,
+benchmark.json (pytest-benchmark's format) and junit.xml (when pytest wrote none there).
 
 Data flow: store records -> pandas frame (one row per target x variant) -> template. The
-same rows go to report.json, so a machine reads exactly what a person sees.
+same rows go to report.json, so a machine reads exactly what a person sees. The comparison
+with a baseline run (harness.baseline) is added when the run was made with --baseline (the
+resolved run id is stored with the run's options) or when a baseline is given here.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .. import __version__
-from ..compare import compare_to_baselines, record_verdict
+from ..baseline import RunComparison, compare_runs
+from ..compare import compare_to_baselines, format_bytes, format_latency_ms, record_verdict
 from ..errors import HarnessError
 from ..records import MeasurementRecord
 from ..store import Store
-from . import figures
+from . import exports, figures
 
 REPORT_VERSION = 1
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",
@@ -142,60 +147,186 @@ def _environment():
     env.filters["ms"] = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
     env.filters["num"] = lambda v, fmt="{:.1f}": "–" if v is None or (isinstance(v, float) and math.isnan(v)) \
         else fmt.format(v)
+    env.filters["value"] = format_value
+    env.filters["pct"] = lambda ratio: "–" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
+    env.filters["pvalue"] = lambda p: "–" if p is None else (f"{p:.2g}" if p >= 1e-3 else f"{p:.0e}")
     return env
 
 
-def build_run_report_data(store: Store, run_id: str) -> dict[str, Any]:
+def format_value(value: Any, unit: str) -> str:
+    """A metric value with its unit, for the comparison tables."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if unit == "ms":
+        return format_latency_ms(value)
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit == "W":
+        return f"{value:.2f} W"
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    return f"{value:g} {unit}".strip()
+
+
+def _model_mib(record: MeasurementRecord) -> float | None:
+    files = record.meta.get("files") or {}
+    total = sum(int(f.get("bytes") or 0) for f in files.values() if isinstance(f, dict))
+    return total / 2**20 if total else None
+
+
+def _tradeoff_figure(target: str, rows: list[dict[str, Any]], sizes: dict[str, float | None]) -> tuple[str | None, str]:
+    """Latency vs agreement (when any variant has one) else vs model size; the caption says
+    which variants are left out and why."""
+    usable = [r for r in rows if r.get("p50") is not None and r.get("status") == "ok"]
+    agreements = {r["variant_id"]: (r.get("fidelity") or {}).get("top1_agreement") for r in usable}
+    y_kind = "agreement" if any(v is not None for v in agreements.values()) else "size"
+    points, left_out = [], []
+    for row in usable:
+        size = sizes.get(row["variant_id"])
+        if y_kind == "agreement":
+            value = agreements[row["variant_id"]]
+            if value is None and not row.get("baseline"):
+                value = 1.0  # a baseline model agrees with itself by definition
+            y = None if value is None else value * 100
+        else:
+            y = size
+        if y is None:
+            left_out.append(row["variant_id"])
+            continue
+        points.append({"label": row["variant_id"], "p50": row["p50"], "y": y, "size_mib": size,
+                       "is_baseline": not row.get("baseline")})
+    if not points:
+        return None, ""
+    note = ("y: top-1 agreement with the baseline model (baselines at 100% by definition)" if y_kind == "agreement"
+            else "y: model size on disk (no fidelity measured in this run)")
+    if left_out:
+        note += f"; not plotted (no {'agreement' if y_kind == 'agreement' else 'size'}): {', '.join(left_out[:20])}"
+        note += f" and {len(left_out) - 20} more" if len(left_out) > 20 else ""
+    return figures.tradeoff(target, points, y_kind), note
+
+
+def _baseline_section(store: Store, run_id: str, baseline: str | None,
+                      comparison: RunComparison | None) -> tuple[RunComparison | None, dict[str, Any] | None]:
+    """The comparison to show: the one given, one against `baseline` (a spec), or against
+    the run the pytest session resolved --baseline to (stored with the run's options)."""
+    run = store.get_run(run_id)
+    spec = baseline
+    if comparison is None and spec is None and run is not None and run.options.get("baseline"):
+        stored = run.options.get("baseline_run_id")
+        if stored is None:
+            return None, {"note": f"--baseline {run.options['baseline']}: there was no earlier run to compare with",
+                          "compared": False}
+        spec = stored
+    if comparison is None and spec is not None:
+        comparison = compare_runs(store, run_id, spec)
+        if comparison is None:
+            return None, {"note": f"--baseline {spec}: no earlier complete run to compare with", "compared": False}
+    if comparison is None:
+        return None, None
+    base = comparison.baseline_run
+    return comparison, {
+        "compared": True, "note": comparison.note, "counts": comparison.counts(),
+        "summary": comparison.summary_line(),
+        "run": {"id": base.id, "label": base.label, "started_at": base.started_at, "git_sha": base.git_sha,
+                "status": base.status},
+        "history_label": comparison.history_label, "history_runs": comparison.history_runs,
+        "missing": [_clean(v.as_dict()) for v in comparison.missing],
+    }
+
+
+def build_run_report_data(store: Store, run_id: str, baseline: str | None = None,
+                          comparison: RunComparison | None = None) -> dict[str, Any]:
+    """Everything the run report shows, as plain values (figures as data URIs)."""
+    return _build(store, run_id, baseline, comparison)[0]
+
+
+def _build(store: Store, run_id: str, baseline: str | None, comparison: RunComparison | None
+           ) -> tuple[dict[str, Any], Sequence[MeasurementRecord], Any]:
     run = store.get_run(run_id)
     if run is None:
         raise HarnessError(f"no run '{run_id}' in {store.url}; `harness runs` lists the stored runs")
     records = store.measurements(run_id)
     frame = latency_rows(records)
     environments = store.environments(run_id)
+    comparison, baseline_data = _baseline_section(store, run_id, baseline, comparison)
+    by_target: dict[str, list[MeasurementRecord]] = {}
+    for record in records:
+        by_target.setdefault(record.target, []).append(record)
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
-        rows = frame[frame["target"] == target]
-        series = {
-            f"{r.model}-{r.variant}": [s / 1e6 for s in r.samples]
-            for r in records if r.target == target and r.metric == "latency" and r.status == "ok" and r.samples
-        }
+        rows = [_clean(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
+        mine = by_target.get(target, [])
+        sampled = [r for r in mine if r.metric == "latency" and r.status == "ok" and r.samples]
+        series = {r.variant_id: np.asarray(r.samples, dtype=float) / 1e6  # ns -> ms; only what is drawn
+                  for r in sampled[:figures.MAX_SERIES]}
         timelines = {
             f"{r.model}-{r.variant}": (r.meta.get("power_timeline") or [], r.meta.get("power_markers") or {})
-            for r in records if r.target == target and r.metric == "power" and r.status == "ok"
-            and r.meta.get("power_timeline")
+            for r in mine if r.metric == "power" and r.status == "ok" and r.meta.get("power_timeline")
         }
-        estimated = any(r.summary.get("estimated") for r in records if r.target == target and r.metric == "power")
+        sizes: dict[str, float | None] = {}
+        for r in mine:
+            if sizes.get(r.variant_id) is None:
+                sizes[r.variant_id] = _model_mib(r)
+        estimated = any(r.summary.get("estimated") for r in mine if r.metric == "power")
+        tradeoff, tradeoff_note = _tradeoff_figure(target, rows, sizes)
+        verdicts = comparison.for_target(target) if comparison is not None else []
         targets.append({
             "name": target,
             "power_figure": figures.power_timeline(target, timelines, estimated) if timelines else None,
-            "rows": [_clean(row) for row in rows.to_dict(orient="records")],
+            "rows": rows,
             "environment": environments.get(target, {}),
             "figure": figures.latency_distribution(target, series) if series else None,
+            "figure_note": (f"the figure shows the first {figures.MAX_SERIES} of {len(sampled)} variants; the table "
+                            "holds all") if len(sampled) > figures.MAX_SERIES else "",
+            "tradeoff_figure": tradeoff,
+            "tradeoff_note": tradeoff_note,
+            "vs_baseline_run": [_clean(v.as_dict()) for v in verdicts],
         })
     counts: dict[str, int] = {}
     for verdicts in frame["verdicts"] if not frame.empty else []:
         for status in verdicts.values():
             counts[status] = counts.get(status, 0) + 1
-    return {
+    data = {
         "report_version": REPORT_VERSION,
         "harness_version": __version__,
         "run": _clean(run.__dict__ | {"options": dict(run.options)}),
         "complete": run.status == "complete",
         "counts": {k: int(v) for k, v in counts.items()},
+        "baseline_run": baseline_data,
         "targets": targets,
     }
+    return data, records, environments
 
 
-def render_run_report(store: Store, run_id: str, report_dir: Path) -> Path:
-    """Write index.html and report.json under report_dir/<run_id>/; returns the HTML path."""
-    data = build_run_report_data(store, run_id)
+FIGURE_KEYS = ("figure", "power_figure", "tradeoff_figure")
+JSON_INDENT_LIMIT = 1000  # measurements; larger runs get compact JSON files
+
+
+def render_run_report(store: Store, run_id: str, report_dir: Path, *, baseline: str | None = None,
+                      comparison: RunComparison | None = None, junit: bool = True) -> Path:
+    """Write index.html, report.json, summary.md, benchmark.json and junit.xml under
+    report_dir/<run_id>/; returns the HTML path. `baseline` (a run id, latest or
+    latest:LABEL) adds the comparison with that run; `comparison` is one already made.
+    junit.xml is written from the store only when `junit` is set and none is there yet (a
+    pytest session places its own there instead)."""
+    data, records, environments = _build(store, run_id, baseline, comparison)
     out = Path(report_dir) / run_id
     try:
         out.mkdir(parents=True, exist_ok=True)
         html = _environment().get_template("run.html.j2").render(**data)
         (out / "index.html").write_text(html, encoding="utf-8")
-        for_json = {**data, "targets": [{k: v for k, v in t.items() if k != "figure"} for t in data["targets"]]}
-        (out / "report.json").write_text(json.dumps(for_json, indent=2, default=str), encoding="utf-8")
+        for_json = {**data, "targets": [{k: v for k, v in t.items() if k not in FIGURE_KEYS}
+                                        for t in data["targets"]]}
+        indent = 2 if len(records) <= JSON_INDENT_LIMIT else None  # indenting is Python-speed: 2 s at 10,000
+        (out / "report.json").write_text(json.dumps(for_json, indent=indent, default=str), encoding="utf-8")
+        (out / "summary.md").write_text(exports.summary_markdown(data), encoding="utf-8")
+        (out / "benchmark.json").write_text(
+            json.dumps(exports.pytest_benchmark_json(data["run"], records, environments), indent=indent),
+            encoding="utf-8")
+        if junit and not (out / "junit.xml").exists():
+            vs_baseline = [v for t in data["targets"] for v in t["vs_baseline_run"]]
+            (out / "junit.xml").write_text(exports.junit_from_store(data["run"], records, vs_baseline),
+                                           encoding="utf-8")
     except OSError as exc:
         raise HarnessError(f"cannot write the report to {out}: {exc.strerror}") from None
     return out / "index.html"

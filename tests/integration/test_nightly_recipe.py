@@ -1,0 +1,153 @@
+"""The nightly recipe, exactly as README.md documents it, over five nights on a local target
+in a throw-away project, with a regression planted on night 4.
+
+The model is the built-in noop runtime sleeping `sleep_us` per inference (a stand-in with a
+known cost): `tiny-slow` sleeps 200 µs on nights 1-3 and 350 µs from night 4 on. Expected:
+night 1 has nothing to compare with; nights 2-3 compare with the night before and pass;
+night 4 fails `test_latency[local-tiny-slow]` with the verdict's reason (--fail-on-regression)
+and its trend shows the change as unconfirmed; night 5 passes (same as night 4), and its
+trend marks the step at night 4, where it appeared, and nothing on `tiny-ref`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NIGHTLY_RECIPE = ("pytest suites/ --target=all --run-label nightly --baseline latest:nightly --fail-on-regression; "
+                  "s=$?; harness report trend --label nightly --last 30 && exit $s")
+
+TARGET = """\
+name: local
+kind: local
+arch: x86_64
+description: "this machine, for the nightly recipe test"
+connection:
+  transport: local
+workdir: {workdir}
+python: {python}
+runtimes: {{}}
+power:
+  sensor: none
+tags: [cpu]
+limits:
+  job_timeout: 60s
+"""
+
+MANIFEST = """\
+version: 1
+defaults:
+  latency: {{warmup_iterations: 20, warmup_duration: 0.05s, min_iterations: 300, min_duration: 0.4s, max_duration: 10s}}
+models:
+  tiny:
+    input: {{name: x, shape: [1], dtype: float32}}
+    regression_threshold: 15%   # a shared 2-core machine: only a large change is called
+    budgets:
+      local: {{target_latency: 50ms}}
+    variants:
+      ref:
+        kind: fp32
+        format: none
+        runtime: noop
+        files: {{}}
+        runtime_options: {{sleep_us: 200}}
+      slow:
+        kind: other
+        format: none
+        runtime: noop
+        files: {{}}
+        baseline: ref
+        runtime_options: {{sleep_us: {slow_us}}}
+"""
+
+
+def make_project(root: Path) -> Path:
+    (root / "targets").mkdir(parents=True)
+    (root / "targets" / "local.yaml").write_text(TARGET.format(workdir=root / "work", python=sys.executable))
+    (root / "suites").mkdir()
+    (root / "suites" / "test_latency.py").write_text((REPO / "suites" / "test_latency.py").read_text())
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    return root
+
+
+def night(root: Path, slow_us: int) -> subprocess.CompletedProcess:
+    (root / "suites" / "models.yaml").write_text(MANIFEST.format(slow_us=slow_us))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("HARNESS_ZOO_DIR", None)
+    return subprocess.run(["bash", "-c", NIGHTLY_RECIPE], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_the_readme_documents_this_recipe() -> None:
+    assert NIGHTLY_RECIPE in (REPO / "README.md").read_text(encoding="utf-8")
+    assert NIGHTLY_RECIPE in (REPO / "docs" / "reports.md").read_text(encoding="utf-8")
+
+
+def test_nightly_recipe_marks_a_planted_regression_at_the_right_night(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project")
+    outputs = []
+    for number, slow_us in enumerate((200, 200, 200, 350, 350), start=1):
+        done = night(root, slow_us)
+        outputs.append(done)
+        log = f"night {number}: rc {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        if number == 4:
+            assert done.returncode == 1, log  # the planted regression fails its test...
+        else:
+            assert done.returncode == 0, log
+        assert "trend of nightly:" in done.stdout and "Traceback" not in done.stdout + done.stderr, log
+
+    first, _, _, fourth, fifth = outputs
+    assert "baseline: latest:nightly: no complete run with label 'nightly'" in first.stdout
+    failed = [line for line in fourth.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "test_latency[local-tiny-slow]" in failed[0], fourth.stdout[-3000:]
+    assert "local: tiny-slow latency regression: p50 latency +" in fourth.stdout  # ...with the verdict's reason
+    assert "beyond threshold 15%" in fourth.stdout
+    assert "UNCONFIRMED local: tiny-slow" in fourth.stdout  # one night at the new level: not yet a step
+
+    from harness.store import open_store
+
+    store = open_store(root / ".harness" / "results.sqlite")
+    try:
+        runs = list(reversed(store.runs(label="nightly")))
+        assert [r.status for r in runs] == ["complete"] * 5
+        assert runs[3].options["baseline_run_id"] == runs[2].id  # night 4 compared with night 3
+    finally:
+        store.close()
+
+    trend = json.loads((root / "reports" / "trend-nightly" / "trend.json").read_text())
+    assert [r["id"] for r in trend["runs"]] == [r.id for r in runs]
+    (event,) = trend["regressions"]
+    assert (event["variant_id"], event["metric"], event["run"], event["run_index"]) == \
+        ("tiny-slow", "latency", runs[3].id, 3)
+    assert event["change_pct"] > 30
+    assert "REGRESSION local: tiny-slow p50 latency" in fifth.stdout and f"at run {runs[3].id}" in fifth.stdout
+    html = (root / "reports" / "trend-nightly" / "index.html").read_text()
+    assert f'data-run="{runs[3].id}" data-variant="tiny-slow"' in html
+
+    night4 = root / "reports" / runs[3].id
+    junit = (night4 / "junit.xml").read_text()
+    assert 'name="test_latency[local-tiny-slow]"' in junit and "<failure" in junit
+    assert "regression" in (night4 / "summary.md").read_text()
+    assert json.loads((night4 / "benchmark.json").read_text())["benchmarks"]
+    report = (night4 / "index.html").read_text()
+    assert f"Compared with baseline run <code>{runs[2].id}</code>" in report
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fail-on-regression"], "--fail-on-regression needs --baseline"),
+    (["--baseline", "no-such-run"], "no run 'no-such-run'"),
+    (["--baseline", "latest:"], "--baseline"),
+])
+def test_bad_baseline_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    root = make_project(tmp_path / "project")
+    (root / "suites" / "models.yaml").write_text(MANIFEST.format(slow_us=200))
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "--target=local", *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
