@@ -9,7 +9,7 @@ VENV := .venv
 LITE := .venv-lite
 PYTEST_FLAGS ?=
 
-.PHONY: demo test bench envs zoo clean system-deps
+.PHONY: demo test bench envs zoo clean system-deps nightly
 
 # Debian packages the tests use: OpenSSH's server (the lab's devices, the SSH transport
 # tests), nftables and iproute2 (lab network faults), Chromium (reports opened in a real
@@ -52,10 +52,15 @@ zoo: envs
 # (pytest exit 1); a harness error, usage error or interruption (exit >= 2) fails it.
 demo: zoo
 	$(VENV)/bin/harness targets check local
-	$(VENV)/bin/python -m pytest suites/ --target=local -v $(PYTEST_FLAGS); status=$$?; \
+	$(VENV)/bin/python -m pytest suites/ --target=local --profile-ops -v $(PYTEST_FLAGS); status=$$?; \
 		echo; $(VENV)/bin/harness report latest || exit $$?; \
 		if [ $$status -eq 1 ]; then echo "demo: some variants miss a budget or disagree with their baseline: see the report above"; \
 		elif [ $$status -ne 0 ]; then exit $$status; fi
+
+# The nightly recipe: the fleet against last night, then the trend of the last 30 nights.
+nightly: envs
+	$(VENV)/bin/python -m pytest suites/ --target=all --run-label nightly --baseline latest:nightly --fail-on-regression $(PYTEST_FLAGS); status=$$?; \
+		$(VENV)/bin/harness report trend --label nightly --last 30 || exit $$?; exit $$status
 
 # The whole test suite (unit, integration with real runtimes, benchmarks run once each).
 test: envs system-deps

@@ -32,7 +32,8 @@ class SessionOptions:
     report_dir: Path
     render_report: bool
     repo_dir: Path
-    lock_timeout_s: float = 600.0  # how long to wait for a device another orchestrator holds
+    lock_timeout_s: float = 600.0
+    profile_ops: bool = False  # run each runtime's op profiler after the latency loop  # how long to wait for a device another orchestrator holds
     run_id: str | None = None  # preassigned when several processes (pytest-xdist workers) share one run
     is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
     baseline: str | None = None  # --baseline as given: a run id, latest or latest:LABEL
@@ -60,6 +61,8 @@ class HarnessSession:
         self.run: RunInfo | None = None
         self._devices: dict[str, Device] = {}
         self._environments_recorded: set[str] = set()
+        self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
+        self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.sweeps.Sweep)
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
         self.measurement_count = 0
         self.error_count = 0
@@ -112,7 +115,7 @@ class HarnessSession:
         if target.name not in self._devices:
             device = Device(target)
             try:
-                device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=_tell_user)
+                device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=self.notify)
             except HarnessError:
                 device.close()
                 raise

@@ -7,7 +7,11 @@ manifest's max_power. A target whose sensor is missing or unreadable is skipped 
 "power unavailable: <reason>"; an estimate is labelled as one everywhere.
 """
 
+import pytest
+
 from harness.plugin.fixtures import Harness
+
+pytestmark = pytest.mark.no_sweeps  # sweeps are measured for latency and memory; power per point would double the run
 
 
 def test_power(harness: Harness, target, variant) -> None:

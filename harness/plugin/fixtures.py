@@ -34,9 +34,9 @@ class Harness:
     def _measured(self, target: Target, measure: Callable[..., MeasurementRecord]) -> MeasurementRecord:
         """Run one measurement; a failure fails the test in one line (no traceback)."""
         run = self.session.ensure_run()
-        device = self.session.device(target)
         failure = None
         try:
+            device = self.session.device(target)  # connecting and locking can fail too (unreachable)
             record = measure(device, run.id)
         except HarnessError as exc:
             failure = str(exc)
@@ -77,7 +77,8 @@ class Harness:
 
     def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_latency(
-            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+            device, variant, self.session.store, run_id, on_environment=self._environment(target),
+            profile_ops=self.session.options.profile_ops))
 
     def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_memory(

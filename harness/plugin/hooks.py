@@ -14,6 +14,7 @@ import pytest
 
 from ..baseline import Comparer, RunComparison, resolve_baseline
 from ..errors import HarnessError
+from ..sweeps import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
 from ..measure import arch_mismatch
 from ..runinfo import new_run_id, utc_now
 from ..session import HarnessSession, SessionOptions
@@ -111,6 +112,12 @@ def pytest_configure(config: pytest.Config) -> None:
                                       "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
     config.addinivalue_line("markers", "harness: a benchmark suite test driven by the harness plugin")
+    config.addinivalue_line("markers", "no_sweeps: parametrize this suite over variants only, not sweep points")
+    try:
+        session.cli_sweeps = parse_sweep_options(config.getoption("--sweep") or ())
+    except SweepSpecError as exc:
+        raise pytest.UsageError(f"{exc.where}: {exc.reason}") from None
+    session.notify = lambda message: _tell_terminal(config, message)
     if config.getoption("--target") is not None:
         # an explicit --target is checked before collection: a typo is a usage error
         try:
@@ -119,6 +126,20 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if options.render_report:
         _register_junit(config)  # last: a usage error above leaves no scratch file behind
+
+
+def _tell_terminal(config: pytest.Config, message: str) -> None:
+    """Progress that must reach the terminal while pytest captures the test's output
+    (e.g. "waiting for the device lock held by ...")."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"harness: {message}")
+    else:
+        reporter.write_line(f"harness: {message}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -137,17 +158,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
                                         for t in targets])
         return
+    swept = list(variants)
+    if wants_variant and metafunc.definition.get_closest_marker("no_sweeps") is None:
+        try:
+            points = expand(variants, session.cli_sweeps, siblings=session.manifest.variants,
+                            input_shape=declared_input_shape)
+        except SweepSpecError as exc:
+            raise pytest.Collector.CollectError(f"{exc.where}: {exc.reason}") from None
+        swept += [point for point in points]
     params = []
     for target in targets if wants_target else (None,):
-        for variant in variants:
+        for item in swept:
+            variant = item.variant if isinstance(item, SweepPoint) else item
+            point_id = f"{item.base}@{item.parameter}={item.label}" if isinstance(item, SweepPoint) else variant.id
             marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
-            if target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
+            if variant is None:
+                marks.append(pytest.mark.skip(reason=f"{point_id}: {item.skipped}"))
+            elif target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
                 marks.append(pytest.mark.skip(
                     reason=f"{target.name} declares no '{variant.runtime}' runtime ({target.source})"))
             elif target is not None and variant.arch and variant.arch != target.arch:
                 marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))
             values = (target, variant) if target is not None else (variant,)
-            name = f"{target.name}-{variant.id}" if target is not None else variant.id
+            name = f"{target.name}-{point_id}" if target is not None else point_id
             params.append(pytest.param(*values, id=name, marks=marks))
     metafunc.parametrize(("target", "variant") if wants_target else ("variant",), params)
 

@@ -70,6 +70,11 @@ def add_options(parser: pytest.Parser) -> None:
                     help="where reports are written (default: reports/ in the rootdir)")
     group.addoption("--lock-timeout", action="store", type=parse_seconds, default=600.0,
                     help="how long to wait for a device locked by another run (e.g. 10min; default 600s)")
+    group.addoption("--sweep", action="append", default=[], metavar="PARAM=V1,V2",
+                    help="also measure each variant at these values: threads=1,2,4 | batch=1,4 | "
+                         "resolution=224,448 | precision=fp32,int8 | power_mode=... (repeatable)")
+    group.addoption("--profile-ops", action="store_true", default=False,
+                    help="after each latency measurement, run the runtime's own op profiler (outside the timed window)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not render the HTML report at the end of the run")
     group.addoption("--baseline", action="store", type=parse_baseline, default=None,
@@ -105,6 +110,7 @@ def session_options(config: pytest.Config) -> SessionOptions:
         report_dir=_path(config.getoption("--report-dir"), here, root / "reports"),
         render_report=not config.getoption("--no-report"),
         lock_timeout_s=config.getoption("--lock-timeout"),
+        profile_ops=config.getoption("--profile-ops"),
         repo_dir=root,
         baseline=config.getoption("--baseline"),
         fail_on_regression=config.getoption("--fail-on-regression"),

@@ -24,6 +24,8 @@ from ..compare import compare_to_baselines, format_bytes, format_latency_ms, rec
 from ..errors import HarnessError
 from ..records import MeasurementRecord
 from ..store import Store
+from ..diagnosis import diagnose
+from ..sweeps import sweep_curves
 from . import exports, figures
 
 REPORT_VERSION = 1
@@ -240,6 +242,70 @@ def build_run_report_data(store: Store, run_id: str, baseline: str | None = None
     return _build(store, run_id, baseline, comparison)[0]
 
 
+def _provenance_by_sha(records: Sequence[MeasurementRecord]) -> dict[str, Any]:
+    """sha256 of a model file -> how it was made, from what each record stored."""
+    index: dict[str, Any] = {}
+    for record in records:
+        made = record.meta.get("provenance")
+        if made:
+            for entry in (record.meta.get("files") or {}).values():
+                if entry.get("sha256"):
+                    index[entry["sha256"]] = made
+    return index
+
+
+def _provenance_rows(records: Sequence[MeasurementRecord]) -> list[dict[str, Any]]:
+    """Per variant: how it was made, and its task accuracy where the build measured one."""
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        made = record.meta.get("provenance")
+        if not made or record.variant_id in rows:
+            continue
+        accuracy = made.get("task_accuracy") or {}
+        calibration = made.get("calibration") or {}
+        rows[record.variant_id] = {
+            "variant_id": record.variant_id, "tool": made.get("tool"), "source": made.get("source"),
+            "options": made.get("options"), "calibration_size": calibration.get("size") if isinstance(calibration, dict) else None,
+            "expected": made.get("expected"), "arch": made.get("arch"),
+            "character_accuracy": accuracy.get("character_accuracy"), "accuracy_count": accuracy.get("count"),
+        }
+    return list(rows.values())
+
+
+def _op_profiles(records: Sequence[MeasurementRecord], top: int = 5) -> list[dict[str, Any]]:
+    """Top operators by share of time per variant (from --profile-ops), or why there are none."""
+    found = []
+    for record in records:
+        profile = record.meta.get("op_profile") if record.metric == "latency" else None
+        if profile is None:
+            continue
+        found.append({"variant_id": record.variant_id, "supported": profile.get("supported"),
+                      "reason": profile.get("reason"), "profiler": profile.get("profiler"),
+                      "coverage": profile.get("coverage"), "ops": list(profile.get("ops") or [])[:top]})
+    return found
+
+
+def _sweep_sections(records: Sequence[MeasurementRecord]) -> list[dict[str, Any]]:
+    sections = []
+    for curve in sweep_curves(records):
+        statistic = (curve.budget or {}).get("statistic") or "p90"
+        labels = [p.label for p in curve.points]
+        latency = [p.latency_ms.get(statistic) for p in curve.points]
+        throughput = [p.throughput_per_s for p in curve.points]
+        budget_s = (curve.budget or {}).get("target_latency_s")
+        chosen = curve.choice.point.label if curve.choice.point is not None else None
+        sections.append({
+            "base": curve.base, "parameter": curve.parameter, "message": curve.choice.message,
+            "points": [{"label": p.label, "latency_ms": p.latency_ms.get(statistic), "throughput": p.throughput_per_s,
+                        "peak_memory_mib": p.peak_memory_bytes / 2**20 if p.peak_memory_bytes else None,
+                        "errors": list(p.errors)} for p in curve.points],
+            "figure": figures.sweep_curve(f"{curve.target}: {curve.base} vs {curve.parameter}", curve.parameter,
+                                          labels, latency, throughput, budget_s * 1000 if budget_s else None,
+                                          chosen, statistic),
+        })
+    return sections
+
+
 def _build(store: Store, run_id: str, baseline: str | None, comparison: RunComparison | None
            ) -> tuple[dict[str, Any], Sequence[MeasurementRecord], Any]:
     run = store.get_run(run_id)
@@ -252,6 +318,7 @@ def _build(store: Store, run_id: str, baseline: str | None, comparison: RunCompa
     by_target: dict[str, list[MeasurementRecord]] = {}
     for record in records:
         by_target.setdefault(record.target, []).append(record)
+    hints = diagnose(records, environments, _provenance_by_sha(records))
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
         rows = [_clean(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
@@ -272,6 +339,10 @@ def _build(store: Store, run_id: str, baseline: str | None, comparison: RunCompa
         verdicts = comparison.for_target(target) if comparison is not None else []
         targets.append({
             "name": target,
+            "sweeps": _sweep_sections(mine),
+            "profiles": _op_profiles(mine),
+            "hints": [dict(h) for h in hints if h["target"] == target],
+            "provenance": _provenance_rows(mine),
             "power_figure": figures.power_timeline(target, timelines, estimated) if timelines else None,
             "rows": rows,
             "environment": environments.get(target, {}),

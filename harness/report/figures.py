@@ -149,3 +149,34 @@ def history(title: str, ylabel: str, runs: Sequence[str], series: Mapping[str, S
         axis.legend(fontsize=7, loc="best", ncol=2)
     _margins(figure, left_chars=6, bottom_lines=4.6)
     return _data_uri(figure)
+
+
+def sweep_curve(title: str, parameter: str, labels: Sequence[str], latency_ms: Sequence[float | None],
+                throughput: Sequence[float | None], budget_ms: float | None, chosen: str | None,
+                statistic: str) -> str:
+    """Latency (the budget's statistic) and throughput against a swept parameter."""
+    figure, left = plt.subplots(figsize=(6.4, 3.0))
+    xs = list(range(len(labels)))
+    lat = [(x, y) for x, y in zip(xs, latency_ms) if y is not None]
+    left.plot([x for x, _ in lat], [y for _, y in lat], marker="o", color="#1f5fa8", label=f"{statistic} latency (ms)")
+    if budget_ms is not None:
+        left.axhline(budget_ms, color="#b3261e", linestyle="--", linewidth=1, label=f"budget {budget_ms:.3g} ms")
+    if chosen in labels:
+        x = labels.index(chosen)
+        y = latency_ms[x]
+        if y is not None:
+            left.scatter([x], [y], s=140, facecolors="none", edgecolors="#13723a", linewidths=2,
+                         label=f"cheapest meeting every budget: {chosen}", zorder=5)
+    left.set_xticks(xs, labels)
+    left.set_xlabel(parameter)
+    left.set_ylabel("latency (ms)")
+    right = left.twinx()
+    thr = [(x, y) for x, y in zip(xs, throughput) if y is not None]
+    right.plot([x for x, _ in thr], [y for _, y in thr], marker="s", color="#8a5a00", alpha=0.7, label="throughput (/s)")
+    right.set_ylabel("throughput (inputs/s)")
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    names = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    left.legend(handles, names, fontsize=7, loc="best")
+    left.set_title(title, fontsize=10)
+    left.grid(alpha=0.3)
+    return _data_uri(figure)
