@@ -39,6 +39,7 @@ class SessionOptions:
     baseline: str | None = None  # --baseline as given: a run id, latest or latest:LABEL
     baseline_run_id: str | None = None  # what it resolved to when the run started (None: nothing to compare)
     fail_on_regression: bool = False  # a regression against the baseline run fails its test
+    resume: str | None = None  # --resume as given: measure only what this stored run is missing
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""
@@ -61,6 +62,7 @@ class HarnessSession:
         self.run: RunInfo | None = None
         self._devices: dict[str, Device] = {}
         self._environments_recorded: set[str] = set()
+        self._resumed: dict[tuple[str, str, str], Any] | None = None
         self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
         self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.sweeps.Sweep)
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
@@ -96,9 +98,18 @@ class HarnessSession:
             run = new_run(self.options.run_label, self.options.as_record(), self.options.repo_dir)
             if self.options.run_id:
                 run = dataclasses.replace(run, id=self.options.run_id)
-            self.store.create_run(run)
-            self.run = run
+            self.store.create_run(run)  # a resumed run already exists: kept as it is
+            self.run = self.store.get_run(run.id) or run
         return self.run
+
+    def already_measured(self, target: str, variant_id: str, metric: str):
+        """With --resume: the resumed run's successful record of this measurement, if any."""
+        if not self.options.resume or self.run is None:
+            return None
+        if self._resumed is None:
+            self._resumed = {(r.target, r.variant_id, r.metric): r for r in self.store.measurements(self.run.id)
+                             if r.status == "ok"}
+        return self._resumed.get((target, variant_id, metric))
 
     def adopt_run(self) -> RunInfo | None:
         """The controller of an xdist session: the run its workers created, if any."""

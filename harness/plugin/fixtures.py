@@ -31,9 +31,16 @@ class Harness:
         self.comparer = comparer
         self.regressions: list[RunVerdict] = []
 
-    def _measured(self, target: Target, measure: Callable[..., MeasurementRecord]) -> MeasurementRecord:
-        """Run one measurement; a failure fails the test in one line (no traceback)."""
+    def _measured(self, target: Target, measure: Callable[..., MeasurementRecord], variant: Any = None,
+                  metric: str | None = None) -> MeasurementRecord:
+        """Run one measurement; a failure fails the test in one line (no traceback). With
+        --resume, a measurement the resumed run already holds is reused, not repeated."""
         run = self.session.ensure_run()
+        if variant is not None and metric is not None:
+            done = self.session.already_measured(target.name, variant.id, metric)
+            if done is not None:
+                self.session.measurement_count += 1
+                return done
         failure = None
         try:
             device = self.session.device(target)  # connecting and locking can fail too (unreachable)
@@ -78,15 +85,15 @@ class Harness:
     def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_latency(
             device, variant, self.session.store, run_id, on_environment=self._environment(target),
-            profile_ops=self.session.options.profile_ops))
+            profile_ops=self.session.options.profile_ops), variant, "latency")
 
     def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_memory(
-            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+            device, variant, self.session.store, run_id, on_environment=self._environment(target)), variant, "memory")
 
     def measure_power(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_power(
-            device, variant, self.session.store, run_id, on_environment=self._environment(target)))
+            device, variant, self.session.store, run_id, on_environment=self._environment(target)), variant, "power")
 
     def measure_fidelity(self, target: Target, variant: Any) -> MeasurementRecord:
         baseline = self.session.manifest.baseline_of(variant)
@@ -94,7 +101,7 @@ class Harness:
             pytest.skip(f"{variant.id}: its baseline {baseline.id} needs the '{baseline.runtime}' runtime, which "
                         f"{target.name} does not declare: compare on a target that has both")
         return self._measured(target, lambda device, run_id: measure_fidelity(
-            device, variant, baseline, self.session.store, run_id, self.session.baseline_outputs))
+            device, variant, baseline, self.session.store, run_id, self.session.baseline_outputs), variant, "fidelity")
 
     @staticmethod
     def verdict(record: MeasurementRecord) -> Verdict:

@@ -47,6 +47,20 @@ class XdistController:
         node.workerinput["harness_baseline_run_id"] = self.baseline_run_id
 
 
+def _resolve_resume(options: SessionOptions) -> str:
+    """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none)."""
+    from ..cli import resolve_run
+
+    try:
+        store = open_store(options.store_url)
+        try:
+            return resolve_run(store, options.resume)
+        finally:
+            store.close()
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--resume: {exc}") from None
+
+
 def _resolve_baseline(options: SessionOptions, config: pytest.Config) -> SessionOptions:
     """--baseline resolved once, before anything is measured (a worker takes the
     controller's answer); the comparer reads the baseline run lazily, at the first test."""
@@ -98,6 +112,8 @@ def pytest_configure(config: pytest.Config) -> None:
         options = dataclasses.replace(options, run_id=workerinput.get("harness_run_id"), is_worker=True)
         if workerinput.get("harness_loadgroup"):
             config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
+    elif options.resume:
+        options = dataclasses.replace(options, run_id=_resolve_resume(options))
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
     options = _resolve_baseline(options, config)

@@ -70,6 +70,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="where reports are written (default: reports/ in the rootdir)")
     group.addoption("--lock-timeout", action="store", type=parse_seconds, default=600.0,
                     help="how long to wait for a device locked by another run (e.g. 10min; default 600s)")
+    group.addoption("--resume", action="store", default=None, metavar="RUN|latest|latest:LABEL",
+                    help="continue an interrupted run: measure only what it is missing, into the same run")
     group.addoption("--sweep", action="append", default=[], metavar="PARAM=V1,V2",
                     help="also measure each variant at these values: threads=1,2,4 | batch=1,4 | "
                          "resolution=224,448 | precision=fp32,int8 | power_mode=... (repeatable)")
@@ -111,6 +113,7 @@ def session_options(config: pytest.Config) -> SessionOptions:
         render_report=not config.getoption("--no-report"),
         lock_timeout_s=config.getoption("--lock-timeout"),
         profile_ops=config.getoption("--profile-ops"),
+        resume=config.getoption("--resume"),
         repo_dir=root,
         baseline=config.getoption("--baseline"),
         fail_on_regression=config.getoption("--fail-on-regression"),
