@@ -71,6 +71,7 @@ def _power_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
     return {"status": record.status, "verdict": verdict.status, "message": verdict.message,
             "error": record.meta.get("error"), "estimated": bool(summary.get("estimated")),
             "state": summary.get("status"), "reason": summary.get("reason"),
+            "notes": [n for n in summary.get("notes") or [] if not n.startswith("estimated, not measured")],
             **{key: summary.get(key) for key in ("idle_mean_w", "load_mean_w", "load_peak_w",
                                                  "energy_per_inference_mj", "sample_rate_hz", "sensor",
                                                  "lower_bound", "never_run_on_hardware")}}

@@ -714,8 +714,11 @@ def summarize_power(samples, markers, idle=("idle_begin", "idle_end"), load=("lo
     if inferences and extra_w is not None:  # cross-check: the window's extra energy over its inferences
         summary["energy_per_inference_window_mj"] = extra_w * summary["load_window_s"] * 1000.0 / inferences
     if extra_w is not None and extra_w < 0:
+        # a negative energy is not a number anyone should read: leave it out, say why
+        summary["energy_per_inference_mj"] = None
+        summary["energy_per_inference_window_mj"] = None
         summary["notes"].append("load mean is below idle mean: the model's power is within the sensor's "
-                                "noise; energy per inference is not meaningful")
+                                "noise (or the idle window was disturbed); energy per inference is not reported")
     if lower_bound:
         summary["notes"].append("no board-total rail: powers are the sum of the listed rails, a lower bound")
     if len(powered) < len(samples):
