@@ -8,6 +8,7 @@
     harness report trend --label LABEL [--last N] [--store URL] [--report-dir DIR]
     harness report signoff --candidate SPEC --baseline SPEC [--store URL] [--report-dir DIR]
     harness lab up|down|status
+    harness store migrate|info [--store URL]
 
 Every HarnessError ends the command with its one-line message and exit status 2.
 """
@@ -232,8 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
 
     from .lab.cli import add_lab_commands
+    from .store.cli import add_store_commands
 
     add_lab_commands(commands)
+    add_store_commands(commands)
 
     report = commands.add_parser(
         "report", help="render a run's HTML report from the store (also: report trend, report signoff)",

@@ -43,8 +43,12 @@ class SessionOptions:
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""
-        return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
-                if key not in ("run_id", "is_worker")}
+        from .store import redact_url
+
+        record = {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
+                  if key not in ("run_id", "is_worker")}
+        record["store_url"] = redact_url(self.store_url)  # a password in the URL never reaches a report
+        return record
 
 
 def _tell_user(message: str) -> None:

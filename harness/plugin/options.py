@@ -65,7 +65,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--run-label", action="store", type=parse_run_label, default=None,
                     help="series this run belongs to, e.g. nightly or release-1.4")
     group.addoption("--store", action="store", default=None,
-                    help=f"results store: a path or sqlite:///path (default: {DEFAULT_STORE} in the rootdir)")
+                    help=f"results store: a path, sqlite:///path or postgresql://user@host:port/db "
+                         f"(default: {DEFAULT_STORE} in the rootdir)")
     group.addoption("--report-dir", action="store", default=None,
                     help="where reports are written (default: reports/ in the rootdir)")
     group.addoption("--lock-timeout", action="store", type=parse_seconds, default=600.0,

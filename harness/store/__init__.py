@@ -1,4 +1,10 @@
-"""Results storage behind one interface, chosen by URL: a path or ``sqlite:///path``."""
+"""Results storage behind one interface, chosen by URL.
+
+    .harness/results.sqlite, sqlite:///relative/path, sqlite:////absolute/path   SQLite (default)
+    postgresql://USER@HOST:PORT/DBNAME (or postgres://...)                       PostgreSQL (a lab)
+
+Both backends hold the same schema (harness.store.schema) and give the same records back.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +12,32 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .base import Store
+from .postgres import SCHEMES as POSTGRES_SCHEMES
+from .postgres import PostgresStore, redact_url
 from .sqlite import SQLiteStore
 
 DEFAULT_STORE = Path(".harness") / "results.sqlite"
+SUPPORTED = "a file path, sqlite:///PATH, or postgresql://USER@HOST:PORT/DBNAME"
 
 
-def open_store(url: str | Path) -> Store:
-    """Open (creating if needed) the store at `url`."""
+def open_store(url: str | Path, *, migrate: bool = False) -> Store:
+    """Open (creating if needed) the store at `url`.
+
+    A store whose schema is older than this harness's is refused with a message naming
+    `harness store migrate`, unless `migrate` is set: then it is brought up to date first.
+    """
     text = str(url)
     if text.startswith("sqlite:///"):
-        return SQLiteStore(Path(text[len("sqlite:///"):]))
+        return SQLiteStore(Path(text[len("sqlite:///"):]), migrate=migrate)
     if text.startswith("sqlite://"):
         raise StoreError(f"--store {text}: write sqlite:///RELATIVE or sqlite:////ABSOLUTE path")
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(f"--store {text}: store backend '{scheme}' is not supported by this version "
-                         "(supported: a file path or sqlite:///path)")
-    return SQLiteStore(Path(text))
+        if scheme.lower() in POSTGRES_SCHEMES:
+            return PostgresStore(text, migrate=migrate)
+        raise StoreError(f"--store {redact_url(text)}: store backend '{scheme}' is not supported "
+                         f"(supported: {SUPPORTED})")
+    return SQLiteStore(Path(text), migrate=migrate)
 
 
-__all__ = ["DEFAULT_STORE", "Store", "SQLiteStore", "open_store"]
+__all__ = ["DEFAULT_STORE", "PostgresStore", "SQLiteStore", "Store", "open_store", "redact_url"]
