@@ -59,6 +59,7 @@ import signal
 import socket
 import subprocess
 import sys
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -255,6 +256,21 @@ def _choose_mode(network_mode: str, prefix: str) -> tuple[str, str]:
     return "loopback", f"network namespaces unavailable ({reason})"
 
 
+def _ensure_traversable(path: Path, progress: Progress) -> None:
+    """Device users log in as themselves and must reach the interpreters and keys the lab
+    points them at: give every ancestor directory search permission (o+x) where it lacks it,
+    and say so (a checkout under a 0700 temp dir, as CI and fresh clones make, lacks it)."""
+    for directory in reversed(Path(path).resolve().parents):
+        try:
+            mode = directory.stat().st_mode
+        except OSError:
+            continue
+        if not mode & stat.S_IXOTH:
+            os.chmod(directory, mode | stat.S_IXOTH)
+            progress(f"lab: made {directory} searchable by other users (o+x) so device users reach "
+                     "the lab's interpreters and keys")
+
+
 def up(state_dir: Path | str = DEFAULT_STATE_DIR, spec: LabSpec = DEFAULT_LAB, progress: Progress = print, *,
        devices: list[str] | tuple[str, ...] | None = None, install: bool = True, cache_dir: Path | None = None,
        network_mode: str = "auto") -> LabState:
@@ -274,6 +290,8 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, spec: LabSpec = DEFAULT_LAB, p
     state_dir = Path(state_dir).resolve()
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     selected = spec.select(devices)
+    for path in (state_dir, cache_dir, Path(HOST_VENV_PYTHON).parent):
+        _ensure_traversable(path, progress)
     _make_dirs(state_dir)
     state = LabState.load(state_dir)
     if state is not None and state.prefix != spec.prefix:
