@@ -37,6 +37,7 @@ from harness.lab import cgroups, lab, network
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
 from harness.manifest import load_manifest
+from harness.sweeps import declared_input_shape, expand
 from harness.store import open_store
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.ssh import SSHTransport
@@ -197,13 +198,16 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
     done = run_pytest(["suites/test_latency.py", "--target=jetson-nano", "--targets-dir", fleet.targets_dir],
                       tmp_path / "out")
     manifest = load_manifest(REPO / "suites" / "models.yaml")
-    onnx = {v.id for v in manifest.variants if v.runtime == "onnxruntime"}
+    # every test the suite collects: the variants and the manifest's sweep points
+    points = expand(manifest.variants, (), siblings=manifest.variants, input_shape=declared_input_shape)
+    collected = [*manifest.variants, *(p.variant for p in points if p.variant is not None)]
+    onnx = {v.id for v in collected if v.runtime == "onnxruntime"}
     others = {}
-    for v in manifest.variants:
+    for v in collected:
         if v.runtime != "onnxruntime":
             others[v.runtime] = others.get(v.runtime, 0) + 1
     assert onnx and others
-    by_id = {v.id: v for v in manifest.variants}
+    by_id = {v.id: v for v in collected}
     store, runs, measured = records(tmp_path / "out")
     assert len(runs) == 1, _shown(done)
     assert {m.variant_id for m in measured} == onnx, _shown(done)
