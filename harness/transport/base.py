@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import queue
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,22 @@ class RemoteProcess(Protocol):
         """Exit status (negative signal number if killed by a signal)."""
 
     def kill(self) -> None: ...
+
+
+class QueuedLines:
+    """read_line() over a queue a reader thread fills with stdout lines (bytes), an
+    Exception to raise, or None at end of output: shared by the local and SSH processes."""
+
+    _lines: "queue.Queue"
+
+    def read_line(self, timeout: float) -> bytes | None:
+        try:
+            item = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if isinstance(item, Exception):
+            raise item
+        return item
 
 
 class Transport(Protocol):

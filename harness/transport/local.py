@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import IO, Mapping, Sequence
 
 from ..errors import TransportError
-from .base import CommandResult, sha256_file
+from .base import CommandResult, QueuedLines, sha256_file
 
 MAX_LINE_BYTES = 64 << 20  # one protocol line (raw samples of a long run) may be large
 STDERR_TAIL_BYTES = 16 << 10
 
 
-class LocalProcess:
+class LocalProcess(QueuedLines):
     """A subprocess whose stdout lines are read by a thread into a queue, so reads can time out."""
 
     def __init__(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str], target: str = "local") -> None:
@@ -71,15 +71,6 @@ class LocalProcess:
             self._proc.stdin.close()
         except BrokenPipeError:
             pass  # the process died early; its exit status and stderr tell why
-
-    def read_line(self, timeout: float) -> bytes | None:
-        try:
-            item = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if isinstance(item, Exception):
-            raise item
-        return item
 
     def stderr_tail(self) -> str:
         self._stderr_thread.join(timeout=1.0)

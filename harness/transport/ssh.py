@@ -55,7 +55,7 @@ import paramiko
 
 from ..errors import TransportError
 from ..inventory import split_jump_host
-from .base import CommandResult
+from .base import CommandResult, QueuedLines
 from .local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
 
 KEEPALIVE_S = 15
@@ -326,7 +326,7 @@ def _channel_alive(channel: paramiko.Channel) -> bool:
 
 # --- a remote process ---------------------------------------------------------------------
 
-class SSHProcess:
+class SSHProcess(QueuedLines):
     """A command on the device: stdout split into lines by a reader thread (or collected
     whole for `run`), the stderr tail kept, and the remote pid read from the wrapper's first
     stderr line so `kill()` can end the process tree on the device."""
@@ -479,15 +479,6 @@ class SSHProcess:
             self._channel.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the process (or the link) died early: wait() and read_line() tell which
-
-    def read_line(self, timeout: float) -> bytes | None:
-        try:
-            item = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if isinstance(item, Exception):
-            raise item
-        return item
 
     def stderr_tail(self) -> str:
         return self.stderr_bytes().decode("utf-8", "replace")

