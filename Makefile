@@ -13,9 +13,11 @@ PYTEST_FLAGS ?=
 
 # Debian packages the tests use: OpenSSH's server (the lab's devices, the SSH transport
 # tests), nftables and iproute2 (lab network faults), Chromium (reports opened in a real
-# browser). Installed only when missing; needs root, as CI and the lab do.
+# browser), PostgreSQL (the shared store), qemu-user-static, binfmt-support and debootstrap
+# (the emulated aarch64 lab device). Installed only when missing; needs root, as CI and the lab do.
 SYSTEM_PACKAGES := openssh-server:/usr/sbin/sshd nftables:/usr/sbin/nft iproute2:/usr/sbin/ip chromium:/usr/bin/chromium \
-	postgresql:/usr/lib/postgresql/15/bin/initdb
+	postgresql:/usr/lib/postgresql/15/bin/initdb qemu-user-static:/usr/bin/qemu-aarch64-static \
+	binfmt-support:/usr/sbin/update-binfmts debootstrap:/usr/sbin/debootstrap
 system-deps:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do pkg=$${entry%%:*}; bin=$${entry#*:}; \
 		[ -x "$$bin" ] || missing="$$missing $$pkg"; done; \

@@ -1,6 +1,6 @@
 """`harness lab up|down|status`: the simulated device lab from the command line.
 
-    harness lab up     [--state-dir DIR] [--device NAME ...] [--skip-installs] [--network MODE]
+    harness lab up     [--state-dir DIR] [--device NAME ...] [--with-arm] [--skip-installs] [--network MODE]
     harness lab down   [--state-dir DIR]
     harness lab status [--state-dir DIR] [--json]
 
@@ -31,11 +31,19 @@ def _say(line: str) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
+    from .devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
     from .lab import format_status, status, up
 
     state_dir = _state_dir(args)
-    up(state_dir, devices=args.device or None, install=not args.skip_installs, network_mode=args.network,
-       progress=_say)
+    devices = list(args.device or [])
+    with_arm = args.with_arm or ARM64_QEMU.name in devices
+    if with_arm and devices and ARM64_QEMU.name not in devices:
+        devices.append(ARM64_QEMU.name)
+    up(state_dir, WITH_ARM_LAB if with_arm else DEFAULT_LAB, devices=devices or None,
+       install=not args.skip_installs, network_mode=args.network, progress=_say)
+    if with_arm:
+        _say(f"lab: {ARM64_QEMU.name}: install its runtimes with `harness targets setup {ARM64_QEMU.name} "
+             f"--targets-dir {Path(state_dir).resolve() / 'targets'}` (wheels resolved on this host, pushed over SSH)")
     for line in format_status(status(state_dir), state_dir):
         _say(line)
     return 0
@@ -74,7 +82,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `lab up|down|status` on the `harness` subparsers; returns the `lab` parser."""
-    from .devices import DEFAULT_LAB
+    from .devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
 
     names = ", ".join(d.name for d in DEFAULT_LAB.devices)
     lab = subparsers.add_parser(
@@ -90,8 +98,12 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
     up = actions.add_parser("up", help="bring the lab's devices up (idempotent) and write their target files")
     state_dir_option(up)
-    up.add_argument("--device", action="append", metavar="NAME", choices=[d.name for d in DEFAULT_LAB.devices],
+    up.add_argument("--device", action="append", metavar="NAME", choices=[d.name for d in WITH_ARM_LAB.devices],
                     help=f"only this device (repeatable; default: all of {names})")
+    up.add_argument("--with-arm", action="store_true",
+                    help=f"also bring up {ARM64_QEMU.name}, an emulated aarch64 device: a Debian arm64 root "
+                         "filesystem (debootstrap, once: ~3-5 min, 300 MB) run by qemu-user; needs "
+                         "qemu-user-static, binfmt-support and debootstrap")
     up.add_argument("--skip-installs", action="store_true",
                     help="do not download runtimes for images not cached yet (their devices get a bare interpreter)")
     up.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from .rootfs import ARM64_BOOKWORM, RootfsSpec
 from .sshd import LabError
 
 MiB = 1 << 20
@@ -87,6 +88,15 @@ class DeviceSpec:
     power_sensor: str = "none"
     workdir: str = "harness-work"
     job_timeout: str = "15min"
+    rootfs: RootfsSpec | None = None
+    """A foreign-architecture root filesystem the device's sessions are chrooted into (run
+    under qemu-user): the device's whole userland, python included, is that architecture's.
+    ``python`` then names a path inside it (``venv=False``) and no host image is built."""
+    setup: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    """The target file's ``setup:`` (runtime -> pip requirements): what `harness targets setup`
+    installs on the device (wheels resolved on the host for the device's platform)."""
+    emulation: str = ""
+    """How the device is emulated, for its target file's ``emulated`` (the report shows it)."""
     cpu_period_us: int = 10_000
     """CFS period the quota is enforced over. The kernel default (100 ms) lets a job run at
     full host speed for ``cpu_quota`` x 100 ms and then stalls it for the rest: with a half
@@ -102,7 +112,10 @@ class DeviceSpec:
         return self.power_sensor in SIMULATED_SENSORS
 
     def envs(self) -> tuple[PythonEnv, ...]:
-        """The distinct interpreters this device needs (agent's first)."""
+        """The distinct host-built interpreters this device needs (agent's first); none for a
+        device with its own root filesystem (its interpreters live inside it)."""
+        if self.rootfs is not None:
+            return ()
         seen: dict[str, PythonEnv] = {self.python.name: self.python}
         for env in self.runtimes.values():
             seen.setdefault(env.name, env)
@@ -195,6 +208,31 @@ DEFAULT_LAB = LabSpec(
     )
 )
 
+ONNXRUNTIME_ARM64 = ("onnxruntime==1.31.1", "numpy==2.4.6")
+"""What `harness targets setup` installs on the emulated arm64 device: the host's own
+onnxruntime and numpy versions (pyproject.toml), as cp311 manylinux aarch64 wheels for
+bookworm's Python 3.11."""
+
+ARM64_QEMU = DeviceSpec(
+    name="arm64-qemu",
+    kind="arm-cortex",
+    arch="aarch64",
+    description="Emulated aarch64 board: a Debian bookworm arm64 userland (Python 3.11) run by qemu-user on "
+                "this x86_64 machine; one core, 2 GiB, 512 MiB disk. Its latency is qemu's, not an ARM board's",
+    cpu_quota=1.0,
+    memory_limit=2 * GiB,
+    disk_size=512 * MiB,
+    link_rate=None,
+    tags=("lab", "arm", "aarch64", "emulated"),
+    python=PythonEnv(name="arm64-python3", base="/usr/bin/python3", venv=False),
+    rootfs=ARM64_BOOKWORM,
+    setup=MappingProxyType({"onnxruntime": ONNXRUNTIME_ARM64}),
+    emulation="qemu-user aarch64 on an x86_64 host (binfmt_misc); arm64 Debian bookworm userland",
+    job_timeout="30min",
+)
+
+WITH_ARM_LAB = LabSpec(devices=(*DEFAULT_LAB.devices, ARM64_QEMU))
+"""`harness lab up --with-arm`: the default lab plus the emulated arm64 device."""
 
 # ---------------------------------------------------------------------------------------------
 # Images: building (or finding) the interpreters

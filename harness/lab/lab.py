@@ -69,11 +69,18 @@ import yaml
 
 from . import cgroups, network
 from .cgroups import CgroupUsage, DeviceCgroups
-from .devices import DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, BuiltEnv, DeviceSpec, LabSpec, build_env
+from .devices import (DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, BuiltEnv, DeviceSpec,
+                      LabSpec, build_env)
 from .network import LinkPlan
+from .rootfs import build_rootfs, ensure_binfmt
 from .sshd import SSHD, LabError, SshdServer, free_port, generate_key
 
 STATE_VERSION = 1
+CHROOT_VIEWS = Path("/run/harness-lab")
+"""Where a device with its own root filesystem sees it: ``<this>/<prefix>-<device>``, the
+path its sshd's ChrootDirectory names. sshd requires every component of that path to be
+root-owned and not writable by others, which a checkout under /tmp (mode 1777) is not; the
+root filesystem is bind-mounted here inside the device's own mount namespace only."""
 DEFAULT_STATE_DIR = REPO / ".harness" / "lab"
 Progress = Callable[[str], None]
 NETWORK_MODES = ("auto", "netns", "loopback")
@@ -113,6 +120,9 @@ class DeviceState:
     power_sensor: str = "none"
     power_pid: int | None = None  # the simulated sensor's daemon (devices in SIMULATED_SENSORS)
     cpu_period_us: int | None = None
+    arch: str = "x86_64"
+    rootfs: str | None = None  # host path of the device's own root filesystem (emulated arch)
+    chroot: str | None = None  # where its sessions are chrooted (see CHROOT_VIEWS)
     # live, from status()
     sshd_alive: bool | None = None
     reachable: bool | None = None
@@ -239,6 +249,8 @@ def _plan_device(state: LabState, spec: LabSpec, device: DeviceSpec, previous: D
         power_sensor=device.power_sensor,
         power_pid=previous.power_pid if previous else None,
         cpu_period_us=device.cpu_period_us,
+        arch=device.arch,
+        chroot=str(CHROOT_VIEWS / f"{spec.prefix}-{device.name}") if device.rootfs else None,
     )
 
 
@@ -339,16 +351,29 @@ def _bring_up(state: LabState, spec: LabSpec, device: DeviceSpec, planned: Devic
               install: bool, progress: Progress) -> None:
     name = device.name
     step = _Steps(name, progress)
-    step("image", f"interpreters: {', '.join(e.name for e in device.envs())}")
-    built = {env.name: build_env(env, cache_dir, progress, install=install) for env in device.envs()}
-    planned.python = built[device.python.name].python
-    planned.runtimes = {runtime: built[env.name].python for runtime, env in device.runtimes.items()
-                        if built[env.name].complete}
-    planned.images_complete = all(b.complete for b in built.values())
+    if device.rootfs is not None:
+        step("image", f"{device.rootfs.arch} root filesystem ({device.rootfs.suite}) run by qemu-user; "
+                      f"interpreter {device.python.base} inside it")
+        ensure_binfmt(device.rootfs, progress)  # registrations do not survive a reboot
+        planned.rootfs = str(build_rootfs(device.rootfs, cache_dir, progress))
+        built: dict[str, BuiltEnv] = {}
+        planned.python = device.python.base
+        planned.runtimes = {}  # installed on the device by `harness targets setup` (its target file's setup)
+        planned.images_complete = True
+    else:
+        step("image", f"interpreters: {', '.join(e.name for e in device.envs())}")
+        built = {env.name: build_env(env, cache_dir, progress, install=install) for env in device.envs()}
+        planned.python = built[device.python.name].python
+        planned.runtimes = {runtime: built[env.name].python for runtime, env in device.runtimes.items()
+                            if built[env.name].complete}
+        planned.images_complete = all(b.complete for b in built.values())
 
-    step("user", f"{planned.user}, home {planned.home} on a {_size(device.disk_size)} tmpfs")
+    step("user", f"{planned.user}, home {planned.home} on a {_size(device.disk_size)} tmpfs"
+         + (f", seen in its root filesystem at {planned.chroot}" if planned.chroot else ""))
     uid, gid = _ensure_user(planned.user, name)
     _ensure_home_mount(planned, uid, gid, spec.prefix)
+    if planned.rootfs is not None:
+        _prepare_chroot(planned, uid, gid)
 
     quota = "unlimited CPU" if device.cpu_quota is None else (
         f"{device.cpu_quota:g} core(s) ({device.cpu_quota * device.cpu_period_us / 1000:g} ms "
@@ -388,6 +413,52 @@ def _bring_up(state: LabState, spec: LabSpec, device: DeviceSpec, planned: Devic
             raise LabError(f"{name}: sshd (pid {planned.sshd_pid}) did not join its cgroups; see {server.log_path}")
     if planned.simulated_power:
         _ensure_power(state, planned, progress)
+
+
+def _prepare_chroot(device: DeviceState, uid: int, gid: int) -> None:
+    """The mount point sshd chroots into, and the passwd/group files the device sees (the root
+    filesystem's own plus the device user, so `id` and `pwd.getpwuid` work in there; bind-mounted
+    over its /etc, the cached root filesystem itself is never changed)."""
+    assert device.chroot and device.rootfs
+    CHROOT_VIEWS.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(CHROOT_VIEWS, 0o755)
+    Path(device.chroot).mkdir(mode=0o755, exist_ok=True)
+    etc = Path(device.device_dir) / "chroot-etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    os.chmod(etc, 0o755)
+    entries = {"passwd": f"{device.user}:x:{uid}:{gid}:harness lab device {device.name}:{device.home}:/bin/bash",
+               "group": f"{device.user}:x:{gid}:"}
+    for name, entry in entries.items():
+        lines = [line for line in Path(device.rootfs, "etc", name).read_text().splitlines()
+                 if not line.startswith(device.user + ":")]
+        (etc / name).write_text("\n".join([*lines, entry]) + "\n")
+        os.chmod(etc / name, 0o644)
+
+
+def _chroot_lines(state: LabState, device: DeviceState) -> list[str]:
+    """Shell lines (in the device's own mount namespace, before sshd starts) that assemble its
+    root filesystem at ``device.chroot``: read-only, with the device's home (its tmpfs "disk"),
+    a private /tmp, /proc, /dev and the cgroup hierarchies (under an otherwise empty /sys)."""
+    assert device.chroot and device.rootfs
+    view, q = device.chroot, shlex.quote
+    etc = Path(device.device_dir) / "chroot-etc"
+    return [
+        f"mount --bind {q(device.rootfs)} {q(view)}",
+        f"mount -t proc proc {q(view + '/proc')}",
+        f"mount --rbind /dev {q(view + '/dev')}",
+        # /sys holds only the cgroup hierarchies: with the host's CPU topology in view (x86 cores,
+        # and qemu shows the host's /proc/cpuinfo), onnxruntime's cpuinfo dies with SIGSEGV under qemu
+        f"mount -t tmpfs -o mode=0755,size=64k {q(state.prefix + '-sys')} {q(view + '/sys')}",
+        f"mkdir -p {q(view + CGROUP_ROOT)}",
+        f"mount --rbind {CGROUP_ROOT} {q(view + CGROUP_ROOT)}",
+        f"mount -t tmpfs -o mode=0755,size=1m {q(state.prefix + '-home')} {q(view + '/home')}",
+        f"mkdir -p {q(view + device.home)}",
+        f"mount --bind {q(device.home)} {q(view + device.home)}",
+        f"mount -t tmpfs -o mode=1777,size=64m {q(state.prefix + '-tmp')} {q(view + '/tmp')}",
+        f"mount --bind {q(str(etc / 'passwd'))} {q(view + '/etc/passwd')}",
+        f"mount --bind {q(str(etc / 'group'))} {q(view + '/etc/group')}",
+        f"mount -o remount,bind,ro {q(view)}",
+    ]
 
 
 def _set_cpu_period(groups: DeviceCgroups, cores: float | None, period_us: int) -> None:
@@ -647,6 +718,8 @@ def _wrapper(state: LabState, device: DeviceState, built: dict[str, BuiltEnv]) -
     lines = ["set -e"]
     if device.netns:
         lines += _cgroup_view_lines(state.prefix)
+    if device.chroot:
+        lines += _chroot_lines(state, device)
     hidden = _hidden_roots([b.python for b in built.values()])
     stage_root = Path(device.device_dir) / "mnt"
     for index, (ancestor, children) in enumerate(sorted(hidden.items())):
@@ -669,6 +742,7 @@ def _wrapper(state: LabState, device: DeviceState, built: dict[str, BuiltEnv]) -
 
 
 def _server(state: LabState, device: DeviceState, built: dict[str, BuiltEnv] | None = None) -> SshdServer:
+    chroot = {"ChrootDirectory": device.chroot} if device.chroot else {}
     return SshdServer(
         directory=Path(device.device_dir) / "sshd",
         port=device.port,
@@ -676,7 +750,7 @@ def _server(state: LabState, device: DeviceState, built: dict[str, BuiltEnv] | N
         authorized_keys=str(Path(device.device_dir) / "authorized_keys"),
         netns=None,  # entered by the wrapper, after the cgroups are joined
         extra_config={"AllowUsers": device.user, "PermitRootLogin": "no", "PrintMotd": "no",
-                      "PrintLastLog": "no", "X11Forwarding": "no"},
+                      "PrintLastLog": "no", "X11Forwarding": "no", **chroot},
         wrapper=_wrapper(state, device, built or {}),
     )
 
@@ -705,8 +779,8 @@ def _target_document(state: LabState, device: DeviceState, spec: DeviceSpec | No
     doc: dict[str, Any] = {
         "name": device.name,
         "kind": device.kind,
-        "arch": spec.arch if spec else "x86_64",
-        "emulated": True,
+        "arch": spec.arch if spec else device.arch,
+        "emulated": (spec.emulation if spec and spec.emulation else True),
         "description": spec.description if spec else f"lab device {device.name}",
         "connection": {
             "transport": "ssh",
@@ -723,6 +797,8 @@ def _target_document(state: LabState, device: DeviceState, spec: DeviceSpec | No
     }
     if device.runtimes:
         doc["runtimes"] = dict(device.runtimes)
+    if spec and spec.setup:
+        doc["setup"] = {runtime: list(packages) for runtime, packages in spec.setup.items()}
     power = spec.power_sensor if spec else "none"
     doc["power"] = {"sensor": power, "options": {"root": device.power_root}} if power != "none" else "none"
     doc["tags"] = list(spec.tags) if spec else ["lab"]
@@ -741,7 +817,7 @@ def write_targets(state: LabState, spec: LabSpec) -> None:
         f"# Usage: ssh -F {state.ssh_config} <device>   (or {spec.prefix}-<device>)",
         "",
     ]
-    names = {d.name: d for d in spec.devices}
+    names = {d.name: d for d in (*WITH_ARM_LAB.devices, *spec.devices)}  # a later `up` without --with-arm
     for name, device in sorted(state.devices.items()):
         server = _server(state, device)
         known_hosts.append(server.known_hosts_line(device.address))
@@ -788,7 +864,7 @@ def down(state_dir: Path | str = DEFAULT_STATE_DIR, progress: Progress = print, 
     state = LabState.load(state_dir)
     errors: list[str] = []
     if state is None:
-        spec = spec or DEFAULT_LAB
+        spec = spec or WITH_ARM_LAB
         mode = "netns"
         state = _new_state(state_dir, spec, mode, "sweep")
         for device in spec.devices:
@@ -822,6 +898,14 @@ def down(state_dir: Path | str = DEFAULT_STATE_DIR, progress: Progress = print, 
     progress(f"lab: down in {time.monotonic() - started:.1f}s (keys, host keys and the image cache are kept)")
 
 
+def _remove_empty_dir(path: str) -> None:
+    """rmdir a mount point; it is only ever mounted on inside the device's own namespace."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
 def _exists_any(device: DeviceState) -> bool:
     try:
         pwd.getpwnam(device.user)
@@ -849,6 +933,8 @@ def _tear_down(device: DeviceState) -> list[str]:
     attempt("unmounting the home", lambda: _unmount(device.home))
     attempt("removing the user", lambda: _remove_user(device.user, device.home))
     attempt("removing the cgroups", lambda: cgroups.remove(device.cgroups))
+    if device.chroot:
+        attempt("removing the chroot mount point", lambda: _remove_empty_dir(device.chroot))
     Path(device.target_file).unlink(missing_ok=True)
     return errors
 
