@@ -2,6 +2,7 @@
 
     harness targets list [--targets-dir DIR]
     harness targets check NAME [--targets-dir DIR]
+    harness targets setup NAME [--targets-dir DIR] [--runtime R ...]
     harness zoo build [--zoo-dir DIR] [--model NAME ...] [--force]
     harness runs [--store URL] [--label L]
     harness report [RUN | latest | latest:LABEL] [--baseline SPEC] [--store URL] [--report-dir DIR]
@@ -61,13 +62,19 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
         for name, runtime in sorted(target.runtimes.items()):
             if name == "noop":
                 continue
+            interpreter = device.interpreter_for(name)
+            if runtime.setup_env is not None and not device.transport.exists(interpreter):
+                failures += 1
+                print(f"  {name:<17} {interpreter}: NOT SET UP: run `harness targets setup {target.name} "
+                      f"--targets-dir {args.targets_dir}`")
+                continue
             try:
-                found = device.agent.probe(runtime.python, name)
+                found = device.agent.probe(interpreter, name)
             except HarnessError as exc:
                 failures += 1
-                print(f"  {name:<17} {runtime.python}: NOT USABLE: {exc}")
+                print(f"  {name:<17} {interpreter}: NOT USABLE: {exc}")
                 continue
-            print(f"  {name:<17} {runtime.python}: {name} {found['version']} on Python {found['python']} "
+            print(f"  {name:<17} {interpreter}: {name} {found['version']} on Python {found['python']} "
                   f"(import {found['import_ns'] / 1e9:.1f}s) ok")
     finally:
         device.close()
@@ -76,6 +83,19 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
               f"from {target.source}")
         return 1
     print(f"{target.name}: ok")
+    return 0
+
+
+def cmd_targets_setup(args: argparse.Namespace) -> int:
+    from .device_setup import setup_target
+    from .inventory import load_inventory
+
+    inventory = load_inventory(Path(args.targets_dir))
+    (target,) = inventory.select(args.name, None)
+    outcomes = setup_target(target, progress=lambda line: print(line, flush=True), runtimes=args.runtime or None)
+    for outcome in outcomes:
+        state = "installed" if outcome.installed else "already set up"
+        print(f"{target.name}: {outcome.runtime} {outcome.version} {state}: {outcome.interpreter}")
     return 0
 
 
@@ -218,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--targets-dir", default="targets")
     check.set_defaults(func=cmd_targets_check)
+    setup = targets.add_parser(
+        "setup", help="install the runtimes the target file's setup section lists on the device",
+        description="Resolves the wheels for the device's platform and Python on this host (pip --platform), "
+                    "pushes them over the target's transport and unpacks them into <workdir>/envs/<runtime> "
+                    "on the device; the device needs no internet and no pip. Idempotent.")
+    setup.add_argument("name")
+    setup.add_argument("--targets-dir", default="targets")
+    setup.add_argument("--runtime", action="append", help="only this runtime of the setup section (repeatable)")
+    setup.set_defaults(func=cmd_targets_setup)
 
     zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action", required=True)
     build = zoo.add_parser("build", help="build (or reuse) the demo models")

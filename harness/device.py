@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,8 @@ class Device:
             known = ", ".join(sorted(self.target.runtimes)) or "none"
             raise HarnessError(f"{self.target.name}: runtime '{runtime}' is not declared in "
                                f"{self.target.source} (declared: {known})")
+        if declared.setup_env is not None:
+            return posixpath.join(self.transport.workdir, declared.setup_env, "bin", "python3")
         return declared.python
 
     def push_model_files(self, files: dict[str, str]) -> dict[str, str]:
@@ -41,6 +44,13 @@ class Device:
 
         Two orchestrators never measure on one device at once: the second waits, saying who
         holds the lock and since when, and gives up after `wait_s`."""
+        if self._lock is not None and not self._lock.still_held():
+            # its helper went with a broken connection: the device is not ours now (a helper
+            # still running on the device is killed by the transport once it reconnects)
+            lost, self._lock = self._lock, None
+            lost.release()
+            if on_wait is not None:
+                on_wait(f"{self.target.name}: the device lock was lost with the connection; taking it again")
         if self._lock is None:
             self._lock = DeviceLock(self.transport, self.target.python, self.agent.agent_dir(), run_id=run_id,
                                     wait_s=wait_s, on_wait=on_wait).acquire()

@@ -57,7 +57,7 @@ _JUMP_PATTERN = re.compile(
 
 _TOP_KEYS = (
     "name", "kind", "arch", "description", "connection", "workdir", "python", "runtimes",
-    "power", "tags", "limits", "env_capture", "emulated",
+    "power", "tags", "limits", "env_capture", "emulated", "setup",
 )  # fmt: skip
 _CONNECTION_KEYS = (
     "transport", "host", "port", "user", "key_file", "jump_host", "ssh_config_host",
@@ -90,6 +90,15 @@ class RuntimeDecl:
     name: str
     python: str
     options: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
+    setup_env: str | None = None
+    """For a runtime installed by `harness targets setup`: its environment's directory relative
+    to the target's workdir (``envs/<runtime>``); the interpreter is then that environment's
+    ``bin/python3`` (resolved once the workdir's absolute path is known, see `harness.device`)."""
+
+
+SETUP_ENVS_DIR = "envs"
+"""Where `harness targets setup` installs runtime environments, relative to the workdir."""
+_REQUIREMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]+\])?\s*([<>=!~]=?.*)?")
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,9 @@ class Target:
     """One declared device, validated. ``source`` is the file it came from.
 
     ``emulated`` marks a device imitated by the simulated lab (e.g. an aarch64 board under
-    emulation): its numbers say nothing about the real device's speed.
+    emulation): its numbers say nothing about the real device's speed. ``emulation`` says
+    how, when the target file gives ``emulated`` as a string instead of ``true``.
+    ``setup`` is what `harness targets setup` installs: runtime -> pip requirements.
     """
 
     name: str
@@ -136,6 +147,8 @@ class Target:
     env_capture: EnvCapture
     source: str
     emulated: bool = False
+    emulation: str = ""
+    setup: Mapping[str, tuple[str, ...]] = field(default_factory=empty_mapping, hash=False)
 
 
 def load_target(path: str | Path) -> Target:
@@ -145,7 +158,7 @@ def load_target(path: str | Path) -> Target:
     name = _read_name(top, Path(path).stem)
     kind = top.get_choice("kind", KINDS)
     arch = top.get_choice("arch", ARCHES)
-    emulated = top.get_bool("emulated", False)
+    emulated, emulation = _read_emulated(top)
     _check_kind_arch(top, kind, arch, emulated)
     base_dir = os.path.abspath(Path(path).parent)
     connection = _read_connection(top, base_dir)
@@ -153,6 +166,7 @@ def load_target(path: str | Path) -> Target:
         raise top.error("connection.transport", "a target of kind 'local' must use transport: local")
     paths = _LocalPaths(source, base_dir) if connection.transport == "local" else _RemotePaths(source)
     python = paths.interpreter(top.get_str("python"), top.key("python"))
+    setup = _read_setup(top)
     return Target(
         name=name,
         kind=kind,
@@ -161,14 +175,47 @@ def load_target(path: str | Path) -> Target:
         connection=connection,
         workdir=paths.workdir(top.get_str("workdir"), top.key("workdir")),
         python=python,
-        runtimes=_read_runtimes(top, python, paths),
+        runtimes=_read_runtimes(top, python, paths, setup),
         power=_read_power(top),
         tags=_read_tags(top),
         limits=_read_limits(top),
         env_capture=_read_env_capture(top),
         source=source,
         emulated=emulated,
+        emulation=emulation,
+        setup=setup,
     )
+
+
+def _read_emulated(top: Section) -> tuple[bool, str]:
+    """``emulated: true`` or a string saying how the device is emulated (implies true)."""
+    value = top.raw("emulated")
+    if isinstance(value, str):
+        if not value.strip():
+            raise top.error("emulated", "an empty string: use true, false, or say how the device is emulated")
+        return True, value.strip()
+    return top.get_bool("emulated", False), ""
+
+
+def _read_setup(top: Section) -> Mapping[str, tuple[str, ...]]:
+    """``setup: {<runtime>: [<pip requirement>, ...]}``: what `harness targets setup` installs.
+
+    Requirements go to pip as arguments (never through a shell); one starting with ``-`` would
+    be taken as a pip option (``--index-url``, ``-r FILE``), so only plain requirement
+    specifiers are accepted."""
+    section = top.get_section("setup", tuple(r for r in RUNTIMES if r != "noop"))
+    setup: dict[str, tuple[str, ...]] = {}
+    for runtime in section.data:
+        packages = section.get_str_list(runtime, ())
+        if not packages:
+            raise section.error(runtime, "expected a non-empty list of pip requirements, e.g. [onnxruntime==1.31.1, numpy]")
+        for index, package in enumerate(packages):
+            if not _REQUIREMENT_PATTERN.fullmatch(package) or "\n" in package:
+                raise ConfigError(top.source, join_key(section.key(runtime), index),
+                                  f"{package!r} is not a plain pip requirement (name[extras] and a version "
+                                  "specifier such as ==1.2): options and URLs are not accepted")
+        setup[runtime] = packages
+    return MappingProxyType(setup)
 
 
 def _reject_password(data: Mapping[str, Any], source: str, path: str) -> Mapping[str, Any]:
@@ -326,11 +373,20 @@ class _RemotePaths:
         return value
 
 
-def _read_runtimes(top: Section, python: str, paths: _LocalPaths | _RemotePaths) -> Mapping[str, RuntimeDecl]:
+def _read_runtimes(top: Section, python: str, paths: _LocalPaths | _RemotePaths,
+                   setup: Mapping[str, tuple[str, ...]]) -> Mapping[str, RuntimeDecl]:
+    """Declared runtimes, plus one per ``setup`` entry not declared (its interpreter is the
+    environment `harness targets setup` makes)."""
     section = top.get_section("runtimes", RUNTIMES)
     runtimes: dict[str, RuntimeDecl] = {}
     for name in section.data:
         runtimes[name] = _read_runtime(section, name, python, paths)
+    for name in setup:
+        if name in runtimes:
+            raise top.error(f"setup.{name}", f"runtime {name!r} is both declared under runtimes (an interpreter "
+                            "already on the device) and under setup (installed by `harness targets setup`): keep one")
+        env = f"{SETUP_ENVS_DIR}/{name}"
+        runtimes[name] = RuntimeDecl(name=name, python=f"{env}/bin/python3", setup_env=env)
     runtimes.setdefault("noop", RuntimeDecl(name="noop", python=python))
     return MappingProxyType(runtimes)
 
