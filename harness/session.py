@@ -19,6 +19,7 @@ from .manifest import Manifest, load_manifest
 from .records import RunInfo
 from .runinfo import new_run, utc_now
 from .store import Store, open_store
+from .transport import open_transport
 
 
 @dataclass(frozen=True)
@@ -128,20 +129,24 @@ class HarnessSession:
     def device(self, target: Target) -> Device:
         """The session's connection to `target`, holding its device lock from first use."""
         if target.name not in self._devices:
-            device = Device(target)
+            device = Device(target, open_transport(target, progress=self.notify))
             try:
                 device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=self.notify)
             except HarnessError:
                 device.close()
                 raise
             self._devices[target.name] = device
-        return self._devices[target.name]
+            return device
+        device = self._devices[target.name]
+        # the lock goes with a broken connection: take it again before measuring on
+        device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=self.notify)
+        return device
 
     def record_environment(self, target: Target, agent_env: dict[str, Any]) -> None:
         if target.name in self._environments_recorded:
             return
         declared = {"kind": target.kind, "arch": target.arch, "description": target.description,
-                    "tags": list(target.tags), "emulated": target.emulated,
+                    "tags": list(target.tags), "emulated": target.emulated, "emulation": target.emulation,
                     "power_sensor": target.power.kind, "source": target.source}
         self.store.record_environment(self.ensure_run().id, target.name, {"declared": declared, "device": agent_env})
         self._environments_recorded.add(target.name)

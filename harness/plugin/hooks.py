@@ -190,11 +190,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
             if variant is None:
                 marks.append(pytest.mark.skip(reason=f"{point_id}: {item.skipped}"))
+            elif target is not None and variant.arch and variant.arch != target.arch:  # before the runtime:
+                marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))  # never runs there at all
             elif target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
                 marks.append(pytest.mark.skip(
                     reason=f"{target.name} declares no '{variant.runtime}' runtime ({target.source})"))
-            elif target is not None and variant.arch and variant.arch != target.arch:
-                marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))
             values = (target, variant) if target is not None else (variant,)
             name = f"{target.name}-{point_id}" if target is not None else point_id
             params.append(pytest.param(*values, id=name, marks=marks))
