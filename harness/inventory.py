@@ -191,8 +191,9 @@ def _read_emulated(top: Section) -> tuple[bool, str]:
     """``emulated: true`` or a string saying how the device is emulated (implies true)."""
     value = top.raw("emulated")
     if isinstance(value, str):
-        if not value.strip():
-            raise top.error("emulated", "an empty string: use true, false, or say how the device is emulated")
+        if value.strip().lower() in ("", "yes", "no", "true", "false", "on", "off", "y", "n", "0", "1"):
+            raise top.error("emulated", f"expected true or false (unquoted), or a description of how the device is "
+                            f"emulated, got {value!r}")
         return True, value.strip()
     return top.get_bool("emulated", False), ""
 

@@ -94,7 +94,7 @@ def test_shipped_manifest_loads() -> None:
     manifest = load_manifest(REPO / "suites" / "models.yaml")
     compressed = ("fp32", "int8", "pruned", "lite", "lite_quant_broken", "onnx", "onnx_int8")
     assert [v.id for v in manifest.variants] == [
-        *(f"tiny_cnn-{name}" for name in compressed),
+        *(f"tiny_cnn-{name}" for name in (*compressed[:4], "lite_arm", *compressed[4:])),
         *(f"mobilenet_v3_small-{name}" for name in compressed),
         "ppocr_rec-fp32",
         "ppocr_rec-int8",
@@ -102,6 +102,10 @@ def test_shipped_manifest_loads() -> None:
           for name in ("xnnpack", "no_xnnpack")),
     ]
     assert all(v.baseline in (None, "fp32", "onnx", "xnnpack") for v in manifest.variants)
+    # every Paddle Lite .nb says which arch it was built for: the arch check refuses it elsewhere
+    assert {v.id: v.arch for v in manifest.variants if v.format == "paddle-lite"} == {
+        "tiny_cnn-lite": "x86_64", "tiny_cnn-lite_arm": "aarch64", "tiny_cnn-lite_quant_broken": "x86_64",
+        "mobilenet_v3_small-lite": "x86_64", "mobilenet_v3_small-lite_quant_broken": "x86_64"}
     landmark = manifest.get("face_landmark-no_xnnpack")
     assert landmark is not None and landmark.format == "tflite" and landmark.runtime == "litert"
     assert landmark.input.shape == (1, 192, 192, 3) and dict(landmark.runtime_options) == {"threads": 1, "xnnpack": False}
