@@ -163,7 +163,8 @@ def _stream(argv: list[str], progress: Progress, started: float) -> _Finished:
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     assert process.stdout is not None
     lines: list[str] = []
-    phase, last_said = "", 0.0
+    seen: set[str] = set()
+    last_said = 0.0
     for raw in process.stdout:
         line = raw.rstrip()
         if not line:
@@ -171,12 +172,18 @@ def _stream(argv: list[str], progress: Progress, started: float) -> _Finished:
         lines.append(line)
         del lines[:-20]
         words = line.split()
-        current = " ".join(words[:2]) if words[:1] == ["I:"] else line
+        # a phase is debootstrap's verb (Retrieving, Extracting, Unpacking, Configuring, ...);
+        # each package repeats it, so a phase is said when it starts, then every few seconds
+        phase = _PHASE_ALIASES.get(words[1], words[1]) if words[:1] == ["I:"] and len(words) > 1 else line
         now = time.monotonic()
-        if current != phase or now - last_said >= PROGRESS_EVERY_S:
+        if phase not in seen or now - last_said >= PROGRESS_EVERY_S:
             progress(f"lab:   [{now - started:5.0f}s] {line}")
-            phase, last_said = current, now
+            seen.add(phase)
+            last_said = now
     return _Finished(process.wait(), lines)
+
+
+_PHASE_ALIASES = {"Validating": "Retrieving"}
 
 
 def _probe(root: Path, spec: RootfsSpec) -> dict[str, str]:
