@@ -718,4 +718,28 @@ def detect_steps(history: Sequence[float | None], *, threshold: float = DEFAULT_
                               after=math.exp(levels[last]), ratio=ratio,
                               kind="step" if last == b else "drift", end_index=positions[starts[last]]))
         b = last + 1
-    return steps
+    return _placed(steps, history)
+
+
+def _placed(steps: list[Step], history: Sequence[float | None]) -> list[Step]:
+    """Steps moved to the first run actually nearer the new level.
+
+    A segment holds at least ``min_size`` runs, so when only the newest run moved, the last
+    segment also holds the run before it and its boundary lands one run early, with a level
+    halfway. Such a change is one run, not a step: it is dropped (a caller shows it as
+    unconfirmed) rather than blamed on a run that did not change."""
+    out = []
+    for step in steps:
+        if step.kind != "step":
+            out.append(step)
+            continue
+        before, after = math.log(step.before), math.log(step.after)
+        usable = [i for i in range(step.index, len(history))
+                  if history[i] is not None and math.isfinite(float(history[i]))]  # type: ignore[arg-type]
+        first = next((i for i in usable if abs(math.log(history[i]) - after)  # type: ignore[arg-type]
+                      < abs(math.log(history[i]) - before)), None)  # type: ignore[arg-type]
+        if first is None or (first == usable[-1] and len(usable) > 1):
+            continue
+        out.append(Step(index=first, before=step.before, after=step.after, ratio=step.ratio, kind=step.kind,
+                        end_index=first))
+    return out

@@ -12,9 +12,7 @@ its first run at the new level.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +96,7 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
             rows, marks = [], {}
             for variant_id, values in sorted(by_variant.items()):
                 threshold = thresholds[(target, metric, variant_id)]
-                steps = _placed(detect_steps(values, threshold=threshold), values)
+                steps = detect_steps(values, threshold=threshold)
                 cells = [{"value": None if v is None else spec.shown(v), "mark": None, "note": None} for v in values]
                 for i, note in enumerate(notes.get((target, metric, variant_id), [None] * len(runs))):
                     if note:
@@ -150,26 +148,6 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
         "improvements": [e for e in events if e["kind"] == "better"],
         "unconfirmed": unconfirmed,
     }
-
-
-def _placed(steps: Sequence[Any], values: Sequence[float | None]) -> list[Any]:
-    """Steps moved to the first run actually at the new level. When only the newest run
-    moved, detect_steps' last segment (at least two runs) holds an old-level run as well and
-    its boundary lands one run early; such a step is dropped here (it is one run: shown as
-    unconfirmed) rather than blamed on a run that did not change."""
-    out = []
-    for step in steps:
-        if step.kind != "step":
-            out.append(step)
-            continue
-        before, after = math.log(step.before), math.log(step.after)
-        first = next((i for i in range(step.index, len(values)) if values[i] is not None
-                      and abs(math.log(values[i]) - after) < abs(math.log(values[i]) - before)), None)
-        later = [i for i in range(step.index, len(values)) if values[i] is not None]
-        if first is None or (first == later[-1] and len(later) > 1):
-            continue
-        out.append(dataclasses.replace(step, index=first, end_index=first))
-    return out
 
 
 def _unconfirmed(values: Sequence[float | None], steps: Sequence[Any], threshold: float,

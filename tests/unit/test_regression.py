@@ -333,6 +333,10 @@ def test_detect_steps_edge_cases() -> None:
     assert detect_steps([1.0, 2.0, 3.0]) == []
     # one bad night is not a step
     assert detect_steps([5.0] * 10 + [9.0] + [5.0] * 10) == []
+    # nor is the newest night alone (not blamed on the night before it); two nights are
+    assert detect_steps([5.0] * 10 + [9.0]) == []
+    (step,) = detect_steps([5.0] * 10 + [9.0] * 2)
+    assert (step.index, step.ratio) == (10, pytest.approx(1.8))
     # missing nights keep the indexes of the history as given
     history = [5.0] * 10 + [None, float("nan")] + [6.0] * 10
     steps = detect_steps(history)
