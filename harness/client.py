@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .agent import PROTOCOL_VERSION
-from .errors import AgentError, TransportError
+from .errors import AgentError, ConnectionLost, TransportError, Unreachable
 from .transport.base import ContentCache, Transport, agent_files
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
@@ -72,6 +72,8 @@ class AgentClient:
         env = {"PYTHONPATH": agent_dir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         try:
             return self.transport.start([python, "-m", AGENT_PACKAGE, *args], cwd=agent_dir, env=env)
+        except (Unreachable, ConnectionLost):
+            raise  # the device or the link, not the interpreter
         except TransportError as exc:
             raise AgentError(target, "interpreter", f"cannot start {python}: {exc}; "
                              f"run `harness targets check {target}`") from None
@@ -207,6 +209,9 @@ def _collect(process, target: str, timeout_s: float,
         raise AgentError(target, "timeout",
                          f"job did not finish within {timeout_s:.0f}s (during {phase}); the agent "
                          "was killed; raise limits.job_timeout in the target file if this is expected") from None
+    except ConnectionLost as lost:
+        process.kill()  # over a dead link: remembered and done by the next connection
+        raise ConnectionLost(target, f"the job's {phase} phase ({lost.phase})", lost.reason) from None
     except (AgentError, TransportError):
         process.kill()
         raise

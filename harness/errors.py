@@ -38,6 +38,25 @@ class TransportError(HarnessError):
     """A command or file transfer on a target failed (unreachable, timeout, no space...)."""
 
 
+class Unreachable(TransportError):
+    """The target did not answer: refused, no answer in time, dropped during the handshake.
+    Trying again may help (a changed host key or a refused login is a plain TransportError)."""
+
+
+class ConnectionLost(TransportError):
+    """The connection to a target broke while something ran on it (sshd killed, link dead).
+
+    `phase` says what was running, as precisely as the raiser knows it (the transport knows
+    the command; the agent client adds the job's phase)."""
+
+    def __init__(self, target: str, phase: str, reason: str = "") -> None:
+        self.target = target
+        self.phase = phase
+        self.reason = reason
+        super().__init__(f"connection lost to {target} during {_one_line(phase)}"
+                         + (f" ({_one_line(reason)})" if reason else ""))
+
+
 class AgentError(HarnessError):
     """The agent on a device reported an error, or broke the protocol.
 

@@ -11,8 +11,9 @@ A device's link rate is a ``tbf`` qdisc on both ends of its veth (host→device 
 side, device→host inside the namespace): ``tc ... tbf rate 20mbit burst 32kbit latency 400ms``
 (this kernel has no netem). Faults for fault-injection tests are nftables rules in a table
 ``hlab_faults`` *inside* the device's namespace: `blackhole` drops everything on eth0,
-`set_loss` drops N % of incoming packets (``numgen random mod 100 < N``); `clear_faults`
-deletes the table. Deleting the namespace deletes its veth, qdiscs and rules.
+`set_loss` drops N % of incoming packets (``numgen random mod 100 < N``); each drop rule
+counts what it dropped (`dropped`); `clear_faults` deletes the table. Deleting the
+namespace deletes its veth, qdiscs and rules.
 
 Loopback mode (fallback when namespaces cannot be created): every sshd listens on
 127.0.0.1 on its own port; no link rates; faults are a host table ``<prefix>_faults_<port>``
@@ -24,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -217,7 +219,7 @@ def _install_faults(plan: LinkPlan, inbound_rule: str, outbound_rule: str | None
 
 def blackhole(plan: LinkPlan) -> None:
     """Drop every packet to and from the device (it looks powered off / unplugged)."""
-    _install_faults(plan, "drop", "drop")
+    _install_faults(plan, "counter drop", "counter drop")
 
 
 def set_loss(plan: LinkPlan, percent: int) -> None:
@@ -227,9 +229,9 @@ def set_loss(plan: LinkPlan, percent: int) -> None:
     if percent == 0:
         clear_faults(plan)
     elif percent == 100:
-        _install_faults(plan, "drop", None)
+        _install_faults(plan, "counter drop", None)
     else:
-        _install_faults(plan, f"numgen random mod 100 < {percent} drop", None)
+        _install_faults(plan, f"numgen random mod 100 < {percent} counter drop", None)
 
 
 def clear_faults(plan: LinkPlan) -> None:
@@ -243,6 +245,11 @@ def faults(plan: LinkPlan) -> str:
     """The device's fault rules as nft lists them ('' when none)."""
     table, _, _ = _fault_rules(plan)
     return _run(_in_ns(plan.netns, ["nft", "list", "table", "inet", table]), "nft", check=False).stdout
+
+
+def dropped(plan: LinkPlan) -> int:
+    """How many packets the device's fault rules have dropped so far (0 when none are set)."""
+    return sum(int(count) for count in re.findall(r"counter packets (\d+) bytes \d+ drop", faults(plan)))
 
 
 # ------------------------------------------------------------------ leftovers
@@ -267,6 +274,7 @@ __all__ = [
     "addresses",
     "blackhole",
     "clear_faults",
+    "dropped",
     "ensure_bridge",
     "ensure_link",
     "faults",

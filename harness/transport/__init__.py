@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..errors import HarnessError
 from .base import CommandResult, ContentCache, RemoteProcess, Transport
@@ -10,14 +11,15 @@ from .local import LocalTransport
 from .ssh import SSHTransport
 
 
-def open_transport(target) -> Transport:  # target: harness.inventory.Target
-    """The transport a target declares. An SSH transport connects on first use."""
+def open_transport(target, progress: Callable[[str], None] | None = None) -> Transport:  # target: inventory.Target
+    """The transport a target declares. An SSH transport connects on first use and tells
+    `progress` when it reconnects after a broken connection."""
     kind = target.connection.transport
     if kind == "local":
         return LocalTransport(target.name, target.workdir)
     if kind == "ssh":
         known_hosts = target.connection.known_hosts_file
-        return SSHTransport(target, known_hosts_path=Path(known_hosts) if known_hosts else None)
+        return SSHTransport(target, known_hosts_path=Path(known_hosts) if known_hosts else None, progress=progress)
     raise HarnessError(f"{target.source}: connection.transport: '{kind}' transport is not available "
                        "in this version (supported: local, ssh)")
 

@@ -6,9 +6,22 @@ and the device lock run unchanged over SSH.
 Decisions (see also docs/targets.md):
 
 - One connection per transport, opened on first use and reused: TCP_NODELAY on the socket
-  (an exec goes from ~45 ms to ~3 ms on loopback), keepalive every 15 s. A connection found
-  dead (sshd restarted, link dropped) is re-opened once, after a short backoff, by the next
-  call; a command that was running on it fails with "connection lost during ...".
+  (an exec goes from ~45 ms to ~3 ms on loopback).
+- A dead link is detected within a bound, not after the kernel's ~15 min of retransmits:
+  an SSH keepalive goes out after KEEPALIVE_S without traffic from the host, and the socket's
+  TCP_USER_TIMEOUT (LINK_TIMEOUT_S) drops the connection once anything sent stays
+  unacknowledged that long. A link that goes silent is therefore noticed within about
+  KEEPALIVE_S + LINK_TIMEOUT_S (20 s); what was running on it fails with "connection lost to
+  <target> during <phase>". Through a jump host only the first hop's socket carries the
+  timeout (the jump host's own TCP watches the leg behind it).
+- A connection that broke is re-opened by the next call with a bounded retry: after
+  RECONNECT_BACKOFF_S (0.5, 1, 2 s) each, each attempt told to the user through ``progress``,
+  then one "unreachable" line naming the attempts. Only a refusal, a timeout or a drop is
+  retried (a changed host key or a refused key is not). A first connection is tried once, so
+  a device that refuses fails at once; once a retry series is spent, the next call again
+  tries once (a device that stays down costs each later test one connect, not the series).
+- A process whose connection broke cannot be killed over it; its remote pid is remembered and
+  killed over the next connection that opens (nothing left running on the device).
 - Commands are never built from target or model data as raw shell text: the remote login
   shell (POSIX sh) receives ``cd DIR && exec env K=V ... sh -c WRAPPER sh ARGV...`` where
   every piece went through `shlex.quote`. WRAPPER reports the remote pid on the first
@@ -53,14 +66,17 @@ from typing import Callable, Mapping, Sequence, TypeVar
 
 import paramiko
 
-from ..errors import TransportError
+from ..errors import ConnectionLost, TransportError, Unreachable
 from ..inventory import split_jump_host
 from .base import CommandResult, QueuedLines
 from .local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
 
-KEEPALIVE_S = 15
+Progress = Callable[[str], None]
+
+KEEPALIVE_S = 5
+LINK_TIMEOUT_S = 15
 SFTP_REPLY_TIMEOUT_S = 120.0
-RECONNECT_BACKOFF_S = 0.3
+RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0)
 KILL_WAIT_S = 5.0
 PID_WAIT_S = 2.0
 PID_SEARCH_BYTES = 64 << 10
@@ -76,6 +92,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # is not a group leader becomes one through setsid (which then does not fork).
 WRAPPER = (
     'g=; read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat; '
+    # qemu-user (an emulated device) fakes a process's own /proc/<pid>/stat with pgrp 0; another
+    # process (cat) reads the kernel's. Without this, setsid would fork and the command's exit
+    # status would be setsid's parent's 0, at once.
+    'if [ "$g" = 0 ]; then g=$(cat /proc/$$/stat 2>/dev/null | { read -r _ _ _ _ p _; echo "$p"; }); fi; '
     'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then g=$$; set -- setsid "$@"; fi; '
     'if [ "$g" = "$$" ]; then echo "harness-pid $$ group" >&2; else echo "harness-pid $$" >&2; fi; '
     'exec "$@"'
@@ -408,7 +428,7 @@ class SSHProcess(QueuedLines):
                 self._owner._debug(f"stdout reader ended: {exc}")
         finally:
             if self._lost():
-                self._lines.put(TransportError(f"{self._owner.target_name}: connection lost during {self.what}"))
+                self._lines.put(self._owner._connection_lost(self.what))
             self._lines.put(None)
 
     def _too_long(self) -> TransportError:
@@ -500,7 +520,7 @@ class SSHProcess(QueuedLines):
             if self._killed:
                 return -signal.SIGKILL
             if not _channel_alive(self._channel) and not self._owner._closing:
-                raise TransportError(f"{self._owner.target_name}: connection lost during {self.what}")
+                raise self._owner._connection_lost(self.what)
         return self._channel.exit_status
 
     def running(self) -> bool:
@@ -513,6 +533,12 @@ class SSHProcess(QueuedLines):
             return
         pid, group = self.remote_pid, self.remote_group
         self._killed = True
+        if not _channel_alive(self._channel):
+            # the link is gone: no command can reach the device now; the next connection kills it
+            if pid is not None and pid > 1:
+                self._owner._orphans.append((pid, group))
+            self._close()
+            return
         if pid is not None and pid > 1:
             # `kill -KILL -PGID`, not `kill -KILL -- -PGID`: dash's kill rejects `--`
             argv = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
@@ -566,8 +592,10 @@ class SSHTransport:
     """Runs on a device over SSH. ``workdir`` is absolute on the device (a relative one in
     the target file is resolved against the login directory on first use)."""
 
-    def __init__(self, target, *, ssh_config_path: Path | None = None, known_hosts_path: Path | None = None) -> None:
+    def __init__(self, target, *, ssh_config_path: Path | None = None, known_hosts_path: Path | None = None,
+                 progress: Progress | None = None) -> None:
         self.target = target
+        self.progress = progress  # one-line news for the user (reconnect attempts); None: debug log only
         self.target_name = target.name
         self.bytes_sent = 0
         self.connects = 0  # how many connections were opened (1 unless one broke)
@@ -585,6 +613,7 @@ class SSHTransport:
         self._sha256_argv: list[str] | None = None
         self._closing = False
         self._broken = False
+        self._orphans: list[tuple[int, bool]] = []  # (remote pid, leads a group) cut off with a dead link
 
     # --- connection -----------------------------------------------------------------------
     @property
@@ -604,24 +633,70 @@ class SSHTransport:
         self.debug_log.append(message)
         del self.debug_log[:-50]
 
+    def _tell(self, message: str) -> None:
+        self._debug(message)
+        if self.progress is not None:
+            self.progress(message)
+
+    def _connection_lost(self, phase: str, reason: str = "") -> ConnectionLost:
+        return ConnectionLost(self.target_name, phase, reason)
+
     def _connected(self) -> _Connection:
+        """The live connection, opened now if needed (one that broke: with the backoff series)."""
         with self._connect_lock:
             current = self._connection
             if current is not None and current.active():
                 return current
             if current is not None:
-                self._debug("connection found dead; reconnecting")
+                self._debug("connection found dead")
                 current.close()
                 self._connection = None
                 self._broken = True
-            if self._broken:  # it broke: reconnect once, after a short backoff (sshd may be restarting)
-                time.sleep(RECONNECT_BACKOFF_S)
             self._closing = False
-            self._connection = self._open()
+            connection = self._reconnect() if self._broken else self._open()
+            self._connection = connection
             self._broken = False
             self.connects += 1
-            self._prepare_workdir(self._connection)
-            return self._connection
+            self._kill_orphans(connection)
+            self._prepare_workdir(connection)
+            return connection
+
+    def _reconnect(self) -> _Connection:
+        """Open the connection again after it broke: RECONNECT_BACKOFF_S between attempts (an
+        sshd restarting, a link flapping), each attempt told to the user, then one line."""
+        attempts = len(RECONNECT_BACKOFF_S)
+        started = time.monotonic()
+        failure: Unreachable | None = None
+        for number, delay in enumerate(RECONNECT_BACKOFF_S, 1):
+            self._tell(f"{self.target_name}: connection lost; reconnecting in {delay:g}s (attempt {number}/{attempts})")
+            time.sleep(delay)
+            try:
+                connection = self._open()
+            except Unreachable as exc:
+                failure = exc
+                continue
+            self._tell(f"{self.target_name}: reconnected (attempt {number}/{attempts})")
+            return connection
+        self._broken = False  # the series is spent: later calls try once, without waiting
+        assert failure is not None
+        raise Unreachable(f"{failure}; gave up after {attempts} reconnect attempts in "
+                          f"{time.monotonic() - started:.1f}s")
+
+    def _kill_orphans(self, connection: _Connection) -> None:
+        """Kill (best effort) what ran on a connection that died: an agent or a lock helper
+        the device's sshd has not noticed is orphaned would otherwise run on (and hold the
+        device lock) until the device's own TCP gives up on the dead link."""
+        orphans, self._orphans = self._orphans, []
+        for pid, group in orphans:
+            argv = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
+            try:
+                channel = connection.transport.open_session(timeout=self.target.connection.connect_timeout_s)
+                channel.exec_command(" ".join(argv) + " 2>/dev/null")
+                channel.status_event.wait(KILL_WAIT_S)
+                channel.close()
+                self._debug(f"killed remote pid {pid} left by the lost connection")
+            except _LINK_ERRORS as exc:
+                self._debug(f"kill of remote pid {pid} left by the lost connection failed: {exc}")
 
     def _drop(self, connection: _Connection) -> None:
         with self._connect_lock:
@@ -642,13 +717,17 @@ class SSHTransport:
             raise
         return _Connection(hops)
 
-    def _unreachable(self, hop: Endpoint, target_end: Endpoint, reason: str) -> TransportError:
+    def _unreachable(self, hop: Endpoint, target_end: Endpoint, reason: str, *,
+                     transient: bool = False) -> TransportError:
+        """"<target>: unreachable: <address> (<reason>)"; an `Unreachable` when trying again may
+        help (no answer, refused, dropped), else a plain TransportError (keys, auth)."""
         via = ""
         if hop is target_end and hop.jumps:
             via = f" via {hop.jumps[-1].label}"
         elif hop is not target_end:
             via = f", the jump host to {target_end.address},"
-        return TransportError(f"{self.target_name}: unreachable: {hop.address}{via} ({reason})")
+        kind = Unreachable if transient else TransportError
+        return kind(f"{self.target_name}: unreachable: {hop.address}{via} ({reason})")
 
     def _open_hop(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint) -> paramiko.Transport:
         timeout = self.target.connection.connect_timeout_s
@@ -667,10 +746,11 @@ class SSHTransport:
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 reason = str(exc) if str(exc) and str(exc) != "No existing session" else f"no answer within {timeout:g}s"
                 raise self._unreachable(hop, final, f"SSH handshake failed: {reason}; is this an SSH server? "
-                                        "check connection.port, or raise connection.connect_timeout") from None
+                                        "check connection.port, or raise connection.connect_timeout",
+                                        transient=True) from None
             self._check_host_key(hop, server_key, known, via is not None)
             self._authenticate(transport, hop, final)
-            transport.set_keepalive(KEEPALIVE_S)
+            transport.set_keepalive(KEEPALIVE_S)  # with LINK_TIMEOUT_S on the socket: a dead link is noticed
             return transport
         except BaseException:
             transport.close()
@@ -683,25 +763,28 @@ class SSHTransport:
             except paramiko.ChannelException as exc:
                 hint = ("the jump host forbids forwarding (AllowTcpForwarding/PermitOpen in its sshd_config)"
                         if exc.code == 1 else "check host and port as seen from the jump host")
-                raise self._unreachable(hop, final, f"the jump host could not connect: {exc.text}; {hint}") from None
+                raise self._unreachable(hop, final, f"the jump host could not connect: {exc.text}; {hint}",
+                                        transient=True) from None
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise self._unreachable(hop, final, f"jump host connection failed: {exc}") from None
+                raise self._unreachable(hop, final, f"jump host connection failed: {exc}", transient=True) from None
         try:
             sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
         except socket.gaierror as exc:
             raise self._unreachable(hop, final, f"cannot resolve host name {hop.hostname!r}: {exc.strerror}; check "
-                                    "connection.host (or HostName in ssh config) and DNS") from None
+                                    "connection.host (or HostName in ssh config) and DNS", transient=True) from None
         except ConnectionRefusedError:
             raise self._unreachable(hop, final, "connection refused: nothing listens on that port; check that "
-                                    "sshd runs on the device and connection.port") from None
+                                    "sshd runs on the device and connection.port", transient=True) from None
         except (socket.timeout, TimeoutError):
             raise self._unreachable(hop, final, f"no answer within {timeout:g}s: the device is off, on another "
                                     "network or behind a firewall; raise connection.connect_timeout for a slow "
-                                    "link") from None
+                                    "link", transient=True) from None
         except OSError as exc:
             raise self._unreachable(hop, final, f"{exc.strerror or exc}; check the network path to the "
-                                    "device") from None
+                                    "device", transient=True) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: give up on data unacknowledged this long
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT_S * 1000)
         return sock
 
     def _check_host_key(self, hop: Endpoint, key: paramiko.PKey, known: list[_KnownKey], jumped: bool) -> None:
@@ -767,7 +850,8 @@ class SSHTransport:
                 tried.append(f"{label} (refused)")
                 return False
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise self._unreachable(hop, final, f"connection dropped during authentication: {exc}") from None
+                raise self._unreachable(hop, final, f"connection dropped during authentication: {exc}",
+                                        transient=True) from None
             if remaining:
                 raise self._unreachable(hop, final, f"the server wants more than a key ({', '.join(remaining)}); "
                                         "the harness only authenticates with keys")
@@ -842,7 +926,7 @@ class SSHTransport:
                     raise  # a real error from the device (e.g. no such file): the caller words it
                 self._drop(connection)
                 if attempt == 1 or not retry:
-                    raise TransportError(f"{self.target_name}: connection lost during {what} ({_reason(exc)})") from None
+                    raise self._connection_lost(what, _reason(exc)) from None
         raise AssertionError("unreachable")
 
     # --- commands ---------------------------------------------------------------------------

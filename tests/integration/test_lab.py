@@ -260,7 +260,7 @@ def test_blackhole_and_loss_faults_can_be_set_and_cleared(lab_up) -> None:
         network.set_loss(device.link, 100)
         assert not lab.reachable(device.address, device.port, timeout_s=1.0)
         network.set_loss(device.link, 30)
-        assert "numgen random mod 100 < 30 drop" in network.faults(device.link)
+        assert "numgen random mod 100 < 30 counter packets" in network.faults(device.link)
     finally:
         network.clear_faults(device.link)
     assert network.faults(device.link) == ""

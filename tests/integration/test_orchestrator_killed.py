@@ -42,9 +42,9 @@ models:
 """
 
 
-def _pytest(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(REPO / "suites" / "test_latency.py"), "--target=box",
-            f"--targets-dir={tmp_path / 'targets'}", f"--manifest={tmp_path / 'models.yaml'}",
+def _pytest(tmp_path: Path, target: str, targets_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", str(REPO / "suites" / "test_latency.py"), f"--target={target}",
+            f"--targets-dir={targets_dir}", f"--manifest={tmp_path / 'models.yaml'}",
             f"--store={tmp_path / 'r.sqlite'}", f"--report-dir={tmp_path / 'reports'}", "-p", "no:cacheprovider",
             "-q", *extra]
 
@@ -62,9 +62,16 @@ def _ok_rows(store: Path) -> list[tuple[int, str]]:
 def test_killed_run_is_intact_reportable_and_resumable(tmp_path: Path) -> None:
     (tmp_path / "targets").mkdir()
     (tmp_path / "targets" / "box.yaml").write_text(TARGET.format(workdir=tmp_path / "work", python=sys.executable))
+    check_killed_run_is_intact_reportable_and_resumable(tmp_path, "box", tmp_path / "targets")
+
+
+def check_killed_run_is_intact_reportable_and_resumable(tmp_path: Path, target: str, targets_dir: Path) -> int:
+    """SIGKILL a `pytest suites/test_latency.py --target=TARGET` run after two of its cases
+    are stored; check the store, the incomplete report and `--resume`. Returns how many
+    cases were stored before the kill."""
     (tmp_path / "models.yaml").write_text(_manifest())
     store = tmp_path / "r.sqlite"
-    orchestrator = subprocess.Popen(_pytest(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
+    orchestrator = subprocess.Popen(_pytest(tmp_path, target, targets_dir), cwd=REPO, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while len(_ok_rows(store)) < 2 and time.monotonic() < deadline and orchestrator.poll() is None:
@@ -84,11 +91,12 @@ def test_killed_run_is_intact_reportable_and_resumable(tmp_path: Path) -> None:
     html = (tmp_path / "reports" / run_id / "index.html").read_text()
     assert 'id="incomplete"' in html and html.count("data-variant=") == len(before)
 
-    resumed = subprocess.run(_pytest(tmp_path, "--resume=latest"), cwd=REPO, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(_pytest(tmp_path, target, targets_dir, "--resume=latest"), cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-2000:]
     after = _ok_rows(store)
     assert sorted(v for _, v in after) == [f"v{i}" for i in range(VARIANTS)]  # each measured exactly once
     assert after[:len(before)] == before  # what was measured before the kill was reused, not redone
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT id, status FROM runs").fetchall() == [(run_id, "complete")]
+    return len(before)

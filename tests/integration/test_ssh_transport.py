@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -640,14 +641,39 @@ def test_a_passphrase_protected_key_says_to_use_the_agent(lab: Lab, tmp_path: Pa
 
 
 def test_reconnects_after_the_sshd_was_killed_and_restarted(fresh_lab: Lab) -> None:
-    transport = fresh_lab.transport()
+    told: list[str] = []
+    transport = fresh_lab.transport(progress=told.append)
     assert transport.run(["true"]).returncode == 0
     assert transport.connects == 1
     kill_sshd(fresh_lab.server)
     fresh_lab.server.start()  # same port, same host key
     assert transport.run(["echo", "back"]).stdout == b"back\n"
     assert transport.connects == 2
+    assert told == ["board: connection lost; reconnecting in 0.5s (attempt 1/3)", "board: reconnected (attempt 1/3)"]
     assert transport.exists(transport.workdir)
+    transport.close()
+
+
+def test_reconnect_backs_off_then_gives_up_in_one_line_and_later_calls_fail_fast(fresh_lab: Lab) -> None:
+    told: list[str] = []
+    transport = fresh_lab.transport(progress=told.append)
+    assert transport.run(["true"]).returncode == 0
+    kill_sshd(fresh_lab.server)  # and it stays down
+    started = time.monotonic()
+    with pytest.raises(TransportError) as caught:
+        transport.run(["true"])
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"board: unreachable: 127.0.0.1:{fresh_lab.server.port} (connection refused"), message
+    assert re.search(r"; gave up after 3 reconnect attempts in \d+\.\ds$", message), message
+    assert told == [f"board: connection lost; reconnecting in {delay}s (attempt {n}/3)"
+                    for n, delay in ((1, "0.5"), (2, "1"), (3, "2"))]
+    assert 3.5 <= elapsed < 6, f"backoff 0.5 + 1 + 2 s, each refused at once: took {elapsed:.1f}s"
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="unreachable: .*connection refused") as again:
+        transport.run(["true"])  # the series is spent: one attempt, refused at once
+    assert time.monotonic() - started < 1 and "reconnect attempts" not in str(again.value)
     transport.close()
 
 
@@ -660,14 +686,14 @@ def test_sshd_killed_while_reading_is_connection_lost(fresh_lab: Lab) -> None:
         killer = threading.Timer(0.3, kill_sshd, args=(fresh_lab.server,))
         killer.start()
         started = time.monotonic()
-        with pytest.raises(TransportError, match=r"^board: connection lost during `sh -c"):
+        with pytest.raises(TransportError, match=r"^connection lost to board during `sh -c"):
             process.read_line(timeout=30)  # blocked in here when the sshd dies
         killer.join()
         assert time.monotonic() - started < 10
-        with pytest.raises(TransportError, match="connection lost"):
+        with pytest.raises(TransportError, match="^connection lost to board during"):
             process.wait(timeout=5)
-        # the next call cannot reconnect (no sshd): a clear unreachable error, quickly
-        with pytest.raises(TransportError, match="unreachable: .*connection refused"):
+        # the next call cannot reconnect (no sshd): a clear unreachable error after the retries
+        with pytest.raises(TransportError, match="unreachable: .*connection refused.*gave up after 3 reconnect"):
             transport.run(["true"])
     finally:
         if orphan and _alive(orphan):
