@@ -750,7 +750,10 @@ def _server(state: LabState, device: DeviceState, built: dict[str, BuiltEnv] | N
         authorized_keys=str(Path(device.device_dir) / "authorized_keys"),
         netns=None,  # entered by the wrapper, after the cgroups are joined
         extra_config={"AllowUsers": device.user, "PermitRootLogin": "no", "PrintMotd": "no",
-                      "PrintLastLog": "no", "X11Forwarding": "no", **chroot},
+                      "PrintLastLog": "no", "X11Forwarding": "no",
+                      # a client that vanished (orchestrator killed, link cut) is dropped within
+                      # ~15 s, so what it left running (its device-lock holder) ends with it
+                      "ClientAliveInterval": "5", "ClientAliveCountMax": "3", **chroot},
         wrapper=_wrapper(state, device, built or {}),
     )
 

@@ -202,11 +202,12 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
     points = expand(manifest.variants, (), siblings=manifest.variants, input_shape=declared_input_shape)
     collected = [*manifest.variants, *(p.variant for p in points if p.variant is not None)]
     onnx = {v.id for v in collected if v.runtime == "onnxruntime"}
-    others = {}
+    others: dict[str, int] = {}
+    foreign = [v for v in collected if v.arch and v.arch != "x86_64"]  # the twin is x86_64: refused for arch first
     for v in collected:
-        if v.runtime != "onnxruntime":
+        if v.runtime != "onnxruntime" and v not in foreign:
             others[v.runtime] = others.get(v.runtime, 0) + 1
-    assert onnx and others
+    assert onnx and others and foreign
     by_id = {v.id: v for v in collected}
     store, runs, measured = records(tmp_path / "out")
     assert len(runs) == 1, _shown(done)
@@ -226,6 +227,9 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
     assert "Traceback" not in done.stdout
     for runtime, count in others.items():
         assert f"SKIPPED [{count}] suites/test_latency.py: jetson-nano declares no '{runtime}' runtime" in done.stdout, \
+            _shown(done)
+    for variant in foreign:
+        assert f"{variant.id} is built for {variant.arch} only and jetson-nano is x86_64: not pushed" in done.stdout, \
             _shown(done)
     env = store.environments(runs[0].id)["jetson-nano"]
     assert env["declared"]["emulated"] is True and env["device"]["python"].startswith("3.6.")
@@ -409,20 +413,30 @@ def _wait_for_holder(device: lab.DeviceState, process: subprocess.Popen, timeout
 
 
 def test_two_orchestrators_on_one_device_wait_or_give_up_naming_the_holder(fleet, tmp_path) -> None:
-    device = fleet.devices["edge-cpu"]
-    common = ["suites/test_latency.py", "--target=edge-cpu", f"--targets-dir={fleet.targets_dir}"]
-    slow = noop_manifest(tmp_path / "slow.yaml", warmup="15s")  # long enough for both others to start
+    check_two_orchestrators_on_one_device(fleet, "edge-cpu", tmp_path)
+
+
+def check_two_orchestrators_on_one_device(state: lab.LabState, name: str, tmp_path: Path,
+                                          warmup: str = "15s") -> float:
+    """A second orchestrator with a 1 s lock wait gives up naming the holder; a third waits
+    and measures after it. Returns the impatient one's wall time (pytest start-up included).
+    ``warmup``: how long the holder's job runs (long enough for both others to start)."""
+    device = state.devices[name]
+    common = ["suites/test_latency.py", f"--target={name}", f"--targets-dir={state.targets_dir}"]
+    slow = noop_manifest(tmp_path / "slow.yaml", warmup=warmup)
     quick = noop_manifest(tmp_path / "quick.yaml")
     first = start_pytest([*common, f"--manifest={slow}"], tmp_path / "first")
     impatient = patient = None
     try:
         holder = _wait_for_holder(device, first)
+        started = time.monotonic()
         impatient = start_pytest([*common, f"--manifest={quick}", "--lock-timeout=1s"], tmp_path / "impatient")
         patient = start_pytest([*common, f"--manifest={quick}", "--lock-timeout=300s"], tmp_path / "patient")
         out, err = impatient.communicate(timeout=120)
+        gave_up = time.monotonic() - started
         assert impatient.returncode == 1, out + err
-        busy = re.search(r"edge-cpu: device busy: lock held by (\S+) pid (\d+) run (\S+) since (\S+); gave up after 1s",
-                         out)
+        busy = re.search(rf"{re.escape(name)}: device busy: lock held by (\S+) pid (\d+) run (\S+) since (\S+); "
+                         r"gave up after 1s", out)
         assert busy, out
         assert (busy.group(1), int(busy.group(2))) == (socket.gethostname(), first.pid)
         assert busy.group(3) == holder["run"] and busy.group(4) == holder["since"]
@@ -430,7 +444,7 @@ def test_two_orchestrators_on_one_device_wait_or_give_up_naming_the_holder(fleet
         assert first.returncode == 0, first_out + first_err
         patient_out, patient_err = patient.communicate(timeout=300)
         assert patient.returncode == 0, patient_out + patient_err
-        waiting = f"edge-cpu: waiting for the device lock held by {socket.gethostname()} pid {first.pid}"
+        waiting = f"{name}: waiting for the device lock held by {socket.gethostname()} pid {first.pid}"
         assert waiting in patient_out + patient_err, patient_out + patient_err
     finally:
         for process in (first, impatient, patient):
@@ -443,11 +457,19 @@ def test_two_orchestrators_on_one_device_wait_or_give_up_naming_the_holder(fleet
         m.status == "error" for m in records(tmp_path / "impatient")[2])
     assert first_record.status == patient_record.status == "ok"
     assert patient_record.recorded_at > first_record.recorded_at  # it measured after the holder
+    return gave_up
 
 
 def test_a_killed_orchestrator_does_not_leave_the_device_locked(fleet, tmp_path) -> None:
-    device = fleet.devices["edge-cpu"]
-    common = ["suites/test_latency.py", "--target=edge-cpu", f"--targets-dir={fleet.targets_dir}"]
+    check_a_killed_orchestrator_leaves_no_lock(fleet, "edge-cpu", tmp_path)
+
+
+def check_a_killed_orchestrator_leaves_no_lock(state: lab.LabState, name: str, tmp_path: Path) -> float:
+    """SIGKILL an orchestrator holding the device's lock mid-job: the next run gets the lock
+    at once, and nothing of the killed run keeps running on the device. Returns the next
+    run's wall time (seconds)."""
+    device = state.devices[name]
+    common = ["suites/test_latency.py", f"--target={name}", f"--targets-dir={state.targets_dir}"]
     doomed = start_pytest([*common, f"--manifest={noop_manifest(tmp_path / 'long.yaml', warmup='4s')}"],
                           tmp_path / "doomed")
     try:
@@ -475,6 +497,7 @@ def test_a_killed_orchestrator_does_not_leave_the_device_locked(fleet, tmp_path)
         time.sleep(0.2)
     assert not left, [_cmdline(pid) for pid in left]
     print(f"\nnext run after a SIGKILLed holder: {waited:.1f}s in all")
+    return waited
 
 
 def _cmdline(pid: int) -> bytes:
