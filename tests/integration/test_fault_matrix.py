@@ -587,18 +587,29 @@ def test_device_output_that_is_not_json_not_utf8_or_huge_is_a_protocol_error_nam
            f"{peak_rss / MiB:.0f} MiB")
 
 
+# Forks and execs the command from a fresh, small interpreter and writes the child's peak RSS
+# (KiB) to argv[1]. os.wait4 straight from this pytest process would not do: Linux carries
+# the RSS a child had before exec (a copy of this process, paddle and all: ~680 MiB in a
+# full test run) into the ru_maxrss that wait4 reports.
+PEAK_RSS_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measuring_memory(args: list[str], out: Path) -> tuple[subprocess.CompletedProcess, int]:
-    """Like `run_pytest`, plus the pytest process's own peak RSS in bytes (os.wait4 reports
-    that child alone; RUSAGE_CHILDREN would be the maximum over every child reaped so far)."""
+    """Like `run_pytest`, plus the pytest process's own peak RSS in bytes."""
     out.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pytest", *args, f"--store={out / 'results.sqlite'}",
             f"--report-dir={out / 'reports'}", f"--junitxml={out / 'junit.xml'}", "-p", "no:cacheprovider",
             "-q", "-rA"]
-    with open(out / "stdout", "w+") as stdout, open(out / "stderr", "w+") as stderr:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        done = subprocess.CompletedProcess(argv, process.returncode, stdout.read(), stderr.read())
-    return done, usage.ru_maxrss * 1024  # KiB on Linux
+    peak_file = out / "peak-rss-kib"
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, str(peak_file), *argv], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    return done, int(peak_file.read_text()) * 1024  # KiB on Linux
