@@ -32,8 +32,16 @@ class Device:
             raise HarnessError(f"{self.target.name}: runtime '{runtime}' is not declared in "
                                f"{self.target.source} (declared: {known})")
         if declared.setup_env is not None:
-            return posixpath.join(self.transport.workdir, declared.setup_env, "bin", "python3")
+            return posixpath.join(self.setup_env_dir(runtime), "bin", "python3")
         return declared.python
+
+    def setup_env_dir(self, runtime: str) -> str:
+        """Where `harness targets setup` installs ``runtime`` on this device (absolute)."""
+        setup_env = self.target.runtimes[runtime].setup_env
+        if setup_env is None:
+            raise HarnessError(f"{self.target.name}: runtime '{runtime}' is not installed by `harness targets "
+                               f"setup` (it has no setup entry in {self.target.source})")
+        return posixpath.join(self.transport.workdir, setup_env)
 
     def push_model_files(self, files: dict[str, str]) -> dict[str, str]:
         """Push each model file by content hash; role -> path on the device."""

@@ -27,7 +27,6 @@ import json
 import os
 import posixpath
 import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -37,15 +36,16 @@ from pathlib import Path
 
 from .device import Device
 from .errors import HarnessError, TransportError
+from .streamed import run_streamed
 
 Progress = Callable[[str], None]
 ENV_MARKER = ".harness-env.json"
 PROBE_CODE = (
-    "import json, os, platform, sys\n"
+    "import json, platform, sys\n"
     "libc = platform.libc_ver()\n"
     "print(json.dumps({'version': list(sys.version_info[:3]), 'implementation': sys.implementation.name,\n"
     "                  'machine': platform.machine(), 'libc': [libc[0], libc[1]],\n"
-    "                  'executable': sys.executable, 'bits': 64 if sys.maxsize > 2**32 else 32}))\n"
+    "                  'executable': sys.executable}))\n"
 )
 # Runs on the device (Python 3.6+, stdlib): unpack a pushed tarball into a hand-made venv.
 INSTALL_CODE = r"""
@@ -185,17 +185,13 @@ def resolve_wheels(runtime: str, packages: Sequence[str], python: DevicePython, 
 
 
 def _run_pip(argv: list[str], progress: Progress) -> None:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    assert process.stdout is not None
-    tail: list[str] = []
-    for raw in process.stdout:
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        tail = (tail + [line])[-5:]
+    def on_line(line: str) -> None:
         if line.lstrip().startswith(("Collecting", "Downloading", "Successfully", "ERROR", "Using cached")):
             progress(f"setup:     pip: {line.strip()}")
-    if process.wait() != 0:
+
+    finished = run_streamed(argv, on_line, keep=5)
+    if finished.returncode != 0:
+        tail = finished.lines
         hint = next((line.strip() for line in reversed(tail) if "ERROR" in line), tail[-1].strip() if tail else "")
         raise HarnessError(f"pip could not resolve the wheels for the device: {hint} (is there a wheel for this "
                            "platform and Python? see setup in docs/targets.md)")
@@ -235,9 +231,7 @@ def install_env(device: Device, runtime: str, tarball: Path, key: str, packages:
                 progress: Progress) -> str:
     """Push ``tarball`` and unpack it into the runtime's environment on the device."""
     target = device.target
-    declared = target.runtimes[runtime]
-    assert declared.setup_env is not None
-    env_dir = posixpath.join(device.transport.workdir, declared.setup_env)
+    env_dir = device.setup_env_dir(runtime)
     size = tarball.stat().st_size
     started = time.monotonic()
     progress(f"setup:   pushing {size / 2**20:.1f} MiB to {target.name} (content-addressed, hash checked there)")
@@ -265,8 +259,6 @@ def _wait_with_heartbeat(process, what: str, progress: Progress, timeout_s: floa
             return process.wait(timeout=10.0)
         except TimeoutError:
             pass
-        except TransportError:
-            raise
         waited = time.monotonic() - started
         if waited > timeout_s:
             process.kill()
@@ -301,7 +293,7 @@ def setup_target(target, progress: Progress = print, cache_dir: Path | None = No
         for runtime in wanted:
             packages = target.setup[runtime]
             key = env_key(packages, python)
-            env_dir = posixpath.join(device.transport.workdir, target.runtimes[runtime].setup_env)
+            env_dir = device.setup_env_dir(runtime)
             installed = _installed_key(device, env_dir) != key
             progress(f"setup: {target.name}: {runtime}: " + (f"installing {', '.join(packages)}" if installed
                                                              else f"already set up in {env_dir} (same requirements)"))

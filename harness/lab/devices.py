@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from ..streamed import run_streamed
 from .rootfs import ARM64_BOOKWORM, RootfsSpec
 from .sshd import LabError
 
@@ -395,17 +396,13 @@ def _make_readable(directory: Path) -> None:
 
 def _run(argv: list[str], what: str, progress: Progress, echo: bool = False) -> None:
     """Run a build step, streaming its output as progress lines when ``echo``."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        line = line.rstrip()
-        lines.append(line)
-        if echo and line and not line.startswith("WARNING: Location"):
+    def on_line(line: str) -> None:
+        if echo and not line.startswith("WARNING: Location"):
             progress(f"    {line}")
-    if process.wait() != 0:
-        tail = " | ".join(lines[-4:])
-        raise LabError(f"{what} failed (exit {process.returncode}): {tail}")
+
+    finished = run_streamed(argv, on_line, keep=4)
+    if finished.returncode != 0:
+        raise LabError(f"{what} failed (exit {finished.returncode}): {' | '.join(finished.lines)}")
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..streamed import Finished, run_streamed
 from .sshd import LabError
 
 Progress = Callable[[str], None]
@@ -152,25 +153,13 @@ def _debootstrap(spec: RootfsSpec, root: Path, progress: Progress) -> Path:
     return root
 
 
-@dataclass
-class _Finished:
-    returncode: int
-    lines: list[str]
-
-
-def _stream(argv: list[str], progress: Progress, started: float) -> _Finished:
+def _stream(argv: list[str], progress: Progress, started: float) -> Finished:
     """Run debootstrap, passing on its phase changes and a heartbeat every few seconds."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    assert process.stdout is not None
-    lines: list[str] = []
     seen: set[str] = set()
     last_said = 0.0
-    for raw in process.stdout:
-        line = raw.rstrip()
-        if not line:
-            continue
-        lines.append(line)
-        del lines[:-20]
+
+    def on_line(line: str) -> None:
+        nonlocal last_said
         words = line.split()
         # a phase is debootstrap's verb (Retrieving, Extracting, Unpacking, Configuring, ...);
         # each package repeats it, so a phase is said when it starts, then every few seconds
@@ -180,7 +169,8 @@ def _stream(argv: list[str], progress: Progress, started: float) -> _Finished:
             progress(f"lab:   [{now - started:5.0f}s] {line}")
             seen.add(phase)
             last_said = now
-    return _Finished(process.wait(), lines)
+
+    return run_streamed(argv, on_line)
 
 
 _PHASE_ALIASES = {"Validating": "Retrieving"}
