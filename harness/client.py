@@ -81,7 +81,8 @@ class AgentClient:
     def run_job(self, job: Mapping[str, Any], python: str, timeout_s: float,
                 on_progress: Callable[[dict[str, Any]], None] | None = None) -> AgentRun:
         """Run one Job in a fresh agent process; AgentError on any failure."""
-        process = self._start(python, [])
+        # the job id on the command line names the job's processes on the device (ps, orphans)
+        process = self._start(python, ["--job-id", str(job.get("job_id", ""))])
         process.send_stdin(json.dumps(job).encode("utf-8"))
         try:
             got = _collect(process, self.transport.target_name, timeout_s, on_progress)

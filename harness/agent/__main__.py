@@ -1,5 +1,5 @@
-"""Entry point: ``python -m <agent package> [--self-test | --probe RUNTIME]``; otherwise
-reads one Job on stdin.
+"""Entry point: ``python -m <agent package> [--self-test | --probe RUNTIME | --job-id ID]``;
+otherwise reads one Job on stdin (``--job-id`` names it on the command line).
 
 Writes JSON-lines events to stdout (see protocol.py) and exits 0 after a `result`, 1 after
 an `error`. Everything that is not protocol goes to stderr.
@@ -209,6 +209,18 @@ def _hello(stream, job_or_none):
                 pid=os.getpid(), clock=CLOCK_NAME, env=capture(files, commands))
 
 
+def _check_job_id(argv, job):
+    # type: (list, dict) -> None
+    """``--job-id ID`` (the host names the job on the command line, so the job's processes can
+    be told apart on the device) must be the Job's own id."""
+    if "--job-id" not in argv:
+        return
+    index = argv.index("--job-id") + 1
+    named = argv[index] if index < len(argv) else ""
+    if named != str(job.get("job_id", "")):
+        raise AgentFailure("protocol", "--job-id %r does not match the job's job_id %r" % (named, job.get("job_id")))
+
+
 def main(argv=None):
     # type: (list) -> int
     argv = sys.argv[1:] if argv is None else argv
@@ -223,6 +235,7 @@ def main(argv=None):
         raw = SELF_TEST_JOB if self_test else sys.stdin.buffer.read()
         try:
             job = parse_job(raw)
+            _check_job_id(argv, job)
         finally:
             _hello(stream, job)
         watchdog = start_watchdog(float(job.get("timeout_s") or 0), stream.fileno())

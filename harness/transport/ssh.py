@@ -1159,9 +1159,10 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _describe(argv: Sequence[str]) -> str:
-    shown = " ".join(shlex.quote(arg) for arg in argv[:3])
-    return f"`{shown}{' ...' if len(argv) > 3 else ''}`"
+def _describe(argv: Sequence[str], shown_args: int = 5) -> str:
+    """The command as a user would recognise it: ``python -m harness_agent --job-id ID``."""
+    shown = " ".join(shlex.quote(arg) for arg in argv[:shown_args])
+    return f"`{shown}{' ...' if len(argv) > shown_args else ''}`"
 
 
 __all__ = ["Endpoint", "SSHProcess", "SSHTransport", "resolve_endpoint"]

@@ -145,6 +145,16 @@ def agent_pids(device: lab.DeviceState) -> list[int]:
     return [pid for pid in cgroups.pids(device.cgroups) if b"harness_agent" in _cmdline(pid).split(b"\0")]
 
 
+def agent_jobs(device: lab.DeviceState) -> dict[str, list[int]]:
+    """Job id -> its processes (the agent and its watchdog) running in the device's cgroups."""
+    jobs: dict[str, list[int]] = {}
+    for pid in agent_pids(device):
+        argv = _cmdline(pid).split(b"\0")
+        if b"--job-id" in argv[:-1]:
+            jobs.setdefault(argv[argv.index(b"--job-id") + 1].decode(), []).append(pid)
+    return jobs
+
+
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 60, poll: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -240,7 +250,7 @@ def test_sshd_killed_mid_measurement_fails_that_test_the_fleet_carries_on_nothin
     cases = outcomes(out)
     lost = cases["test_latency[beta-m-v1]"][1]
     assert re.fullmatch(r"connection lost to beta during the job's (warmup|first-inference|load|import) phase "
-                        r"\(`\S+ -m harness_agent`\)", lost), lost
+                        r"\(`\S+ -m harness_agent --job-id \w+`\)", lost), lost
     gone = cases["test_latency[beta-m-v2]"][1]
     assert re.fullmatch(rf"beta: unreachable: {re.escape(beta.address)}:22 \(connection refused: .*\); "
                         r"gave up after 3 reconnect attempts in \d+\.\ds", gone), gone
@@ -345,10 +355,18 @@ def test_a_hung_agent_is_killed_at_the_job_timeout_on_the_device_and_on_the_host
 
     def freeze_the_second_agent() -> None:
         """SIGSTOP the second job's agent and its watchdog (one process group): only the
-        host's timeout can end it now."""
+        host's timeout can end it now. Jobs are told apart by the job id on their command
+        line: the first job's agent may still be dying when the second one starts."""
+        first = wait_for(lambda: agent_jobs(stuck), "the first job's agent", timeout=120, poll=0.02)
+        (first_job,) = first
         wait_for(lambda: stored(out, "stuck", "watchdog", "error"), "the first job's timeout", timeout=120)
-        (pid,) = wait_for(lambda: agent_pids(stuck), "the second job's agent", timeout=60, poll=0.02)
-        os.killpg(os.getpgid(pid), signal.SIGSTOP)
+        second = wait_for(lambda: {job: pids for job, pids in agent_jobs(stuck).items() if job != first_job},
+                          "the second job's agent", timeout=60, poll=0.02)
+        (pids,) = second.values()
+        wait_for(lambda: first_job not in agent_jobs(stuck), "the first job's agent to be gone", timeout=10,
+                 poll=0.02)
+        (group,) = {os.getpgid(pid) for pid in pids}
+        os.killpg(group, signal.SIGSTOP)
         frozen["at"] = time.time()
 
     freezer = threading.Thread(target=freeze_the_second_agent, daemon=True)
@@ -527,7 +545,7 @@ def test_a_link_that_dies_mid_run_fails_with_a_clear_reason_in_bounded_time(faul
     run = start_pytest(["suites/test_latency.py", "--target=alpha", f"--targets-dir={faults.targets_dir}",
                         f"--manifest={models}"], out)
     try:
-        (orphan,) = wait_for(lambda: agent_pids(alpha), "the job on alpha", timeout=120)
+        (orphans,) = wait_for(lambda: agent_jobs(alpha), "the job on alpha", timeout=120).values()
         time.sleep(1.0)  # into its (silent) warm-up
         network.set_loss(alpha.link, 100)
         times["cut"] = time.time()
@@ -543,13 +561,13 @@ def test_a_link_that_dies_mid_run_fails_with_a_clear_reason_in_bounded_time(faul
         restart(faults, "alpha")
     lost = stored(out, "alpha", "v", "error")
     assert lost is not None, stdout + stderr
-    assert re.fullmatch(r"connection lost to alpha during the job's warmup phase \(`\S+ -m harness_agent`\)",
+    assert re.fullmatch(r"connection lost to alpha during the job's warmup phase \(`\S+ -m harness_agent --job-id \w+`\)",
                         lost.meta["error"]), lost.meta["error"]
     assert f"\n{lost.meta['error']}\n" in stdout, stdout  # the test's one line
     assert stored(out, "alpha", "w", "ok") is not None and run.returncode == 1, stdout + stderr
     assert "harness: alpha: the device lock was lost with the connection; taking it again" in stdout + stderr
     assert re.search(r"harness: alpha: reconnected \(attempt \d/3\)", stdout + stderr), stdout + stderr
-    assert orphan not in cgroups.pids(alpha.cgroups)
+    assert not set(orphans) & cgroups.pids(alpha.cgroups)
     assert times["dropped"] > 0  # the keepalives (at least) met the dead link
     detect = seconds_after(lost.recorded_at, times["cut"])
     bound = KEEPALIVE_S + LINK_TIMEOUT_S + 5

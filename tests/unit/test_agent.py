@@ -333,3 +333,30 @@ def test_parse_job_rejects_a_json_array() -> None:
 def test_agent_failure_with_unknown_kind_becomes_internal() -> None:
     assert AgentFailure("no-such-kind", "x").kind == "internal"
     assert AgentFailure("model-load", "x").kind == "model-load"
+
+
+def test_a_spin_job_computes_its_cpu_time_per_inference_whatever_the_wall_clock() -> None:
+    """noop's spin_us is fixed in the thread's CPU time, and CPU time never runs ahead of the
+    wall clock: every timed inference takes at least spin_us (a sleep or a no-op would not)."""
+    job = _job(runtime={"name": "noop", "options": {"spin_us": 3000}},
+               latency={**FAST_LATENCY, "min_iterations": 30})
+    code, events, stderr = run_agent(json.dumps(job).encode())
+    assert code == 0, stderr
+    (samples,) = [e["latency_ns"] for e in events if e["event"] == "samples"]
+    assert len(samples) >= 30 and min(samples) >= 3_000_000, sorted(samples)[:3]
+
+
+def test_a_noop_job_with_both_sleep_and_spin_is_a_bad_option() -> None:
+    job = _job(runtime={"name": "noop", "options": {"spin_us": 10, "sleep_us": 10}})
+    code, events, _ = run_agent(json.dumps(job).encode())
+    error = _error(events)
+    assert code == 1 and error["kind"] == "bad-option" and "sleep_us or spin_us" in error["message"], error
+
+
+def test_the_job_id_on_the_command_line_must_be_the_jobs_own() -> None:
+    job = json.dumps(_job(job_id="abc123")).encode()
+    code, events, stderr = run_agent(job, args=("--job-id", "abc123"))
+    assert code == 0 and events[-1]["event"] == "result", stderr
+    code, events, _ = run_agent(job, args=("--job-id", "other"))
+    error = _error(events)
+    assert code == 1 and error["kind"] == "protocol" and "'other'" in error["message"], error
