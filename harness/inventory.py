@@ -32,6 +32,7 @@ from harness.schema import (
     empty_mapping,
     join_key,
     load_yaml_mapping,
+    freeze,
     resolve_local_path,
 )
 
@@ -57,8 +58,9 @@ _JUMP_PATTERN = re.compile(
 
 _TOP_KEYS = (
     "name", "kind", "arch", "description", "connection", "workdir", "python", "runtimes",
-    "power", "tags", "limits", "env_capture", "emulated", "setup",
+    "power", "tags", "limits", "env_capture", "emulated", "setup", "shaping",
 )  # fmt: skip
+_SHAPING_KEYS = ("cpu", "statement", "calibrated", "calibration")
 _CONNECTION_KEYS = (
     "transport", "host", "port", "user", "key_file", "jump_host", "ssh_config_host",
     "known_hosts", "known_hosts_file", "connect_timeout",
@@ -131,6 +133,9 @@ class Target:
     emulation): its numbers say nothing about the real device's speed. ``emulation`` says
     how, when the target file gives ``emulated`` as a string instead of ``true``.
     ``setup`` is what `harness targets setup` installs: runtime -> pip requirements.
+    ``shaping`` says how a simulated device's resources are rationed and what that was measured
+    to do (``cpu``, ``statement``, ``calibrated``, ``calibration``; written by `harness lab up`,
+    see harness.lab.shaping): the report shows it beside the device's numbers.
     """
 
     name: str
@@ -149,6 +154,7 @@ class Target:
     emulated: bool = False
     emulation: str = ""
     setup: Mapping[str, tuple[str, ...]] = field(default_factory=empty_mapping, hash=False)
+    shaping: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
 
 
 def load_target(path: str | Path) -> Target:
@@ -184,7 +190,23 @@ def load_target(path: str | Path) -> Target:
         emulated=emulated,
         emulation=emulation,
         setup=setup,
+        shaping=_read_shaping(top),
     )
+
+
+def _read_shaping(top: Section) -> Mapping[str, Any]:
+    """``shaping: {cpu, statement, calibrated, calibration}``: the first three are sentences,
+    ``calibration`` the measured figures (a list of mappings, kept as they are)."""
+    section = top.get_section("shaping", _SHAPING_KEYS)
+    if not section.data:
+        return empty_mapping()
+    for name in ("cpu", "statement"):
+        section.get_str(name)  # required: what is shaped, and what that does to the numbers
+    section.get_str("calibrated", "")
+    calibration = section.raw("calibration", [])
+    if not isinstance(calibration, list) or not all(isinstance(row, dict) for row in calibration):
+        raise section.error("calibration", f"expected a list of measured figures, got {describe(calibration)}")
+    return freeze(section.data, top.source, section.path)  # type: ignore[no-any-return]
 
 
 def _read_emulated(top: Section) -> tuple[bool, str]:

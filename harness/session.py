@@ -18,6 +18,7 @@ from .inventory import Inventory, Target, load_inventory
 from .manifest import Manifest, load_manifest
 from .records import RunInfo
 from .runinfo import new_run, utc_now
+from .schema import thaw
 from .store import Store, open_store
 from .transport import open_transport
 
@@ -147,7 +148,7 @@ class HarnessSession:
             return
         declared = {"kind": target.kind, "arch": target.arch, "description": target.description,
                     "tags": list(target.tags), "emulated": target.emulated, "emulation": target.emulation,
-                    "power_sensor": target.power.kind, "source": target.source}
+                    "shaping": thaw(target.shaping) or None, "power_sensor": target.power.kind, "source": target.source}
         self.store.record_environment(self.ensure_run().id, target.name, {"declared": declared, "device": agent_env})
         self._environments_recorded.add(target.name)
 

@@ -3,7 +3,7 @@
 Per device, three directories (one per controller; a co-mounted ``cpu,cpuacct`` hierarchy
 gives one directory for both):
 
-    <cpu mount>/<parent>/<device>            cpu.cfs_quota_us of cpu.cfs_period_us
+    <cpu mount>/<parent>/<device>            cpu.cfs_quota_us of cpu.cfs_period_us (see shaping.py)
     <cpuacct mount>/<parent>/<device>        cpuacct.usage (ns), for a simulated power sensor
     <memory mount><own cgroup>/<parent>/<device>   memory.limit_in_bytes (+ memsw)
 
@@ -121,13 +121,11 @@ def _read(path: str, default: str = "") -> str:
         return default
 
 
-def create(groups: DeviceCgroups, cpu_quota: float | None, memory_limit: int) -> None:
-    """Create (or update) the groups and set the limits; idempotent."""
+def create(groups: DeviceCgroups, memory_limit: int) -> None:
+    """Create (or update) the groups and set the memory limit; idempotent. The CPU quota and
+    its period are set by `harness.lab.shaping` (they are calibrated)."""
     for directory in groups.dirs():
         os.makedirs(directory, exist_ok=True)
-    _write(os.path.join(groups.cpu, "cpu.cfs_period_us"), CFS_PERIOD_US)
-    quota = -1 if cpu_quota is None else max(1000, int(cpu_quota * CFS_PERIOD_US))
-    _write(os.path.join(groups.cpu, "cpu.cfs_quota_us"), quota)
     limit = os.path.join(groups.memory, "memory.limit_in_bytes")
     memsw = os.path.join(groups.memory, "memory.memsw.limit_in_bytes")
     if os.path.exists(memsw):

@@ -99,13 +99,10 @@ class DeviceSpec:
     emulation: str = ""
     """How the device is emulated, for its target file's ``emulated`` (the report shows it)."""
     cpu_period_us: int = 10_000
-    """CFS period the quota is enforced over. The kernel default (100 ms) lets a job run at
-    full host speed for ``cpu_quota`` x 100 ms and then stalls it for the rest: with a half
-    core, every inference shorter than ~50 ms runs unshaped and the device's p50 equals the
-    host's (only the mean and the tail show the quota). Over 10 ms the stalls are short and
-    frequent, so any inference longer than a few ms is slowed about ``1 / cpu_quota`` times,
-    as on a slower board. Sub-millisecond inferences still fit between stalls: for those
-    only the throughput and the mean are shaped (the quota cannot be finer than 1 ms)."""
+    """CFS period of a device with one core or more (a whole-core quota only caps how many
+    threads run at once). Under one core the period is chosen by measurement at `lab up`
+    (`harness.lab.shaping`): the kernel's default 100 ms, or even 10 ms, lets short
+    inferences run at full host speed between stalls, so only throughput would be shaped."""
 
     @property
     def simulated_power(self) -> bool:

@@ -24,9 +24,9 @@ Each device of a `LabSpec` becomes, on this machine (root needed):
   tree is world-readable so the device user's agent reads it (the target file says
   ``power: {sensor: ina3221, options: {root: <power root>}}``).
 
-CPU quotas are enforced over a 10 ms CFS period (``DeviceSpec.cpu_period_us``), not the
-kernel's 100 ms: over 100 ms a half-core device runs every short inference at full host speed
-and stalls only between them, so its median latency would not be shaped at all.
+A device of less than one core has its CFS period chosen by a calibration run before its sshd
+starts (`harness.lab.shaping`): what the quota does to per-inference latency is measured, kept
+in the state file, and stated in the target file's ``shaping:`` and in `status`.
 
 State dir layout (default ``.harness/lab`` in the repo)::
 
@@ -67,7 +67,7 @@ from typing import Any, Callable
 
 import yaml
 
-from . import cgroups, network
+from . import cgroups, network, shaping
 from .cgroups import CgroupUsage, DeviceCgroups
 from .devices import (DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, BuiltEnv, DeviceSpec,
                       LabSpec, build_env)
@@ -120,6 +120,7 @@ class DeviceState:
     power_sensor: str = "none"
     power_pid: int | None = None  # the simulated sensor's daemon (devices in SIMULATED_SENSORS)
     cpu_period_us: int | None = None
+    shaping: dict[str, Any] | None = None  # a `shaping.CpuShaping`, as measured at up (devices under one core)
     arch: str = "x86_64"
     rootfs: str | None = None  # host path of the device's own root filesystem (emulated arch)
     chroot: str | None = None  # where its sessions are chrooted (see CHROOT_VIEWS)
@@ -249,6 +250,7 @@ def _plan_device(state: LabState, spec: LabSpec, device: DeviceSpec, previous: D
         power_sensor=device.power_sensor,
         power_pid=previous.power_pid if previous else None,
         cpu_period_us=device.cpu_period_us,
+        shaping=previous.shaping if previous else None,
         arch=device.arch,
         chroot=str(CHROOT_VIEWS / f"{spec.prefix}-{device.name}") if device.rootfs else None,
     )
@@ -375,12 +377,10 @@ def _bring_up(state: LabState, spec: LabSpec, device: DeviceSpec, planned: Devic
     if planned.rootfs is not None:
         _prepare_chroot(planned, uid, gid)
 
-    quota = "unlimited CPU" if device.cpu_quota is None else (
-        f"{device.cpu_quota:g} core(s) ({device.cpu_quota * device.cpu_period_us / 1000:g} ms "
-        f"of every {device.cpu_period_us / 1000:g} ms)")
-    step("cgroups", f"{quota}, {_size(device.memory_limit)} memory (+swap), cpuacct {planned.cgroups.cpuacct_usage_path}")
-    cgroups.create(planned.cgroups, device.cpu_quota, device.memory_limit)
-    _set_cpu_period(planned.cgroups, device.cpu_quota, device.cpu_period_us)
+    step("cgroups", f"{_cpu_text(device)}, {_size(device.memory_limit)} memory (+swap), "
+                    f"cpuacct {planned.cgroups.cpuacct_usage_path}")
+    cgroups.create(planned.cgroups, device.memory_limit)
+    _shape_cpu(planned, device, step)
 
     device_dir = Path(planned.device_dir)
     for directory in (device_dir, device_dir / "power", device_dir / "mnt"):
@@ -461,25 +461,36 @@ def _chroot_lines(state: LabState, device: DeviceState) -> list[str]:
     ]
 
 
-def _set_cpu_period(groups: DeviceCgroups, cores: float | None, period_us: int) -> None:
-    """Enforce the quota over ``period_us`` instead of the default 100 ms (see the module doc).
-    The kernel accepts periods and quotas of 1 ms and more."""
-    if cores is None:
+def _cpu_text(device: DeviceSpec) -> str:
+    if device.cpu_quota is None:
+        return "unlimited CPU"
+    if device.cpu_quota < 1:
+        return f"{device.cpu_quota:g} core (CFS period calibrated below)"
+    return f"{device.cpu_quota:g} core(s) (CFS quota over {device.cpu_period_us / 1000:g} ms)"
+
+
+def _shape_cpu(planned: DeviceState, device: DeviceSpec, step: "_Steps") -> None:
+    """Set the device's CPU quota; calibrate its period when it has less than one core.
+
+    A device already up with a calibration for the same quota keeps it: its sessions may be
+    running jobs, which a calibration would disturb (and be disturbed by)."""
+    cores = device.cpu_quota
+    if cores is None or cores >= 1:
+        shaping.set_cpu_period(planned.cgroups, cores, device.cpu_period_us)
+        planned.cpu_period_us = device.cpu_period_us if cores is not None else None
+        planned.shaping = None
         return
-    period_us = max(1000, int(period_us))
-    quota_us = max(1000, int(cores * period_us))
-    directory = groups.cpu
-    try:
-        if (int(Path(directory, "cpu.cfs_period_us").read_text()),
-                int(Path(directory, "cpu.cfs_quota_us").read_text())) == (period_us, quota_us):
-            return  # a device already up keeps its quota without a moment unlimited
-    except (OSError, ValueError):
-        pass
-    for name, value in (("cpu.cfs_quota_us", -1), ("cpu.cfs_period_us", period_us), ("cpu.cfs_quota_us", quota_us)):
-        try:
-            Path(directory, name).write_text(str(value))
-        except OSError as exc:
-            raise LabError(f"cannot write {value} to {directory}/{name}: {exc.strerror}") from exc
+    previous = shaping.CpuShaping.from_dict(planned.shaping) if planned.shaping else None
+    if previous is not None and previous.cores == cores and _sshd_alive(planned):
+        shaping.set_cpu_period(planned.cgroups, cores, previous.period_us)
+        planned.cpu_period_us = previous.period_us
+        step.note("cpu", f"{previous.mechanism}, kept from the calibration of {previous.calibrated_at}")
+        return
+    if _sshd_alive(planned):
+        step.note("cpu", "NOTE: calibrating while the device's sshd runs: its sessions may disturb the figures")
+    measured = shaping.calibrate(planned.cgroups, cores, lambda line: step.note("cpu", line))
+    planned.cpu_period_us = measured.period_us
+    planned.shaping = measured.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,6 +627,10 @@ class _Steps:
     def __call__(self, what: str, detail: str) -> None:
         self.count += 1
         self.progress(f"lab: {self.name} [{self.count}/5] {what}: {detail}")
+
+    def note(self, what: str, detail: str) -> None:
+        """A line within the current step (not counted)."""
+        self.progress(f"lab: {self.name}       {what}: {detail}")
 
 
 def _size(n: int) -> str:
@@ -785,6 +800,12 @@ def _target_document(state: LabState, device: DeviceState, spec: DeviceSpec | No
         "arch": spec.arch if spec else device.arch,
         "emulated": (spec.emulation if spec and spec.emulation else True),
         "description": spec.description if spec else f"lab device {device.name}",
+    }
+    if device.shaping:
+        doc["shaping"] = shaping.CpuShaping.from_dict(device.shaping).target_document()
+    elif device.cpu_quota is not None and device.cpu_period_us:
+        doc["shaping"] = shaping.whole_core_document(device.cpu_quota, device.cpu_period_us)
+    doc.update({
         "connection": {
             "transport": "ssh",
             "host": device.address,
@@ -797,7 +818,7 @@ def _target_document(state: LabState, device: DeviceState, spec: DeviceSpec | No
         },
         "workdir": spec.workdir if spec else "harness-work",
         "python": device.python,
-    }
+    })
     if device.runtimes:
         doc["runtimes"] = dict(device.runtimes)
     if spec and spec.setup:
@@ -1087,6 +1108,13 @@ def format_status(state: LabState | None, state_dir: Path | str = DEFAULT_STATE_
         disk = f"{_size(d.disk_used or 0)}/{_size(d.disk_size)}" if d.disk_used is not None else "not mounted"
         lines.append(f"  {name:<13} {d.address + ':' + str(d.port):<17} {sshd:<12} {'yes' if d.reachable else 'NO':<5} "
                      f"{cpu:<9} {mem:<24} {oom:<4} {disk:<15} {d.link_rate or '-'}")
+        if d.shaping:
+            measured = shaping.CpuShaping.from_dict(d.shaping)
+            lines.append(f"  {'':<13} cpu: {measured.mechanism}: {measured.statement()}")
+            lines.append(f"  {'':<13}      ({measured.calibration_note()})")
+        elif d.cpu_quota is not None and d.cpu_period_us:
+            whole = shaping.whole_core_document(d.cpu_quota, d.cpu_period_us)
+            lines.append(f"  {'':<13} cpu: {whole['cpu']}: {whole['statement']}")
         if not d.images_complete:
             lines.append(f"  {'':<13} note: image packages were skipped; runtimes: {', '.join(d.runtimes) or 'none'}")
         if d.simulated_power:

@@ -53,7 +53,7 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
     return {
         "kind": declared.get("kind"), "arch": declared.get("arch") or device.get("machine"),
         "description": declared.get("description"), "emulated": declared.get("emulated"),
-        "power_sensor": declared.get("power_sensor"), "source": declared.get("source"),
+        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"), "source": declared.get("source"),
         "hostname": device.get("hostname"), "os": device.get("os"), "kernel": device.get("kernel"),
         "firmware": device.get("l4t_release") or "–", "cpu_model": device.get("cpu_model"),
         "cpu_count": device.get("cpu_count"), "cpu_affinity": device.get("cpu_affinity"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import html
 import json
 import os
 import re
@@ -33,7 +34,7 @@ import pytest
 from harness.device import Device
 from harness.errors import TransportError
 from harness.inventory import load_inventory
-from harness.lab import cgroups, lab, network
+from harness.lab import cgroups, lab, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
 from harness.manifest import load_manifest
@@ -255,29 +256,62 @@ runtimes:
 """
 
 
-def test_half_core_twin_is_at_least_1_8x_slower_than_the_unshaped_local_target(fleet, tmp_path, demo_zoo) -> None:
+SPIN_MANIFEST = """
+version: 1
+defaults:
+  latency: {warmup_iterations: 2, warmup_duration: 0.2s, min_iterations: 20, min_duration: 1s, max_duration: 60s}
+models:
+  spin:
+    input: {name: x, shape: [1], dtype: float32}
+    variants:
+      short: {kind: fp32, format: none, runtime: noop, runtime_options: {spin_us: 1500}}
+      long: {kind: fp32, format: none, runtime: noop, runtime_options: {spin_us: 20000}}
+"""
+
+
+def test_the_half_core_twin_runs_cpu_bound_work_at_the_speed_its_target_file_states(fleet, tmp_path) -> None:
+    """The twin's guarantee (its target file's ``shaping``, calibrated at lab up): CPU-bound work
+    of 1-2 ms and more takes 2x the host's time per inference, p50 and p90, at half the throughput.
+
+    Checked through the suites on a workload whose length the test fixes in CPU time (the noop
+    runtime's ``spin_us``), so the host's speed does not enter: 1.5 ms and 20 ms of work on the
+    twin (Python 3.6 agent, half a core) and on the unshaped local target, in one run.
+
+    The margin is shaping.TOLERANCE (25% either way). Measured on this 2-core machine kind over
+    three idle runs and three with a CPU hog on one core, the twin/local ratios were p50
+    x1.99-2.32, p90 x1.76-2.34, throughput x0.50-0.52: at most 17% off (1.5 ms of work is
+    rounded to 1 ms slices of CPU time; under the hog the host's p90 grows). Under the old 10 ms
+    period the p50 ratio of 1-2 ms of work was x1.0 and its p90 x3.5-6: that is what this catches."""
     targets = tmp_path / "targets"
     targets.mkdir()
     (targets / "local.yaml").write_text(LOCAL_TARGET.format(workdir=tmp_path / "work", python=VENV_PYTHON))
     shutil.copy(Path(fleet.targets_dir) / "jetson-nano.yaml", targets / "jetson-nano.yaml")
-    tests = [f"suites/test_latency.py::test_latency[{t}-mobilenet_v3_small-onnx]" for t in ("local", "jetson-nano")]
-    # two passes, best p50 of each target: other people's work on this 2-core machine slows
-    # one window or the other; the least disturbed run of each is the one to compare
-    p50: dict[str, list[float]] = {"local": [], "jetson-nano": []}
-    for number in range(2):
-        out = tmp_path / f"pass-{number}"
-        done = run_pytest([*tests, "--target=local,jetson-nano", f"--targets-dir={targets}"], out)
-        measured = [m for m in records(out)[2] if m.status == "ok"]
-        assert {m.target for m in measured} == set(p50), _shown(done)
-        for m in measured:
-            assert m.model == "mobilenet_v3_small" and m.variant == "onnx"
-            p50[m.target].append(m.summary["p50"])
-    best = {target: min(values) for target, values in p50.items()}
-    ratio = best["jetson-nano"] / best["local"]
+    twin = load_inventory(targets).targets["jetson-nano"]
+    statement = twin.shaping.get("statement", "")
+    assert re.match(r"CPU-bound work of (1.5|2.5) ms and more takes 2x the host's time per inference", statement), \
+        dict(twin.shaping)
+    models = tmp_path / "models.yaml"
+    models.write_text(SPIN_MANIFEST)
+    out = tmp_path / "out"
+    done = run_pytest(["suites/test_latency.py", "--target=local,jetson-nano", f"--targets-dir={targets}",
+                       f"--manifest={models}"], out)
+    measured = {(m.target, m.variant): m.summary for m in records(out)[2] if m.status == "ok"}
+    assert len(measured) == 4, _shown(done)
     load = Path("/proc/loadavg").read_text().split()[0]
-    shown = (f"mobilenet_v3_small onnx p50 (best of 2): jetson-nano (0.5 core) {best['jetson-nano']:.2f} ms, local "
-             f"{best['local']:.2f} ms: {ratio:.2f}x; all p50s {p50} (load average {load})")
-    assert ratio >= 1.8, shown
+    figures = {}
+    for variant in ("short", "long"):
+        twin_s, local_s = measured[("jetson-nano", variant)], measured[("local", variant)]
+        figures[variant] = {"p50": twin_s["p50"] / local_s["p50"], "p90": twin_s["p90"] / local_s["p90"],
+                            "throughput": twin_s["throughput"] / local_s["throughput"],
+                            "ms": (round(local_s["p50"], 3), round(twin_s["p50"], 3))}
+    shown = f"twin / local ratios {figures} (load average {load}); the twin's target file: {statement}"
+    for variant, ratios in figures.items():
+        assert abs(ratios["p50"] / 2 - 1) <= shaping.TOLERANCE, shown
+        assert abs(ratios["p90"] / 2 - 1) <= shaping.TOLERANCE, shown
+        assert abs(ratios["throughput"] / 0.5 - 1) <= shaping.TOLERANCE, shown
+    # the report says it beside the twin's numbers
+    (page,) = (out / "reports").glob("*/index.html")
+    assert html.escape(twin.shaping["cpu"]) in page.read_text(), page
     print("\n" + shown)
 
 

@@ -131,6 +131,14 @@ def test_up_reports_each_step_and_writes_loadable_targets(lab_up) -> None:
         assert os.path.exists(target.python)
     nano = inventory.targets["jetson-nano"]
     assert (nano.kind, nano.arch) == ("jetson", "x86_64")
+    # half a core is calibrated before its sshd starts, and its target file says what it does
+    assert any(line.startswith("lab: jetson-nano       cpu: calibrating 0.5 core") for line in lines), lines
+    assert nano.shaping["cpu"].startswith("0.5 core: CFS bandwidth (cgroup v1)"), dict(nano.shaping)
+    assert nano.shaping["statement"].startswith("CPU-bound work of "), dict(nano.shaping)
+    assert [row["work_ms"] for row in nano.shaping["calibration"]] == [1.5, 2.5, 20.0]
+    assert state.devices["jetson-nano"].cpu_period_us == int(Path(state.devices["jetson-nano"].cgroups.cpu,
+                                                                  "cpu.cfs_period_us").read_text())
+    assert inventory.targets["slow-link"].shaping["statement"].startswith("one thread runs at the host's speed")
     assert nano.power.kind == "ina3221" and os.path.isdir(nano.power.options["root"])
     assert inventory.targets["slow-link"].runtimes["paddle-inference"].python == str(REPO / ".venv/bin/python")
     known = Path(state.known_hosts).read_text().splitlines()
@@ -299,6 +307,7 @@ def test_second_up_is_idempotent(lab_up) -> None:
     assert time.monotonic() - started < 10
     assert {n: d.sshd_pid for n, d in again.devices.items()} == {n: d.sshd_pid for n, d in state.devices.items()}
     assert sum("already running" in line for line in lines) == 2
+    assert any("kept from the calibration of" in line for line in lines), lines  # no second calibration
     assert ssh(state, "jetson-nano", "true").returncode == 0
 
 
@@ -317,6 +326,7 @@ def test_status_command(lab_up, capsys) -> None:
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert "jetson-nano" in text and "slow-link" in text and "DOWN" not in text
+    assert "cpu: 0.5 core: CFS bandwidth (cgroup v1)" in text and "measured at lab up" in text, text
 
 
 # ----------------------------------------------------------------------------- down (runs last)
