@@ -1,7 +1,7 @@
 """Hardware-in-the-loop benchmarking harness for compressed edge AI models.
 
-The public surface is small: load targets (`harness.inventory`), load the model manifest
-(`harness.manifest`), and run the suites through the pytest plugin (`harness.plugin`).
+The public surface is small: load targets (`harness.config.targets`), load the model manifest
+(`harness.config.manifest`), and run the suites through the pytest plugin (`harness.plugin`).
 """
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 
 def _repo_default(relative: str) -> Path:
@@ -32,7 +32,7 @@ def _repo_default(relative: str) -> Path:
 
 
 def cmd_targets_list(args: argparse.Namespace) -> int:
-    from .inventory import load_inventory
+    from harness.config.targets import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     print(f"{'name':<16} {'kind':<11} {'arch':<8} {'transport':<9} {'runtimes':<40} tags")
@@ -44,8 +44,8 @@ def cmd_targets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_check(args: argparse.Namespace) -> int:
-    from .device import Device
-    from .inventory import load_inventory
+    from harness.run.device import Device
+    from harness.config.targets import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -87,8 +87,8 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_setup(args: argparse.Namespace) -> int:
-    from .device_setup import setup_target
-    from .inventory import load_inventory
+    from harness.run.device_setup import setup_target
+    from harness.config.targets import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -100,7 +100,7 @@ def cmd_targets_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_build(args: argparse.Namespace) -> int:
-    from .zoo.build import build_zoo
+    from harness.zoo.build import build_zoo
 
     zoo_dir = Path(args.zoo_dir or os.environ.get("HARNESS_ZOO_DIR") or _repo_default(".zoo"))
     started = time.monotonic()
@@ -113,7 +113,7 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
 
 
 def _open_store(url: str | None):
-    from .store import DEFAULT_STORE, open_store
+    from harness.store import DEFAULT_STORE, open_store
 
     return open_store(url or _repo_default(str(DEFAULT_STORE)))
 
@@ -145,7 +145,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.build import render_run_report
+    from harness.report.build import render_run_report
 
     store = _open_store(args.store)
     run_id = resolve_run(store, args.run)
@@ -155,7 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_report_trend(args: argparse.Namespace) -> int:
-    from .report.trend import regression_lines, render_trend_report
+    from harness.report.trend import regression_lines, render_trend_report
 
     store = _open_store(args.store)
     path = render_trend_report(store, args.label, args.last, Path(args.report_dir or _repo_default("reports")))
@@ -172,7 +172,7 @@ def cmd_report_trend(args: argparse.Namespace) -> int:
 
 def cmd_report_signoff(args: argparse.Namespace) -> int:
     """Exit status 0 for PASS, 1 for FAIL (so CI can gate a release on it)."""
-    from .report.signoff import render_signoff_report
+    from harness.report.signoff import render_signoff_report
 
     store = _open_store(args.store)
     path, data = render_signoff_report(store, args.candidate, args.baseline,
@@ -184,7 +184,7 @@ def cmd_report_signoff(args: argparse.Namespace) -> int:
 
 
 def _baseline_spec(value: str) -> str:
-    from .baseline import check_spec
+    from harness.analysis.run_comparison import check_spec
 
     try:
         return check_spec(value)
@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
 
-    from .lab.cli import add_lab_commands
-    from .store.cli import add_store_commands
+    from harness.lab.cli import add_lab_commands
+    from harness.store.cli import add_store_commands
 
     add_lab_commands(commands)
     add_store_commands(commands)

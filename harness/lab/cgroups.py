@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .sshd import LabError
+from harness.lab.sshd import LabError
 
 CFS_PERIOD_US = 100_000
 

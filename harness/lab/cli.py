@@ -21,7 +21,7 @@ STATE_DIR_ENV = "HARNESS_LAB_DIR"
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    from .lab import DEFAULT_STATE_DIR
+    from harness.lab.lab import DEFAULT_STATE_DIR
 
     return Path(args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
@@ -31,8 +31,8 @@ def _say(line: str) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
-    from .devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
-    from .lab import format_status, status, up
+    from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
+    from harness.lab.lab import format_status, status, up
 
     state_dir = _state_dir(args)
     devices = list(args.device or [])
@@ -50,14 +50,14 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
-    from .lab import down
+    from harness.lab.lab import down
 
     down(_state_dir(args), progress=_say)
     return 0
 
 
 def cmd_lab_status(args: argparse.Namespace) -> int:
-    from .lab import format_status, status
+    from harness.lab.lab import format_status, status
 
     state_dir = _state_dir(args)
     state = status(state_dir)
@@ -82,7 +82,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `lab up|down|status` on the `harness` subparsers; returns the `lab` parser."""
-    from .devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
+    from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
 
     names = ", ".join(d.name for d in DEFAULT_LAB.devices)
     lab = subparsers.add_parser(

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from ..streamed import run_streamed
-from .rootfs import ARM64_BOOKWORM, RootfsSpec
-from .sshd import LabError
+from harness.streamed import run_streamed
+from harness.lab.rootfs import ARM64_BOOKWORM, RootfsSpec
+from harness.lab.sshd import LabError
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -67,13 +67,13 @@ from typing import Any, Callable
 
 import yaml
 
-from . import cgroups, network, shaping
-from .cgroups import CgroupUsage, DeviceCgroups
-from .devices import (DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, BuiltEnv, DeviceSpec,
+from harness.lab import cgroups, network, shaping
+from harness.lab.cgroups import CgroupUsage, DeviceCgroups
+from harness.lab.devices import (DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, BuiltEnv, DeviceSpec,
                       LabSpec, build_env)
-from .network import LinkPlan
-from .rootfs import build_rootfs, ensure_binfmt
-from .sshd import SSHD, LabError, SshdServer, free_port, generate_key
+from harness.lab.network import LinkPlan
+from harness.lab.rootfs import build_rootfs, ensure_binfmt
+from harness.lab.sshd import SSHD, LabError, SshdServer, free_port, generate_key
 
 STATE_VERSION = 1
 CHROOT_VIEWS = Path("/run/harness-lab")

@@ -30,7 +30,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 
-from .sshd import LabError
+from harness.lab.sshd import LabError
 
 TBF_BURST = "32kbit"
 TBF_LATENCY = "400ms"

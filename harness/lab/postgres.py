@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from .sshd import LabError, free_port
+from harness.lab.sshd import LabError, free_port
 
 BINDIR_ENV = "HARNESS_PG_BINDIR"
 SERVICE_USER = "harness-pg"

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..streamed import Finished, run_streamed
-from .sshd import LabError
+from harness.streamed import Finished, run_streamed
+from harness.lab.sshd import LabError
 
 Progress = Callable[[str], None]
 MARKER = ".harness-rootfs.json"

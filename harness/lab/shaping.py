@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..stats import percentile
-from .cgroups import DeviceCgroups, attach_commands
-from .sshd import LabError
+from harness.analysis.stats import percentile
+from harness.lab.cgroups import DeviceCgroups, attach_commands
+from harness.lab.sshd import LabError
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_MIN_QUOTA_US = 1000
@@ -150,7 +150,7 @@ class CpuShaping:
                 f"time per inference, on the device vs unshaped; periods tried: {tried}")
 
     def target_document(self) -> dict[str, Any]:
-        """The target file's ``shaping:`` (see harness.inventory)."""
+        """The target file's ``shaping:`` (see harness.config.targets)."""
         return {
             "cpu": self.mechanism,
             "statement": self.statement(),

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HarnessError
+from harness.errors import HarnessError
 
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT_S = 10.0

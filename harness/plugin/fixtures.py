@@ -6,14 +6,14 @@ from typing import Any, Callable
 
 import pytest
 
-from ..baseline import Comparer, RunVerdict
-from ..compare import Verdict, record_verdict
-from ..errors import HarnessError
-from ..inventory import Target
-from ..measure import measure_fidelity, measure_latency, measure_memory, measure_power
-from ..records import MeasurementRecord
-from ..session import HarnessSession
-from .state import SESSION_KEY
+from harness.analysis.run_comparison import Comparer, RunVerdict
+from harness.analysis.budgets import Verdict, record_verdict
+from harness.errors import HarnessError
+from harness.config.targets import Target
+from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
+from harness.records import MeasurementRecord
+from harness.run.session import HarnessSession
+from harness.plugin.state import SESSION_KEY
 
 # the --baseline run's records and history, read once per process (see hooks.pytest_configure)
 COMPARER_KEY = pytest.StashKey[Comparer]()

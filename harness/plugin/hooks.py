@@ -1,5 +1,5 @@
 """pytest hooks: options, session set-up, parametrization over target x variant, and the
-report at the end. Thin on purpose: the work happens in harness.session and friends."""
+report at the end. Thin on purpose: the work happens in harness.run.session and friends."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from ..baseline import Comparer, RunComparison, resolve_baseline
-from ..errors import HarnessError
-from ..sweeps import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
-from ..measure import arch_mismatch
-from ..runinfo import new_run_id, utc_now
-from ..session import HarnessSession, SessionOptions
-from ..store import open_store
-from .fixtures import COMPARER_KEY
-from .options import add_options, session_options
-from .state import REPORT_KEY, SESSION_KEY
+from harness.analysis.run_comparison import Comparer, RunComparison, resolve_baseline
+from harness.errors import HarnessError
+from harness.run.sweep_points import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
+from harness.run.measure import arch_mismatch
+from harness.run.run_info import new_run_id, utc_now
+from harness.run.session import HarnessSession, SessionOptions
+from harness.store import open_store
+from harness.plugin.fixtures import COMPARER_KEY
+from harness.plugin.options import add_options, session_options
+from harness.plugin.state import REPORT_KEY, SESSION_KEY
 
 BASELINE_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
 COMPARISON_KEY = pytest.StashKey[Any]()  # RunComparison of the whole run, or an error line
@@ -49,7 +49,7 @@ class XdistController:
 
 def _resolve_resume(options: SessionOptions) -> str:
     """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none)."""
-    from ..cli import resolve_run
+    from harness.cli import resolve_run
 
     try:
         store = open_store(options.store_url)
@@ -262,7 +262,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not harness.options.render_report:
         _place_junit(config, None)
         return
-    from ..report.build import render_run_report  # pandas/matplotlib only when a report is due
+    from harness.report.build import render_run_report  # pandas/matplotlib only when a report is due
 
     try:
         path = render_run_report(harness.store, harness.run.id, harness.options.report_dir,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ..session import SessionOptions
-from ..store import DEFAULT_STORE
+from harness.run.session import SessionOptions
+from harness.store import DEFAULT_STORE
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -34,8 +34,8 @@ def parse_run_label(value: str) -> str:
 
 
 def parse_seconds(value: str) -> float:
-    from ..errors import ConfigError
-    from ..units import parse_duration
+    from harness.errors import ConfigError
+    from harness.config.units import parse_duration
 
     try:
         return parse_duration(value, "--lock-timeout", "value")
@@ -44,7 +44,7 @@ def parse_seconds(value: str) -> float:
 
 
 def parse_baseline(value: str) -> str:
-    from ..baseline import check_spec
+    from harness.analysis.run_comparison import check_spec
 
     try:
         return check_spec(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..session import HarnessSession
+from harness.run.session import HarnessSession
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 REPORT_KEY = pytest.StashKey[str]()

@@ -3,7 +3,7 @@ benchmark.json (pytest-benchmark's format) and junit.xml (when pytest wrote none
 
 Data flow: store records -> pandas frame (one row per target x variant) -> template. The
 same rows go to report.json, so a machine reads exactly what a person sees. The comparison
-with a baseline run (harness.baseline) is added when the run was made with --baseline (the
+with a baseline run (harness.analysis.run_comparison) is added when the run was made with --baseline (the
 resolved run id is stored with the run's options) or when a baseline is given here.
 """
 
@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import __version__
-from ..baseline import RunComparison, compare_runs
-from ..compare import compare_to_baselines, format_bytes, format_latency_ms, record_verdict
-from ..errors import HarnessError
-from ..records import MeasurementRecord
-from ..store import Store
-from ..diagnosis import diagnose
-from ..sweeps import sweep_curves
-from . import exports, figures
+from harness import __version__
+from harness.analysis.run_comparison import RunComparison, compare_runs
+from harness.analysis.budgets import compare_to_baselines, format_bytes, format_latency_ms, record_verdict
+from harness.errors import HarnessError
+from harness.records import MeasurementRecord
+from harness.store import Store
+from harness.analysis.diagnosis import diagnose
+from harness.run.sweep_points import sweep_curves
+from harness.report import exports, figures
 
 REPORT_VERSION = 1
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",

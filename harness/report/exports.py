@@ -10,8 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..compare import format_latency_ms, record_verdict
-from ..records import MeasurementRecord
+from harness.analysis.budgets import format_latency_ms, record_verdict
+from harness.records import MeasurementRecord
 
 SUITE_FILES = {"latency": "suites/test_latency.py", "memory": "suites/test_memory.py",
                "power": "suites/test_power.py", "fidelity": "suites/test_fidelity.py"}
@@ -229,7 +229,7 @@ def junit_from_store(run: Mapping[str, Any], records: Sequence[MeasurementRecord
         else:
             ET.SubElement(case, "system-out").text = verdict.message
     for item in vs_baseline:
-        case = ET.SubElement(suite, "testcase", classname="harness.baseline",
+        case = ET.SubElement(suite, "testcase", classname="harness.analysis.run_comparison",
                              name=f"regression[{item['target']}-{item['variant_id']}-{item['metric']}]", time="0")
         counts["tests"] += 1
         if item["status"] == "regression":

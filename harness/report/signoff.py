@@ -5,8 +5,8 @@
 From the store only. FAIL when any of:
 - the candidate run did not complete;
 - a budget is missed or a measurement failed (latency, memory, power, fidelity verdicts, as
-  stored and recomputed by harness.compare);
-- a (target, variant, metric) regressed against the baseline run (harness.baseline);
+  stored and recomputed by harness.analysis.budgets);
+- a (target, variant, metric) regressed against the baseline run (harness.analysis.run_comparison);
 - something measured in the baseline run has no result in the candidate (a gap in the
   evidence).
 Inconclusive comparisons, variants new since the baseline and unavailable sensors do not
@@ -20,13 +20,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..baseline import compare_runs, resolve_baseline
-from ..compare import record_verdict
-from ..errors import HarnessError
-from ..records import RunInfo
-from ..store import Store
-from .build import _clean, _environment, latency_rows
+from harness import __version__
+from harness.analysis.run_comparison import compare_runs, resolve_baseline
+from harness.analysis.budgets import record_verdict
+from harness.errors import HarnessError
+from harness.records import RunInfo
+from harness.store import Store
+from harness.report.build import _clean, _environment, latency_rows
 
 SIGNOFF_VERSION = 1
 METRICS = ("latency", "memory", "power", "fidelity")

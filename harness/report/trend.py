@@ -20,13 +20,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import __version__
-from ..baseline import RULES, threshold_for
-from ..errors import HarnessError
-from ..records import MeasurementRecord, RunInfo
-from ..regression import DEFAULT_THRESHOLD, detect_steps
-from ..store import Store
-from . import figures
+from harness import __version__
+from harness.analysis.run_comparison import RULES, threshold_for
+from harness.errors import HarnessError
+from harness.records import MeasurementRecord, RunInfo
+from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
+from harness.store import Store
+from harness.report import figures
 
 TREND_VERSION = 1
 
@@ -173,7 +173,7 @@ def trend_dir_name(label: str) -> str:
 
 def render_trend_report(store: Store, label: str, last: int, report_dir: Path) -> Path:
     """Write index.html and trend.json under report_dir/trend-<label>/; returns the HTML path."""
-    from .build import _environment
+    from harness.report.build import _environment
 
     data = build_trend_data(store, label, last)
     out = Path(report_dir) / trend_dir_name(label)

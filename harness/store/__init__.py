@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import StoreError
-from .base import Store
-from .postgres import SCHEMES as POSTGRES_SCHEMES
-from .postgres import PostgresStore, redact_url
-from .sqlite import SQLiteStore
+from harness.errors import StoreError
+from harness.store.base import Store
+from harness.store.postgres import SCHEMES as POSTGRES_SCHEMES
+from harness.store.postgres import PostgresStore, redact_url
+from harness.store.sqlite import SQLiteStore
 
 DEFAULT_STORE = Path(".harness") / "results.sqlite"
 SUPPORTED = "a file path, sqlite:///PATH, or postgresql://USER@HOST:PORT/DBNAME"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence
 
-from ..records import MeasurementRecord, RunInfo
+from harness.records import MeasurementRecord, RunInfo
 
 
 class Store(Protocol):

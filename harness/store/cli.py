@@ -18,13 +18,13 @@ from pathlib import Path
 
 
 def _store_url(args: argparse.Namespace) -> str:
-    from . import DEFAULT_STORE
+    from harness.store import DEFAULT_STORE
 
     return args.store or str(Path.cwd() / DEFAULT_STORE)
 
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:
-    from . import open_store
+    from harness.store import open_store
 
     store = open_store(_store_url(args), migrate=True)
     try:
@@ -38,7 +38,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_store_info(args: argparse.Namespace) -> int:
-    from . import open_store
+    from harness.store import open_store
 
     store = open_store(_store_url(args))
     try:

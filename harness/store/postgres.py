@@ -21,9 +21,9 @@ import re
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreError
-from .schema import POSTGRESQL
-from .sql import SQLStore, _one_line
+from harness.errors import StoreError
+from harness.store.schema import POSTGRESQL
+from harness.store.sql import SQLStore, _one_line
 
 SCHEMES = ("postgresql", "postgres")
 SCHEMA_LOCK_KEY = 0x6564676548617273  # pg_advisory_xact_lock key of schema creation / migration

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, ContextManager, Iterator, Mapping, Sequence
 
-from ..errors import StoreError
-from ..records import MeasurementRecord, RunInfo
-from . import schema
-from .schema import Dialect
+from harness.errors import StoreError
+from harness.records import MeasurementRecord, RunInfo
+from harness.store import schema
+from harness.store.schema import Dialect
 
 
 def _now() -> str:

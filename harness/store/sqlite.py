@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import StoreError
-from .schema import SQLITE
-from .sql import SQLStore
+from harness.errors import StoreError
+from harness.store.schema import SQLITE
+from harness.store.sql import SQLStore
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import HarnessError
-from .base import CommandResult, ContentCache, RemoteProcess, Transport
-from .local import LocalTransport
-from .ssh import SSHTransport
+from harness.errors import HarnessError
+from harness.transport.base import CommandResult, ContentCache, RemoteProcess, Transport
+from harness.transport.local import LocalTransport
+from harness.transport.ssh import SSHTransport
 
 
 def open_transport(target, progress: Callable[[str], None] | None = None) -> Transport:  # target: inventory.Target

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
-from ..errors import TransportError
+from harness.errors import TransportError
 
 HASH_CHUNK = 1 << 20
 

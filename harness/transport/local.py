@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
-from ..errors import TransportError
-from .base import CommandResult, QueuedLines, sha256_file
+from harness.errors import TransportError
+from harness.transport.base import CommandResult, QueuedLines, sha256_file
 
 MAX_LINE_BYTES = 64 << 20  # one protocol line (raw samples of a long run) may be large
 STDERR_TAIL_BYTES = 16 << 10

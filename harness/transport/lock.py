@@ -21,8 +21,8 @@ import socket
 import time
 from typing import Any, Callable
 
-from ..errors import TransportError
-from .base import Transport
+from harness.errors import TransportError
+from harness.transport.base import Transport
 
 LOCK_FILE = "device.lock"
 DEFAULT_PACKAGE = "harness_agent"

@@ -66,10 +66,10 @@ from typing import Callable, Mapping, Sequence, TypeVar
 
 import paramiko
 
-from ..errors import ConnectionLost, TransportError, Unreachable
-from ..inventory import split_jump_host
-from .base import CommandResult, QueuedLines
-from .local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
+from harness.errors import ConnectionLost, TransportError, Unreachable
+from harness.config.targets import split_jump_host
+from harness.transport.base import CommandResult, QueuedLines
+from harness.transport.local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
 
 Progress = Callable[[str], None]
 

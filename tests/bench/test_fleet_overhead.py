@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.device import Device
-from harness.inventory import load_inventory
+from harness.run.device import Device
+from harness.config.targets import load_inventory
 from harness.lab import lab
 from harness.lab.devices import DEFAULT_LAB, LabSpec
 from harness.store import open_store

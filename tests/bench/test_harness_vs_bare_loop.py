@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.device import Device
-from harness.inventory import load_inventory
-from harness.manifest import LatencySettings, load_manifest
-from harness.measure import MEASUREMENT_SEED, measure_latency
+from harness.run.device import Device
+from harness.config.targets import load_inventory
+from harness.config.manifest import LatencySettings, load_manifest
+from harness.run.measure import MEASUREMENT_SEED, measure_latency
 from harness.records import RunInfo
 from harness.store import open_store
 

@@ -1,4 +1,4 @@
-"""Quality of the regression rule (harness.regression.decide) on device-like noise.
+"""Quality of the regression rule (harness.analysis.regression.decide) on device-like noise.
 
 Simulated pairs of runs whose noise was FITTED from real runs of the demo suites on the local
 target (see PROFILES and docs/regression.md), at the manifest's default run length
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from harness.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Decision, decide, run_flags
-from harness.regression import _normal_quantile as normal_quantile
+from harness.analysis.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Decision, decide, run_flags
+from harness.analysis.regression import _normal_quantile as normal_quantile
 
 PAIRS = 500
 EFFECT = 0.05  # the slowdown the detection goal is about
@@ -304,7 +304,7 @@ def fit_run(samples: np.ndarray) -> dict[str, float]:
 
 
 def fit_profile(store_path: str, model: str, variant: str) -> NoiseProfile:
-    from harness.regression import _bootstrap_statistic, block_length
+    from harness.analysis.regression import _bootstrap_statistic, block_length
     from harness.store import open_store
 
     store = open_store(store_path)

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.client import AgentClient
-from harness.inventory import load_target
+from harness.run.agent_client import AgentClient
+from harness.config.targets import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport.base import ContentCache
 from harness.transport.local import LocalTransport

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.device import Device
+from harness.run.device import Device
 from harness.errors import HarnessError
-from harness.inventory import load_target
+from harness.config.targets import load_target
 from harness.lab import lab
 from harness.lab.devices import ARM64_QEMU, LabSpec
 from harness.lab.rootfs import ensure_binfmt, rootfs_facts
 from harness.lab.sshd import LabError
-from harness.manifest import load_manifest
-from harness.measure import measure_latency
-from harness.runinfo import RunInfo
+from harness.config.manifest import load_manifest
+from harness.run.measure import measure_latency
+from harness.run.run_info import RunInfo
 from harness.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.client import AGENT_PACKAGE, AGENT_SOURCE
+from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
 from harness.errors import TransportError
-from harness.inventory import load_target
+from harness.config.targets import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport.base import ContentCache, agent_files
 from harness.transport.local import LocalTransport
@@ -35,7 +35,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from harness.inventory import load_target
+from harness.config.targets import load_target
 from harness.transport.local import LocalTransport
 from harness.transport.lock import DeviceLock
 from harness.transport.ssh import SSHTransport

@@ -31,14 +31,14 @@ from types import MappingProxyType
 
 import pytest
 
-from harness.device import Device
+from harness.run.device import Device
 from harness.errors import TransportError
-from harness.inventory import load_inventory
+from harness.config.targets import load_inventory
 from harness.lab import cgroups, lab, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
-from harness.manifest import load_manifest
-from harness.sweeps import declared_input_shape, expand
+from harness.config.manifest import load_manifest
+from harness.run.sweep_points import declared_input_shape, expand
 from harness.store import open_store
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.ssh import SSHTransport

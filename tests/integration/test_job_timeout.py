@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.device import Device
+from harness.run.device import Device
 from harness.errors import AgentError
-from harness.inventory import load_target
-from harness.manifest import load_manifest
-from harness.measure import measure_latency
+from harness.config.targets import load_target
+from harness.config.manifest import load_manifest
+from harness.run.measure import measure_latency
 from harness.records import RunInfo
 from harness.store import open_store
 

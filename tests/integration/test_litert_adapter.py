@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.fidelity import decode_outputs
+from harness.analysis.fidelity import decode_outputs
 from harness.zoo.build import build_zoo
 from harness.zoo.mediapipe import MODELS, PACKAGE, PACKAGE_VERSION, WHEEL_FILE, WHEEL_SHA256
 

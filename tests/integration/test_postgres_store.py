@@ -17,10 +17,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.compare import compare_to_baselines, record_verdict
+from harness.analysis.budgets import compare_to_baselines, record_verdict
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError
-from harness.regression import decide, pair_runs
+from harness.analysis.regression import decide, pair_runs
 from harness.report.build import build_run_report_data
 from harness.store import Store, open_store
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.client import AgentClient
+from harness.run.agent_client import AgentClient
 from harness.errors import TransportError
-from harness.inventory import load_target
+from harness.config.targets import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport import open_transport
 from harness.transport.base import ContentCache, sha256_file

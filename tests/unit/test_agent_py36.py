@@ -18,7 +18,7 @@ import harness.agent
 from harness.agent import AGENT_VERSION, PROTOCOL_VERSION
 
 PY36 = "3.6.15"
-PACKAGE = "harness_agent"  # the name harness.client pushes it under
+PACKAGE = "harness_agent"  # the name harness.run.agent_client pushes it under
 AGENT_DIR = Path(harness.agent.__file__).resolve().parent
 
 

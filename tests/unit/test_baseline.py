@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.baseline import Comparer, check_spec, compare_runs, resolve_baseline, threshold_for
+from harness.analysis.run_comparison import Comparer, check_spec, compare_runs, resolve_baseline, threshold_for
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.store import open_store
@@ -230,7 +230,7 @@ models:
 
 
 def _manifest(tmp_path: Path, model: str, variant: str):
-    from harness.manifest import load_manifest
+    from harness.config.manifest import load_manifest
 
     path = tmp_path / "models.yaml"
     path.write_text(MANIFEST.format(model=model, variant=variant))
@@ -238,7 +238,7 @@ def _manifest(tmp_path: Path, model: str, variant: str):
 
 
 def test_manifest_thresholds_per_model_variant_and_metric(tmp_path: Path) -> None:
-    from harness.measure import variant_meta
+    from harness.run.measure import variant_meta
 
     manifest = _manifest(tmp_path, "5%", "{latency: 0.02}")
     a, b = manifest.variants

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness.agent.outputs import encode_tensor
-from harness.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_verdict
-from harness.manifest import FidelitySettings
+from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_verdict
+from harness.config.manifest import FidelitySettings
 
 RNG = np.random.default_rng(7)
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError
-from harness.inventory import load_target
-from harness.manifest import load_manifest
+from harness.config.targets import load_target
+from harness.config.manifest import load_manifest
 from harness.transport.ssh import SSHTransport
 
 NASTY = st.sampled_from(["; rm -rf /tmp/x", "$(touch /tmp/pwned)", "`id`", "a b", "'", '"', "..", "../../etc",

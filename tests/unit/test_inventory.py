@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, UnknownTargetError
-from harness.inventory import Inventory, load_inventory, load_target, split_jump_host
+from harness.config.targets import Inventory, load_inventory, load_target, split_jump_host
 
 REPO = Path(__file__).resolve().parents[2]
 

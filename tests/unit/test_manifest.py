@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.manifest import LatencySettings, Manifest, load_deployment_config, load_manifest
+from harness.config.manifest import LatencySettings, Manifest, load_deployment_config, load_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

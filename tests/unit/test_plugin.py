@@ -16,7 +16,7 @@ import pytest
 
 import harness
 from harness.store import open_store
-from harness.compare import format_latency_ms
+from harness.analysis.budgets import format_latency_ms
 
 pytest_plugins = ["pytester"]
 

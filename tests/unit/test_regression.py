@@ -1,4 +1,4 @@
-"""harness.regression: Mann-Whitney, bootstrap CIs, the decision rule, pairing, step detection."""
+"""harness.analysis.regression: Mann-Whitney, bootstrap CIs, the decision rule, pairing, step detection."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.records import MeasurementRecord
-from harness.regression import (
+from harness.analysis.regression import (
     DEFAULT_RUN_SD,
     Decision,
     MissingPair,

@@ -31,7 +31,7 @@ from harness.agent.sensors import estimate as estimate_sensor
 from harness.agent.sensors import nvml as nvml_sensor
 from harness.agent.sensors import tegrastats as tegrastats_sensor
 from harness.agent.sensors.simulated import IIO_DEVICE, SimulatedINA3221
-from harness.inventory import POWER_SENSORS
+from harness.config.targets import POWER_SENSORS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "power"
 TEGRASTATS = FIXTURES / "tegrastats"

@@ -1,4 +1,4 @@
-"""harness.stats: percentiles against numpy, CIs, mean/std, drift, warnings, summaries."""
+"""harness.analysis.stats: percentiles against numpy, CIs, mean/std, drift, warnings, summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from harness.stats import (
+from harness.analysis.stats import (
     DRIFT_LIMIT,
     HIGH_CV,
     MIN_SAMPLES_FOR_DRIFT,

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.manifest import load_manifest
+from harness.config.manifest import load_manifest
 from harness.records import MeasurementRecord
-from harness.sweeps import (POWER_LADDER, PointResult, Sweep, SweepSpecError, cheapest_point, cost_key,
+from harness.run.sweep_points import (POWER_LADDER, PointResult, Sweep, SweepSpecError, cheapest_point, cost_key,
                             declared_input_shape, expand, expand_variant, image_layout, parse_point_id,
                             parse_sweep_option, parse_sweep_options, point_results, sweep_curves, sweeps_for)
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from harness.errors import ConfigError
-from harness.units import parse_bytes, parse_duration, parse_power
+from harness.config.units import parse_bytes, parse_duration, parse_power
 
 SOURCE = "suites/models.yaml"
 KEY = "defaults.latency.min_duration"

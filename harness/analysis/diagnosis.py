@@ -40,11 +40,11 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .records import MeasurementRecord
+from harness.records import MeasurementRecord
 
 INT8_SLOWER_MARGIN = 0.05  # int8 must be this much slower (p50) before a hint is given
 SMALL_CALIBRATION = 100  # calibration sets below this many inputs are called small
-HIGH_ROBUST_CV = 0.10  # as harness.stats.HIGH_CV
+HIGH_ROBUST_CV = 0.10  # as harness.analysis.stats.HIGH_CV
 IMPORT_SHARE = 0.60  # runtime import above this share of peak RSS "dominates"
 INT8_ISA_NAMES = "VNNI (avx512_vnni / avx_vnni), AMX (amx_int8) or ARM dotprod (asimddp) / i8mm"
 
@@ -214,7 +214,7 @@ def rule_memory_budget(records: Sequence[MeasurementRecord], environments: Mappi
 def rule_fidelity_after_quantization(records: Sequence[MeasurementRecord], environments: Mapping[str, Any] | None,
                                      provenance: Mapping[str, Any] | None) -> list[Hint]:
     """A quantized variant fails fidelity: calibration size and recipe from its provenance."""
-    from .compare import record_verdict
+    from harness.analysis.budgets import record_verdict
 
     hints = []
     for record in _ok(records, "fidelity"):

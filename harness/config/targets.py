@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.errors import ConfigError, UnknownTargetError
-from harness.schema import (
+from harness.config.sections import (
     Section,
     check_choice,
     check_name,
@@ -95,7 +95,7 @@ class RuntimeDecl:
     setup_env: str | None = None
     """For a runtime installed by `harness targets setup`: its environment's directory relative
     to the target's workdir (``envs/<runtime>``); the interpreter is then that environment's
-    ``bin/python3`` (resolved once the workdir's absolute path is known, see `harness.device`)."""
+    ``bin/python3`` (resolved once the workdir's absolute path is known, see `harness.run.device`)."""
 
 
 SETUP_ENVS_DIR = "envs"

@@ -6,10 +6,10 @@ import posixpath
 from pathlib import Path
 from typing import Callable
 
-from .client import AgentClient
-from .errors import HarnessError
-from .transport import ContentCache, Transport, open_transport
-from .transport.lock import DeviceLock
+from harness.run.agent_client import AgentClient
+from harness.errors import HarnessError
+from harness.transport import ContentCache, Transport, open_transport
+from harness.transport.lock import DeviceLock
 
 
 class Device:

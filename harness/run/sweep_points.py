@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:  # no runtime import: manifest.py imports this module
-    from .manifest import ModelVariant
-    from .records import MeasurementRecord
+    from harness.config.manifest import ModelVariant
+    from harness.records import MeasurementRecord
 
 PARAMETERS = ("threads", "batch", "resolution", "precision", "power_mode")
 PRECISIONS = ("int4", "int8", "fp16", "bf16", "fp32", "fp64")  # cheapest first

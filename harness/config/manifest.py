@@ -21,9 +21,9 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.inventory import NAME_PATTERN as TARGET_NAME_PATTERN
-from harness.inventory import ARCHES, RUNTIMES
-from harness.schema import (
+from harness.config.targets import NAME_PATTERN as TARGET_NAME_PATTERN
+from harness.config.targets import ARCHES, RUNTIMES
+from harness.config.sections import (
     Section,
     check_name,
     empty_mapping,
@@ -31,7 +31,7 @@ from harness.schema import (
     load_yaml_mapping,
     resolve_local_path,
 )
-from harness.units import parse_fraction
+from harness.config.units import parse_fraction
 
 MANIFEST_VERSION = 1
 ZOO_DIR_ENV = "HARNESS_ZOO_DIR"
@@ -158,9 +158,9 @@ class ModelVariant:
     fidelity: FidelitySettings = FidelitySettings()
     arch: str | None = None  # the only CPU architecture the files run on (a Paddle Lite .nb); None = any
     # smallest relative change called a regression against a baseline run, per metric ("*" = every
-    # metric); empty = the harness default (harness.regression.DEFAULT_THRESHOLD)
+    # metric); empty = the harness default (harness.analysis.regression.DEFAULT_THRESHOLD)
     regression_threshold: Mapping[str, float] = field(default_factory=empty_mapping, hash=False)
-    # parameter -> harness.sweeps.Sweep: the points to measure besides the variant itself (harness/sweeps.py)
+    # parameter -> harness.run.sweep_points.Sweep: the points to measure besides the variant itself (harness/sweeps.py)
     sweeps: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
 
     @property
@@ -311,7 +311,7 @@ def _read_sweeps(section: Section, base: Mapping[str, Any]) -> Mapping[str, Any]
     overriding ``base`` (the model's) parameter by parameter."""
     if not section.has("sweeps"):
         return base
-    from harness.sweeps import SweepSpecError, parse_manifest_sweeps
+    from harness.run.sweep_points import SweepSpecError, parse_manifest_sweeps
 
     try:
         return MappingProxyType({**base, **parse_manifest_sweeps(section.raw("sweeps"), section.key("sweeps"))})

@@ -71,8 +71,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .records import MeasurementRecord
-from .stats import DRIFT_LIMIT, HIGH_CV, MIN_SAMPLES_FOR_DRIFT
+from harness.records import MeasurementRecord
+from harness.analysis.stats import DRIFT_LIMIT, HIGH_CV, MIN_SAMPLES_FOR_DRIFT
 
 DEFAULT_THRESHOLD = 0.03
 DEFAULT_ALPHA = 0.01
@@ -135,7 +135,7 @@ def _check_statistic(statistic: str) -> None:
 
 
 def _statistic(x: np.ndarray, statistic: str, axis: int = -1) -> np.ndarray:
-    """The statistic along an axis (numpy "linear" percentiles, like harness.stats)."""
+    """The statistic along an axis (numpy "linear" percentiles, like harness.analysis.stats)."""
     if statistic == "median":
         return np.median(x, axis=axis)
     if statistic == "mean":
@@ -374,7 +374,7 @@ def _runs(samples: Any, name: str) -> list[np.ndarray]:
 
 def run_flags(samples: Sequence[float]) -> list[str]:
     """Why a run is not trusted for a regression call: the same noise and drift flags as
-    ``harness.stats.latency_warnings`` (robust CV above HIGH_CV; last third of the run more
+    ``harness.analysis.stats.latency_warnings`` (robust CV above HIGH_CV; last third of the run more
     than DRIFT_LIMIT off the first third). On the shared local target every run that came out
     20-70% slow (another job on the cores) carried one of them; see docs/regression.md."""
     x = _as_samples(samples, "samples")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .records import MeasurementRecord
+from harness.records import MeasurementRecord
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def record_verdict(record: MeasurementRecord) -> Verdict:
     if record.metric == "memory":
         return memory_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
     if record.metric == "fidelity":
-        from .fidelity import fidelity_verdict, settings_from_meta
+        from harness.analysis.fidelity import fidelity_verdict, settings_from_meta
 
         return fidelity_verdict(record.target, record.variant_id, record.summary,
                                 settings_from_meta(record.meta.get("fidelity_settings")))

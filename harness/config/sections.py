@@ -1,7 +1,7 @@
 """Reading YAML config files into checked values, with errors that name file and key.
 
-Shared by the target loader (`harness.inventory`) and the manifest loader
-(`harness.manifest`). Two pieces:
+Shared by the target loader (`harness.config.targets`) and the manifest loader
+(`harness.config.manifest`). Two pieces:
 
 - `load_yaml_mapping(path)`: the file's top-level mapping, or a `ConfigError` for an
   unreadable file, a YAML syntax error (with its line), a duplicate key, an empty file or
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from harness.errors import ConfigError
-from harness.units import parse_bytes, parse_duration, parse_fraction, parse_power
+from harness.config.units import parse_bytes, parse_duration, parse_fraction, parse_power
 
 T = TypeVar("T")
 

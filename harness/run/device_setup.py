@@ -16,7 +16,7 @@ anyway. So the wheels are resolved on the host, for the device:
 4. import the runtime there with the agent's own probe, and report its version.
 
 The inventory gives every ``setup`` runtime the interpreter ``<workdir>/envs/<runtime>/bin/
-python3`` (`harness.inventory.RuntimeDecl.setup_env`).
+python3`` (`harness.config.targets.RuntimeDecl.setup_env`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .device import Device
-from .errors import HarnessError, TransportError
-from .streamed import run_streamed
+from harness.run.device import Device
+from harness.errors import HarnessError, TransportError
+from harness.streamed import run_streamed
 
 Progress = Callable[[str], None]
 ENV_MARKER = ".harness-env.json"

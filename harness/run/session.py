@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .device import Device
-from .errors import HarnessError
-from .inventory import Inventory, Target, load_inventory
-from .manifest import Manifest, load_manifest
-from .records import RunInfo
-from .runinfo import new_run, utc_now
-from .schema import thaw
-from .store import Store, open_store
-from .transport import open_transport
+from harness.run.device import Device
+from harness.errors import HarnessError
+from harness.config.targets import Inventory, Target, load_inventory
+from harness.config.manifest import Manifest, load_manifest
+from harness.records import RunInfo
+from harness.run.run_info import new_run, utc_now
+from harness.config.sections import thaw
+from harness.store import Store, open_store
+from harness.transport import open_transport
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class SessionOptions:
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""
-        from .store import redact_url
+        from harness.store import redact_url
 
         record = {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
                   if key not in ("run_id", "is_worker")}
@@ -70,7 +70,7 @@ class HarnessSession:
         self._environments_recorded: set[str] = set()
         self._resumed: dict[tuple[str, str, str], Any] | None = None
         self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
-        self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.sweeps.Sweep)
+        self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.run.sweep_points.Sweep)
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
         self.measurement_count = 0
         self.error_count = 0

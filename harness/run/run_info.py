@@ -8,8 +8,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .records import RunInfo
+from harness import __version__
+from harness.records import RunInfo
 
 
 def new_run_id(now: datetime | None = None) -> str:

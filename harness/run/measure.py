@@ -15,15 +15,15 @@ from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .agent import PROTOCOL_VERSION
-from .client import AgentRun
-from .device import Device
-from .errors import HarnessError
-from .fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
-from .records import RECORD_VERSION, MeasurementRecord
-from .stats import summarize_latency
-from .store import Store
-from .transport.base import sha256_file
+from harness.agent import PROTOCOL_VERSION
+from harness.run.agent_client import AgentRun
+from harness.run.device import Device
+from harness.errors import HarnessError
+from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
+from harness.records import RECORD_VERSION, MeasurementRecord
+from harness.analysis.stats import summarize_latency
+from harness.store import Store
+from harness.transport.base import sha256_file
 
 MEASUREMENT_SEED = 0  # the seed of the input used for timing; fidelity uses its own set
 # a memory job needs only a few inferences to reach its steady-state peak
@@ -72,7 +72,7 @@ def _describe_files(files: dict[str, str]) -> dict[str, dict[str, Any]]:
 def variant_provenance(files: dict[str, dict[str, Any]], paths: dict[str, str]) -> dict[str, Any] | None:
     """How the variant's files were made (tool, versions, options, calibration, task accuracy),
     from the zoo's build-info next to them, matched by sha256; None for files made elsewhere."""
-    from .diagnosis import provenance_index
+    from harness.analysis.diagnosis import provenance_index
 
     model = paths.get("model")
     if not model:

@@ -28,7 +28,7 @@ How each metric is decided:
 The threshold of a key is the manifest's ``regression_threshold`` for that metric, stored
 with each measurement, else the caller's default (``regression.DEFAULT_THRESHOLD``).
 
-Reads the store; the decisions themselves are ``harness.regression``'s (pure).
+Reads the store; the decisions themselves are ``harness.analysis.regression``'s (pure).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import HarnessError
-from .records import MeasurementRecord, RunInfo
-from .regression import (DEFAULT_ALPHA, DEFAULT_RUN_SD, DEFAULT_THRESHOLD, MissingPair, Pair, decide,
+from harness.errors import HarnessError
+from harness.records import MeasurementRecord, RunInfo
+from harness.analysis.regression import (DEFAULT_ALPHA, DEFAULT_RUN_SD, DEFAULT_THRESHOLD, MissingPair, Pair, decide,
                          estimate_run_sd, pair_runs)
-from .store import Store
+from harness.store import Store
 
 HISTORY_RUNS = 12  # runs of the label read to estimate the run-to-run noise (4 is the minimum)
 _LATEST = re.compile(r"^latest(:[A-Za-z0-9][A-Za-z0-9._:-]{0,63})?$")

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .compare import Verdict
+from harness.analysis.budgets import Verdict
 
 FIDELITY_SEED_BASE = 1000  # latency uses seed 0, PTQ calibration 10000+
 
@@ -124,7 +124,7 @@ def fidelity_metrics(baseline: Sequence[Sequence[np.ndarray]], variant: Sequence
 
 def settings_from_meta(stored: dict[str, Any] | None):
     """FidelitySettings as stored with a record (defaults for keys an old record lacks)."""
-    from .manifest import FidelitySettings
+    from harness.config.manifest import FidelitySettings
 
     known = {f for f in FidelitySettings.__dataclass_fields__}
     return FidelitySettings(**{k: v for k, v in (stored or {}).items() if k in known})
