@@ -9,7 +9,7 @@ VENV := .venv
 LITE := .venv-lite
 PYTEST_FLAGS ?=
 
-.PHONY: demo test bench envs zoo clean system-deps nightly
+.PHONY: demo test bench envs zoo clean system-deps nightly lint
 
 # Debian packages the tests use: OpenSSH's server (the lab's devices, the SSH transport
 # tests), nftables and iproute2 (lab network faults), Chromium (reports opened in a real
@@ -65,8 +65,14 @@ nightly: envs
 	$(VENV)/bin/python -m pytest suites/ --target=all --run-label nightly --baseline latest:nightly --fail-on-regression $(PYTEST_FLAGS); status=$$?; \
 		$(VENV)/bin/harness report trend --label nightly --last 30 || exit $$?; exit $$status
 
-# The whole test suite (unit, integration with real runtimes, benchmarks run once each).
-test: envs system-deps
+# Lint and types of the package, failing on any finding (pyproject.toml: [tool.ruff], [tool.mypy]).
+# The agent's own Python 3.6 compile check is tests/unit/test_agent_py36.py.
+lint: envs
+	$(VENV)/bin/ruff check harness
+	$(VENV)/bin/mypy
+
+# The whole test suite (unit, integration with real runtimes, benchmarks run once each), after lint.
+test: envs system-deps lint
 	$(VENV)/bin/python -m pytest tests/ --benchmark-disable $(PYTEST_FLAGS)
 
 # The harness's own overhead benchmarks, measured for real.
