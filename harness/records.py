@@ -6,8 +6,9 @@ carries `RECORD_VERSION` in what it persists so later readers can migrate old ro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 RECORD_VERSION = 1
 

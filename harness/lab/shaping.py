@@ -164,7 +164,7 @@ class CpuShaping:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CpuShaping":
+    def from_dict(cls, data: dict[str, Any]) -> CpuShaping:
         points = tuple(CalibrationPoint(work_ms=p["work_ms"], host=Figures(**p["host"]), device=Figures(**p["device"]))
                        for p in data["points"])
         return cls(cores=data["cores"], period_us=data["period_us"], quota_us=data["quota_us"], points=points,
@@ -288,8 +288,9 @@ def calibrate(groups: DeviceCgroups, cores: float, progress: Progress, python: s
     periods = candidate_periods(cores)
     host: dict[float, list[Figures]] = {w: [] for w in CALIBRATION_WORK_MS}
     device: dict[int, dict[float, Figures]] = {p: {} for p in periods}
+    runs = 2 * len(CALIBRATION_WORK_MS) * len(periods)
     progress(f"calibrating {cores:g} core: {len(CALIBRATION_WORK_MS)} work lengths x {len(periods)} CFS periods "
-             f"({', '.join(f'{p / 1000:g} ms' for p in periods)}), about {2 * len(CALIBRATION_WORK_MS) * len(periods) * (CALIBRATION_WINDOW_S + 0.2):.0f}s")
+             f"({', '.join(f'{p / 1000:g} ms' for p in periods)}), about {runs * (CALIBRATION_WINDOW_S + 0.2):.0f}s")
     for work_ms in CALIBRATION_WORK_MS:
         for period in periods:  # unshaped and shaped interleaved: a change of host load hits both
             host[work_ms].append(run_spin(work_ms, None, python))

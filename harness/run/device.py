@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from harness.run.agent_client import AgentClient
 from harness.errors import HarnessError
+from harness.run.agent_client import AgentClient
 from harness.transport import ContentCache, Transport, open_transport
 from harness.transport.lock import DeviceLock
 

@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.run.device import Device
 from harness.errors import HarnessError, TransportError
+from harness.run.device import Device
 from harness.streamed import run_streamed
 
 Progress = Callable[[str], None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
@@ -14,12 +14,12 @@ from harness.records import RunInfo
 
 def new_run_id(now: datetime | None = None) -> str:
     """`20261122-101500-1a2b3c`: sorts by time, unique across concurrent orchestrators."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def git_state(directory: Path) -> tuple[str | None, bool | None]:

@@ -18,7 +18,8 @@ The driver is psycopg 3, imported only when a PostgreSQL store is opened.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from harness.errors import StoreError
@@ -66,7 +67,8 @@ class PostgresStore(SQLStore):
         except psycopg.Error as exc:
             raise StoreError(f"--store {self.url}: not a valid PostgreSQL URL ({self._scrub(_one_line(exc))}); "
                              "write postgresql://USER@HOST:PORT/DBNAME") from None
-        self._password = params.get("password") or None
+        password = params.get("password")
+        self._password = str(password) if password else None
         self._defaults: dict[str, Any] = {}
         if "connect_timeout" not in params:
             self._defaults["connect_timeout"] = CONNECT_TIMEOUT_S  # an unreachable host is an error, not a hang

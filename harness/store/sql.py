@@ -9,9 +9,10 @@ PostgreSQL read and write the same rows the same way.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, ContextManager, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from harness.errors import StoreError
 from harness.records import MeasurementRecord, RunInfo
@@ -20,7 +21,7 @@ from harness.store.schema import Dialect
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -48,11 +49,11 @@ class SQLStore:
     _db_errors: tuple[type[BaseException], ...] = ()
 
     # --- backend hooks ----------------------------------------------------------------------
-    def _transaction(self) -> ContextManager[Any]:
+    def _transaction(self) -> AbstractContextManager[Any]:
         """One write transaction, committed on success, rolled back on an exception."""
         raise NotImplementedError
 
-    def _schema_transaction(self) -> ContextManager[Any]:
+    def _schema_transaction(self) -> AbstractContextManager[Any]:
         """A write transaction that also excludes every other process creating or migrating
         the schema of this store at the same time."""
         raise NotImplementedError

@@ -5,9 +5,9 @@ up to BUSY_TIMEOUT_MS for it, so several processes on one machine can write at o
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from harness.errors import StoreError
 from harness.store.schema import SQLITE

@@ -26,7 +26,7 @@ from harness.errors import TransportError
 HASH_CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
