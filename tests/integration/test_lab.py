@@ -134,7 +134,8 @@ def test_up_reports_each_step_and_writes_loadable_targets(lab_up) -> None:
     # half a core is calibrated before its sshd starts, and its target file says what it does
     assert any(line.startswith("lab: jetson-nano       cpu: calibrating 0.5 core") for line in lines), lines
     assert nano.shaping["cpu"].startswith("0.5 core: CFS bandwidth (cgroup v1)"), dict(nano.shaping)
-    assert nano.shaping["statement"].startswith("CPU-bound work of "), dict(nano.shaping)
+    assert nano.shaping["statement"].startswith("CPU-bound work of "), \
+        f"{dict(nano.shaping)} (load average now {os.getloadavg()[0]:.1f})"
     assert [row["work_ms"] for row in nano.shaping["calibration"]] == [1.5, 2.5, 20.0]
     assert state.devices["jetson-nano"].cpu_period_us == int(Path(state.devices["jetson-nano"].cgroups.cpu,
                                                                   "cpu.cfs_period_us").read_text())

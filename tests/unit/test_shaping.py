@@ -116,3 +116,16 @@ def test_a_malformed_shaping_names_its_key(tmp_path, shaping: str, key: str) -> 
     with pytest.raises(ConfigError) as caught:
         load_target(path)
     assert key in str(caught.value), caught.value
+
+
+def test_a_calibration_on_a_busy_host_says_it_is_disturbed() -> None:
+    """Unshaped 20 ms of work took 40 ms: the host gave it half a core, so the device's quota
+    could not show; the statement must not claim the device is shaped (or unshaped)."""
+    busy = _point(20, 1.0, 1.0, throughput=1.0)
+    busy = CalibrationPoint(20, Figures(p50_ms=40.0, mean_ms=40.0, p90_ms=41.0, per_s=25.0), busy.device)
+    shaping = CpuShaping(cores=0.5, period_us=2000, quota_us=1000, points=(_point(1.5, 2.2, 2.3), busy),
+                         periods_tried=((2000, 0.7),), calibrated_at="2026-12-03T12:00:00", load_average=4.2)
+    assert shaping.disturbed and shaping.host_share == 0.5
+    assert shaping.statement().startswith("calibration DISTURBED: unshaped work got only 0.50 of a host core at lab "
+                                          "up (load average 4.2)")
+    assert not _shaping((_point(1.5, 2.2, 2.3),)).disturbed
