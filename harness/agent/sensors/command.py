@@ -16,7 +16,8 @@ import re
 import subprocess
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
 
 DEFAULT_TIMEOUT_S = 5.0
 _VALUE = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z\u00b5]*)$")

@@ -15,7 +15,9 @@ ticks (usually 100/s), so intervals under ~200 ms are coarse.
 """
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_text
 
 DEFAULT_IDLE_W = 2.0
 DEFAULT_PER_CORE_W = 4.0

@@ -19,7 +19,9 @@ import glob
 import os
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_number, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_number, read_text
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 HWMON_GLOBS = ("/sys/bus/i2c/devices/*/hwmon/hwmon*", "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")

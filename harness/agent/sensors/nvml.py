@@ -14,7 +14,9 @@ On recent drivers power.draw is a 1-second average (power.draw.instant is the ra
 short load windows smear into the idle window; keep latency.min_duration_s >= a few seconds.
 """
 
-from .base import SensorError, StreamingSensor, make_sample
+from .errors import SensorError
+from .sensor import make_sample
+from .streaming import StreamingSensor
 
 FIELDS = ("index", "power.draw", "power.limit", "clocks.sm", "clocks.mem", "temperature.gpu",
           "utilization.gpu")

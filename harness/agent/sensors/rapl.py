@@ -20,7 +20,9 @@ import glob
 import os
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_number, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_number, read_text
 
 POWERCAP_GLOB = "/sys/class/powercap/intel-rapl:*"
 

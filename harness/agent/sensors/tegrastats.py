@@ -23,7 +23,9 @@ extra["rails_sum_w"] carries the sum of the listed rails, which is a lower bound
 
 import re
 
-from .base import SensorError, StreamingSensor, make_sample
+from .errors import SensorError
+from .sensor import make_sample
+from .streaming import StreamingSensor
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 UNUSED_RAILS = ("NC",)
