@@ -40,7 +40,7 @@ SENSORS = {
 
 
 def open_sensor(kind, options=None, root="/"):
-    # type: (str, dict, str) -> Sensor
+    # type: (str, dict | None, str) -> Sensor
     """The sensor for `kind` with its options checked; nothing is read until probe()."""
     if kind not in SENSORS:
         raise SensorOptionError("unknown power sensor %r (this agent knows: %s)"

@@ -50,13 +50,14 @@ class CommandSensor(Sensor):
     }
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
         self.total_rail = "command"
         self.total_note = "the power printed by %s" % " ".join(self.options["argv"])
 
     def _run(self):
-        # type: () -> tuple
+        # type: () -> tuple[int, str]
+        """(the middle of the run in agent-clock ns, what the command printed)."""
         argv = self.options["argv"]
         t0 = now_ns()
         try:

@@ -16,6 +16,7 @@ import threading
 from ..clock import now_ns
 from .errors import SensorError, SensorGone
 from .sensor import Sensor  # noqa: F401 (named only in type comments, which ruff does not read)
+from .streaming import StreamingSensor
 
 MAX_ERRORS_KEPT = 50
 
@@ -24,17 +25,17 @@ class Sampler(object):
     """Samples a sensor in a background thread; markers name moments on the same clock."""
 
     def __init__(self, sensor, interval_s=None):
-        # type: (Sensor, float) -> None
+        # type: (Sensor, float | None) -> None
         self.sensor = sensor
         self.interval_s = float(interval_s if interval_s is not None else sensor.interval_s)
         if self.interval_s <= 0:
             raise ValueError("interval_s must be > 0")
-        self._samples = []  # type: list
-        self._markers = {}  # type: dict
-        self._errors = []  # type: list
+        self._samples = []  # type: list[dict]
+        self._markers = {}  # type: dict[str, int]
+        self._errors = []  # type: list[dict]
         self._errors_dropped = 0
         self._stop = threading.Event()
-        self._thread = None  # type: object
+        self._thread = None  # type: threading.Thread | None
         self._count_changed = threading.Condition()
 
     def start(self):
@@ -52,7 +53,7 @@ class Sampler(object):
         return t_ns
 
     def idle_window(self, duration_s=None, begin="idle_begin", end="idle_end"):
-        # type: (float, str, str) -> None
+        # type: (float | None, str, str) -> None
         """Mark an idle window of `duration_s` (default: 5 sensor intervals, at least 1 s)."""
         if duration_s is None:
             duration_s = max(1.0, 5 * self.interval_s)
@@ -81,16 +82,18 @@ class Sampler(object):
 
     def _run(self):
         # type: () -> None
-        if self.sensor.streaming:
-            self._run_streaming()
+        sensor = self.sensor
+        if isinstance(sensor, StreamingSensor):  # sensor.streaming: it reads as its tool prints
+            self._run_streaming(sensor)
         else:
             self._run_polling()
 
-    def _run_streaming(self):
+    def _run_streaming(self, sensor):
+        # type: (StreamingSensor) -> None
         timeout_s = max(2.0, 10 * self.interval_s)
         while not self._stop.is_set():
             try:
-                sample = self.sensor.read_next(timeout_s)
+                sample = sensor.read_next(timeout_s)
             except SensorGone as exc:
                 if not self._stop.is_set():
                     self._record_error("%s; sampling stopped" % exc)
@@ -106,6 +109,7 @@ class Sampler(object):
             self._keep(sample)
 
     def _run_polling(self):
+        # type: () -> None
         interval_ns = int(self.interval_s * 1e9)
         next_ns = now_ns()
         while not self._stop.is_set():
@@ -141,9 +145,10 @@ class Sampler(object):
                 "errors": errors, "sensor": self.sensor.describe()}
 
     def __enter__(self):
+        # type: () -> Sampler
         return self.start()
 
     def __exit__(self, *exc_info):
+        # type: (*object) -> None
         if not self._stop.is_set():
             self.stop()
-        return False

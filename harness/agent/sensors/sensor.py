@@ -17,7 +17,7 @@ from .errors import SensorOptionError
 DEFAULT_INTERVAL_MS = 100
 
 # option spec: name -> (kind, default); kind is "number", "int", "bool", "str", "argv"
-COMMON_OPTIONS = {"interval_ms": ("number", None)}
+COMMON_OPTIONS = {"interval_ms": ("number", None)}  # type: dict[str, tuple[str, object]]
 
 
 def _check_kind(kind, value):
@@ -45,15 +45,15 @@ class Sensor(object):
     """Base class. Subclasses set `kind`, OPTIONS, and implement _probe / _read."""
 
     kind = "base"
-    OPTIONS = {}  # type: dict
-    REQUIRED = ()  # type: tuple
+    OPTIONS = {}  # type: dict[str, tuple[str, object]]  # option name -> (kind, default), see COMMON_OPTIONS
+    REQUIRED = ()  # type: tuple[str, ...]
     DEFAULT_INTERVAL_MS = DEFAULT_INTERVAL_MS
     streaming = False        # True: read() blocks until the tool prints the next reading
     estimated = False
     NEVER_RUN_ON_HARDWARE = False
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         self.root = root or "/"
         self.options = self._validated(dict(options or {}))
         interval_ms = self.options.get("interval_ms")
@@ -63,7 +63,7 @@ class Sensor(object):
             raise SensorOptionError("power.options.interval_ms must be > 0 (got %r)" % interval_ms)
         self.interval_s = interval_ms / 1000.0
         self._probed = False
-        self.total_rail = None   # type: object
+        self.total_rail = None   # type: str | None
         self.total_note = ""
 
     # -- options ------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class Sensor(object):
         self._probed = True
 
     def open(self, interval_s=None):
-        # type: (float) -> None
+        # type: (float | None) -> None
         """Get ready to sample every `interval_s` (starts the tool for streaming sensors)."""
         if interval_s is not None:
             self.interval_s = float(interval_s)
@@ -149,6 +149,6 @@ class Sensor(object):
 
 
 def make_sample(t_ns, total_w, rails, extra=None):
-    # type: (int, object, dict, dict) -> dict
+    # type: (int, float | None, dict, dict | None) -> dict
     return {"t_ns": int(t_ns), "total_w": total_w, "rails": rails, "extra": extra or {}}
 

@@ -6,6 +6,7 @@ Sensor built on it, whose subclasses only say how to start the tool and parse a 
 
 import collections
 import os
+import queue
 import subprocess
 import threading
 
@@ -13,29 +14,30 @@ from ..clock import now_ns
 from .errors import SensorError, SensorGone, SensorUnavailable
 from .sensor import Sensor
 
+TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments, not imported on the device
+if TYPE_CHECKING:
+    from typing import IO  # noqa: F401 (named only in type comments, which ruff does not read)
+
 
 class LineStream(object):
     """Runs a tool (argv list, never a shell) and timestamps each stdout line on arrival.
 
     A reader thread puts (t_ns, line) on a queue, so the arrival time is taken when the
-    line comes, not when the Sampler gets round to it; stderr is drained (last lines kept
-    for error messages) so the tool never blocks on a full pipe.
+    line comes, not when the Sampler gets round to it; (t_ns, None) marks the end of the
+    tool's output. stderr is drained (last lines kept for error messages) so the tool
+    never blocks on a full pipe.
     """
 
-    _EOF = object()
-
     def __init__(self, argv, what):
-        # type: (list, str) -> None
+        # type: (list[str], str) -> None
         self.argv = list(argv)
         self.what = what
-        self.proc = None  # type: object
-        self._lines = None  # type: object
-        self._stderr = collections.deque(maxlen=20)
+        self.proc = None  # type: subprocess.Popen[bytes] | None
+        self._lines = None  # type: queue.Queue[tuple[int, str | None]] | None
+        self._stderr = collections.deque(maxlen=20)  # type: collections.deque[str]
 
     def start(self):
         # type: () -> None
-        import queue
-
         self._lines = queue.Queue()
         try:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -52,15 +54,17 @@ class LineStream(object):
                          name="sensor-stderr", daemon=True).start()
 
     def _pump_stdout(self, pipe, lines):
+        # type: (IO[bytes], queue.Queue[tuple[int, str | None]]) -> None
         try:
             for raw in iter(pipe.readline, b""):
                 lines.put((now_ns(), raw.decode("utf-8", "replace").rstrip("\r\n")))
         except (OSError, ValueError):
             pass
         finally:
-            lines.put((now_ns(), self._EOF))
+            lines.put((now_ns(), None))
 
     def _pump_stderr(self, pipe):
+        # type: (IO[bytes]) -> None
         try:
             for raw in iter(pipe.readline, b""):
                 self._stderr.append(raw.decode("utf-8", "replace").rstrip())
@@ -68,18 +72,16 @@ class LineStream(object):
             pass
 
     def get(self, timeout_s):
-        # type: (float) -> tuple
+        # type: (float) -> tuple[int, str]
         """The next (t_ns, line); SensorError on timeout, SensorGone once the tool has exited."""
-        import queue
-
         if self._lines is None:
             raise SensorGone("%s is not running" % self.what)
         try:
             t_ns, line = self._lines.get(timeout=timeout_s)
         except queue.Empty:
             raise SensorError("no output from %s for %.1f s" % (self.what, timeout_s))
-        if line is self._EOF:
-            self._lines.put((t_ns, line))  # every later get() also sees the end
+        if line is None:
+            self._lines.put((t_ns, None))  # every later get() also sees the end
             raise SensorGone(self.exit_message())
         return t_ns, line
 
@@ -109,6 +111,8 @@ class LineStream(object):
             except OSError:
                 pass
         for pipe in (proc.stdout, proc.stderr):
+            if pipe is None:  # never with PIPE, but Popen's types allow it
+                continue
             try:
                 pipe.close()
             except (OSError, ValueError):
@@ -127,21 +131,22 @@ class StreamingSensor(Sensor):
     missing_hint = ""
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
-        self._stream = None  # type: object
-        self._ready = []  # type: list  # samples completed by a line but not yet returned
+        self._stream = None  # type: LineStream | None
+        self._ready = []  # type: list[dict]  # samples completed by a line but not yet returned
 
     def argv(self):
-        # type: () -> list
+        # type: () -> list[str]
         return list(self.options.get("command") or self.default_argv())
 
     def default_argv(self):
-        # type: () -> list
+        # type: () -> list[str]
         raise NotImplementedError
 
     def parse_line(self, t_ns, line):
-        # type: (int, str) -> object
+        # type: (int, str) -> dict | None
+        """The sample `line` completes, or None for a line that carries none."""
         raise NotImplementedError
 
     def _timeout_s(self):
@@ -190,7 +195,7 @@ class StreamingSensor(Sensor):
         self._ready = []
 
     def open(self, interval_s=None):
-        # type: (float) -> None
+        # type: (float | None) -> None
         Sensor.open(self, interval_s)
         self.close()
         self._ready = []
@@ -198,7 +203,7 @@ class StreamingSensor(Sensor):
         self._stream.start()
 
     def read_next(self, timeout_s=None):
-        # type: (float) -> dict
+        # type: (float | None) -> dict
         """Block until the tool's next reading; SensorError / SensorGone on failure."""
         if self._ready:
             return self._ready.pop(0)

@@ -14,12 +14,13 @@ MIN_WINDOW_SAMPLES = 3
 
 
 def _mean(values):
-    # type: (list) -> object
+    # type: (list[float]) -> float | None
     return sum(values) / len(values) if values else None
 
 
 def _window(samples, markers, names):
-    # type: (list, dict, tuple) -> object
+    # type: (list[dict], dict[str, int], tuple[str, str]) -> tuple[int, int, list[dict]] | None
+    """(begin_ns, end_ns, the samples between) for the markers `names`; None when one is missing."""
     begin, end = markers.get(names[0]), markers.get(names[1])
     if begin is None or end is None:
         return None
@@ -27,7 +28,7 @@ def _window(samples, markers, names):
 
 
 def _power_of(sample):
-    # type: (dict) -> object
+    # type: (dict) -> tuple[float | None, bool]
     """The board power a sample stands for, and whether it is only a lower bound."""
     if sample.get("total_w") is not None:
         return sample["total_w"], False
@@ -37,8 +38,14 @@ def _power_of(sample):
     return None, False
 
 
+def _watts(samples):
+    # type: (list[dict]) -> list[float]
+    """The power of each of `samples` that has one (inside a window: all of them)."""
+    return [watts for watts, _ in map(_power_of, samples) if watts is not None]
+
+
 def _effective_rate_hz(samples):
-    # type: (list) -> object
+    # type: (list[dict]) -> float | None
     if len(samples) < 2:
         return None
     span = samples[-1]["t_ns"] - samples[0]["t_ns"]
@@ -46,7 +53,7 @@ def _effective_rate_hz(samples):
 
 
 def _blank_summary(sensor):
-    # type: (dict) -> dict
+    # type: (dict | None) -> dict
     sensor = sensor or {}
     estimated = bool(sensor.get("estimated"))
     return {
@@ -82,7 +89,7 @@ def _blank_summary(sensor):
 
 
 def unavailable_summary(reason, sensor=None):
-    # type: (str, dict) -> dict
+    # type: (str, dict | None) -> dict
     """The summary of a power measurement that could not be made: status says why."""
     summary = _blank_summary(sensor)
     summary["status"] = "unavailable: %s" % reason
@@ -90,10 +97,17 @@ def unavailable_summary(reason, sensor=None):
     return summary
 
 
-def summarize_power(samples, markers, idle=("idle_begin", "idle_end"), load=("load_begin", "load_end"),
-                    inferences=None, latency_ms_mean=None, sensor=None, errors=None,
-                    min_samples=MIN_WINDOW_SAMPLES):
-    # type: (list, dict, tuple, tuple, int, float, dict, list, int) -> dict
+def summarize_power(samples,                          # type: list[dict]
+                    markers,                          # type: dict[str, int]
+                    idle=("idle_begin", "idle_end"),  # type: tuple[str, str]
+                    load=("load_begin", "load_end"),  # type: tuple[str, str]
+                    inferences=None,                  # type: int | None
+                    latency_ms_mean=None,             # type: float | None
+                    sensor=None,                      # type: dict | None
+                    errors=None,                      # type: list[dict] | None
+                    min_samples=MIN_WINDOW_SAMPLES,   # type: int
+                    ):
+    # type: (...) -> dict
     """Idle and load power, and energy per inference = (load mean - idle mean) x mean latency.
 
     Means are plain sample means (sensors sample at a steady rate). Watts x milliseconds =
@@ -141,7 +155,7 @@ def summarize_power(samples, markers, idle=("idle_begin", "idle_end"), load=("lo
         problems.append("no load window (markers %s/%s missing)" % load)
     else:
         begin, end, inside = load_window
-        values = [_power_of(s)[0] for s in inside]
+        values = _watts(inside)
         summary["load_samples"] = len(values)
         summary["load_window_s"] = (end - begin) / 1e9
         summary["load_mean_w"] = _mean(values)
@@ -152,7 +166,7 @@ def summarize_power(samples, markers, idle=("idle_begin", "idle_end"), load=("lo
         problems.append("no idle window (markers %s/%s missing): idle power was not measured" % idle)
     else:
         begin, end, inside = idle_window
-        values = [_power_of(s)[0] for s in inside]
+        values = _watts(inside)
         summary["idle_samples"] = len(values)
         summary["idle_window_s"] = (end - begin) / 1e9
         summary["idle_mean_w"] = _mean(values)
@@ -208,7 +222,7 @@ def _basis(summary, lower_bound):
 
 
 def _too_few(which, count, needed, window_ns, rate):
-    # type: (str, int, int, int, object) -> str
+    # type: (str, int, int, int, float | None) -> str
     text = "%d sample(s) inside the %s window of %.2f s (need %d)" % (count, which, window_ns / 1e9, needed)
     if rate:
         wanted = (needed + 1) / rate
@@ -222,12 +236,12 @@ def _too_few(which, count, needed, window_ns, rate):
 
 
 def _rail_means(samples, load_window, idle_window):
-    # type: (list, object, object) -> dict
-    rails = {}
+    # type: (list[dict], tuple[int, int, list[dict]] | None, tuple[int, int, list[dict]] | None) -> dict
+    rails = {}  # type: dict[str, dict[str, float | None]]
     for key, window in (("load_mean_w", load_window), ("idle_mean_w", idle_window)):
         if window is None:
             continue
-        values = {}
+        values = {}  # type: dict[str, list[float]]
         for sample in window[2]:
             for name, watts in (sample.get("rails") or {}).items():
                 if watts is not None:
@@ -239,7 +253,7 @@ def _rail_means(samples, load_window, idle_window):
 
 def summarize_run(run, inferences=None, latency_ms_mean=None, idle=("idle_begin", "idle_end"),
                   load=("load_begin", "load_end")):
-    # type: (dict, int, float, tuple, tuple) -> dict
+    # type: (dict, int | None, float | None, tuple[str, str], tuple[str, str]) -> dict
     """summarize_power over what Sampler.stop() returned."""
     return summarize_power(run["samples"], run["markers"], idle=idle, load=load, inferences=inferences,
                            latency_ms_mean=latency_ms_mean, sensor=run.get("sensor"),
