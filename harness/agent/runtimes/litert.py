@@ -232,9 +232,9 @@ def _graph_summary(interpreter):
         ops = interpreter._get_ops_details()  # the only view of the execution plan in the Python API
     except Exception:
         ops = []
-    counts = {}
-    produced = set()
-    consumed = set()
+    counts = {}  # type: dict[str, int]  # op name -> nodes in the execution plan
+    produced = set()  # type: set[int]  # tensor indices some op writes
+    consumed = set()  # type: set[int]  # tensor indices some op reads
     for op in ops:
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
         if op["op_name"] == "DELEGATE":
@@ -242,9 +242,9 @@ def _graph_summary(interpreter):
         produced.update(int(i) for i in op["outputs"])
         consumed.update(int(i) for i in op["inputs"] if int(i) >= 0)
     details = interpreter.get_tensor_details()
-    dtypes = {}
-    weights = {}
-    quantized = {}
+    dtypes = {}  # type: dict[str, int]  # dtype -> tensors
+    weights = {}  # type: dict[str, int]  # dtype -> constant elements
+    quantized = {}  # type: dict[str, int]  # dtype -> quantized operands
     graph_inputs = set(int(d["index"]) for d in interpreter.get_input_details())
     for tensor in details:
         name = _dtype_name(tensor["dtype"])
@@ -279,10 +279,10 @@ _NODE_INDEX = re.compile(r":(\d+)$")
 
 
 def parse_summary(text):
-    # type: (str) -> list
+    # type: (str) -> list[dict]
     """Rows of the first "Run Order" table of a LiteRT/TFLite profile summary, as op dicts
     {"op", "type", "executor", "time_ms" (total), "calls", "avg_ms"}."""
-    ops = []
+    ops = []  # type: list[dict]
     in_table = False
     for line in text.splitlines():
         if "Run Order" in line:
