@@ -84,7 +84,7 @@ def run_job(job, stream):
         raise
     except Exception as exc:
         raise AgentFailure("runtime-error", "%s failed while running: %s" % (runtime["name"], exc),
-                           traceback.format_exc())
+                           traceback.format_exc()) from exc
     memory["end"] = memory_snapshot()
     if job["kind"] == "power":
         _emit_power(sampler, power_failure, timing, stream)
@@ -130,7 +130,7 @@ def _start_power(spec, stream):
         sensor.probe()
         sampler = Sampler(sensor, spec.get("interval_s")).start()
     except SensorOptionError as exc:
-        raise AgentFailure("bad-option", "power sensor %s: %s" % (spec["sensor"], exc))
+        raise AgentFailure("bad-option", "power sensor %s: %s" % (spec["sensor"], exc)) from exc
     except SensorUnavailable as exc:
         return None, str(exc)
     stream.emit("progress", phase="idle", seconds=spec.get("idle_s"))

@@ -89,12 +89,12 @@ class Adapter(BaseAdapter):
 
     def import_runtime(self):
         try:
-            import onnxruntime
             import numpy  # noqa: F401
+            import onnxruntime
         except ImportError as exc:
             raise AgentFailure(
                 "runtime-missing", "onnxruntime cannot be imported: %s (install onnxruntime and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc)
+                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
         self._ort = onnxruntime
         available = list(onnxruntime.get_available_providers())
         self.available_providers = available
@@ -128,7 +128,7 @@ class Adapter(BaseAdapter):
             self.session = self._ort.InferenceSession(
                 model, sess_options=self._session_options(), providers=self.options["providers"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise AgentFailure("model-load", "onnxruntime could not load %s: %s" % (model, _first_line(exc)))
+            raise AgentFailure("model-load", "onnxruntime could not load %s: %s" % (model, _first_line(exc))) from exc
         self.input_spec = input_spec
         self.inputs = self.session.get_inputs()
         self.output_names = [o.name for o in self.session.get_outputs()]

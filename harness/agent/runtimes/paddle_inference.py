@@ -46,7 +46,7 @@ class Adapter(BaseAdapter):
         try:
             import paddle.inference as inference  # noqa: F401
         except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc)
+            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc) from exc
         self._inference = inference
 
     def version(self):
@@ -108,7 +108,7 @@ class Adapter(BaseAdapter):
             self.predictor, log = _with_captured_stderr(lambda: self._inference.create_predictor(config))
         except Exception as exc:  # paddle raises several unrelated types here
             raise AgentFailure("model-load", "paddle-inference could not load %s: %s"
-                               % (model, _first_line(exc)))
+                               % (model, _first_line(exc))) from exc
         self.int8_ops = {}  # type: dict[str, int]  # op -> int8 kernels paddle's log reports
         for count, op in QUANTIZED_OPS_LINE.findall(log):
             if int(count):

@@ -63,8 +63,8 @@ class CommandSensor(Sensor):
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, timeout=self.options["timeout_s"])
-        except subprocess.TimeoutExpired:
-            raise SensorError("%s did not finish within %.1f s" % (argv[0], self.options["timeout_s"]))
+        except subprocess.TimeoutExpired as exc:
+            raise SensorError("%s did not finish within %.1f s" % (argv[0], self.options["timeout_s"])) from exc
         t1 = now_ns()
         out = done.stdout.decode("utf-8", "replace")
         if done.returncode != 0:
@@ -79,19 +79,19 @@ class CommandSensor(Sensor):
         try:
             t_ns, out = self._run()
             parse_watts(out)
-        except FileNotFoundError:
-            raise SensorUnavailable("power command not found: %s" % argv[0])
-        except PermissionError:
-            raise SensorUnavailable("power command cannot be run: permission denied on %s" % argv[0])
+        except FileNotFoundError as exc:
+            raise SensorUnavailable("power command not found: %s" % argv[0]) from exc
+        except PermissionError as exc:
+            raise SensorUnavailable("power command cannot be run: permission denied on %s" % argv[0]) from exc
         except SensorError as exc:
-            raise SensorUnavailable("power command %s does not work: %s" % (argv[0], exc))
+            raise SensorUnavailable("power command %s does not work: %s" % (argv[0], exc)) from exc
 
     def _read(self):
         # type: () -> dict
         try:
             t_ns, out = self._run()
         except OSError as exc:
-            raise SensorError("power command %s cannot be run: %s" % (self.options["argv"][0], exc))
+            raise SensorError("power command %s cannot be run: %s" % (self.options["argv"][0], exc)) from exc
         watts = parse_watts(out)
         return make_sample(t_ns, watts, {"command": watts})
 

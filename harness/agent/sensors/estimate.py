@@ -84,7 +84,7 @@ class EstimateSensor(Sensor):
         try:
             self._last = self._snapshot()
         except (OSError, SensorError) as exc:
-            raise SensorUnavailable("cannot estimate power: %s unreadable (%s)" % (self.stat_path, exc))
+            raise SensorUnavailable("cannot estimate power: %s unreadable (%s)" % (self.stat_path, exc)) from exc
         if self.cores is None:
             self.cores = self._last[3] or 1
         if self.options.get("max_w") is not None and self.options["max_w"] < self.options["idle_w"]:

@@ -154,7 +154,7 @@ class INA3221Sensor(Sensor):
                     channels.extend(_iio_channels(directory))
                 layout = "iio"
         except PermissionError as exc:
-            raise SensorUnavailable("INA3221 sysfs not readable: permission denied on %s" % exc.filename)
+            raise SensorUnavailable("INA3221 sysfs not readable: permission denied on %s" % exc.filename) from exc
         if not channels:
             where = WHERE if self.root == "/" else "%s (under root %s)" % (WHERE, self.root)
             raise SensorUnavailable("no INA3221 under %s" % where)
@@ -189,9 +189,9 @@ class INA3221Sensor(Sensor):
         try:
             self._read()
         except PermissionError as exc:
-            raise SensorUnavailable("INA3221 values not readable: permission denied on %s" % exc.filename)
+            raise SensorUnavailable("INA3221 values not readable: permission denied on %s" % exc.filename) from exc
         except (SensorError, OSError) as exc:
-            raise SensorUnavailable("INA3221 values not readable: %s" % exc)
+            raise SensorUnavailable("INA3221 values not readable: %s" % exc) from exc
 
     def _read(self):
         # type: () -> dict

@@ -34,8 +34,8 @@ def parse_value(text):
         return None, text or "empty"
     try:
         return float(text), None
-    except ValueError:
-        raise SensorError("nvidia-smi value %r is not a number" % text)
+    except ValueError as exc:
+        raise SensorError("nvidia-smi value %r is not a number" % text) from exc
 
 
 def parse_gpu_line(line):
@@ -47,8 +47,8 @@ def parse_gpu_line(line):
                           % (len(fields), len(FIELDS), ",".join(FIELDS), line[:200]))
     try:
         index = int(fields[0])
-    except ValueError:
-        raise SensorError("nvidia-smi line does not start with a GPU index: %s" % line[:200])
+    except ValueError as exc:
+        raise SensorError("nvidia-smi line does not start with a GPU index: %s" % line[:200]) from exc
     notes = {}  # type: dict[str, str]
     gpu = {"index": index, "notes": notes}  # type: dict
     for name, text in zip(FIELDS[1:], fields[1:]):

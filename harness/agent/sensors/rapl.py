@@ -96,9 +96,9 @@ class RAPLSensor(Sensor):
             raise SensorUnavailable(
                 "RAPL energy_uj not readable: permission denied on %s (recent kernels restrict it to root; "
                 "run the agent as root or chmod o+r the energy_uj files, which resets at boot)"
-                % exc.filename)
+                % exc.filename) from exc
         except (OSError, SensorError) as exc:
-            raise SensorUnavailable("RAPL energy_uj not readable: %s" % exc)
+            raise SensorUnavailable("RAPL energy_uj not readable: %s" % exc) from exc
         packages = [d.name for d in self.domains if d.is_package]
         if packages:
             self.total_rail = "+".join(packages) if len(packages) > 1 else packages[0]

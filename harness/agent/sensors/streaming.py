@@ -42,12 +42,12 @@ class LineStream(object):
         try:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, close_fds=True)
-        except FileNotFoundError:
-            raise SensorUnavailable("%s not found: %s" % (self.what, self.argv[0]))
-        except PermissionError:
-            raise SensorUnavailable("%s cannot be run: permission denied on %s" % (self.what, self.argv[0]))
+        except FileNotFoundError as exc:
+            raise SensorUnavailable("%s not found: %s" % (self.what, self.argv[0])) from exc
+        except PermissionError as exc:
+            raise SensorUnavailable("%s cannot be run: permission denied on %s" % (self.what, self.argv[0])) from exc
         except OSError as exc:
-            raise SensorUnavailable("%s cannot be started: %s" % (self.what, exc))
+            raise SensorUnavailable("%s cannot be started: %s" % (self.what, exc)) from exc
         threading.Thread(target=self._pump_stdout, args=(self.proc.stdout, self._lines),
                          name="sensor-stdout", daemon=True).start()
         threading.Thread(target=self._pump_stderr, args=(self.proc.stderr,),
@@ -78,8 +78,8 @@ class LineStream(object):
             raise SensorGone("%s is not running" % self.what)
         try:
             t_ns, line = self._lines.get(timeout=timeout_s)
-        except queue.Empty:
-            raise SensorError("no output from %s for %.1f s" % (self.what, timeout_s))
+        except queue.Empty as exc:
+            raise SensorError("no output from %s for %.1f s" % (self.what, timeout_s)) from exc
         if line is None:
             self._lines.put((t_ns, None))  # every later get() also sees the end
             raise SensorGone(self.exit_message())
@@ -176,7 +176,7 @@ class StreamingSensor(Sensor):
                     sample = self.parse_line(t_ns, line)
                 except SensorGone as exc:
                     raise SensorUnavailable(
-                        "%s%s" % (exc, ("; last line: %s" % last_error) if last_error else ""))
+                        "%s%s" % (exc, ("; last line: %s" % last_error) if last_error else "")) from exc
                 except SensorError as exc:
                     last_error = str(exc)
                     continue

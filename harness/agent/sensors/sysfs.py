@@ -16,5 +16,5 @@ def read_number(path):
     text = read_text(path)
     try:
         return float(text.split()[0])
-    except (ValueError, IndexError):
-        raise SensorError("%s does not hold a number: %r" % (path, text[:60]))
+    except (ValueError, IndexError) as exc:
+        raise SensorError("%s does not hold a number: %r" % (path, text[:60])) from exc
