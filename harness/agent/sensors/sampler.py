@@ -15,8 +15,11 @@ import threading
 
 from ..clock import now_ns
 from .errors import SensorError, SensorGone
-from .sensor import Sensor  # noqa: F401 (named only in type comments, which ruff does not read)
 from .streaming import StreamingSensor
+
+TYPE_CHECKING = False  # mypy takes this name as True: for the type comments only
+if TYPE_CHECKING:
+    from .sensor import Sensor  # noqa: F401 (named only in type comments, which ruff does not read)
 
 MAX_ERRORS_KEPT = 50
 
