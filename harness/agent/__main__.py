@@ -20,6 +20,13 @@ from .runtimes import load_adapter_class
 from .timing import timed_loop, warm_up
 from .watchdog import start_watchdog, stop_watchdog
 
+TYPE_CHECKING = False  # mypy takes this name as True: type-comment names only (sensors load for power jobs alone)
+if TYPE_CHECKING:
+    from typing import Callable  # noqa: F401 (named only in type comments, which ruff does not read)
+
+    from .runtimes.base import BaseAdapter  # noqa: F401 (named only in type comments, which ruff does not read)
+    from .sensors import Sampler  # noqa: F401 (named only in type comments, which ruff does not read)
+
 SELF_TEST_JOB = (b'{"protocol": 1, "job_id": "self-test", "runtime": {"name": "noop"}, '
                  b'"model": {"files": {}}, "input": {"shape": [1]}, '
                  b'"latency": {"warmup_iterations": 5, "warmup_duration_s": 0, '
@@ -77,7 +84,7 @@ def run_job(job, stream):
         raise
     except Exception as exc:
         raise AgentFailure("runtime-error", "%s failed while running: %s" % (runtime["name"], exc),
-                           traceback.format_exc())
+                           traceback.format_exc()) from exc
     memory["end"] = memory_snapshot()
     if job["kind"] == "power":
         _emit_power(sampler, power_failure, timing, stream)
@@ -109,6 +116,7 @@ MAX_TIMELINE_POINTS = 2000
 
 
 def _start_power(spec, stream):
+    # type: (dict, EventStream) -> tuple[Sampler | None, str | None]
     """Open the target's power sensor and sample an idle window before any load.
 
     Returns (sampler, None) or (None, reason): a sensor that cannot work is reported as
@@ -122,7 +130,7 @@ def _start_power(spec, stream):
         sensor.probe()
         sampler = Sampler(sensor, spec.get("interval_s")).start()
     except SensorOptionError as exc:
-        raise AgentFailure("bad-option", "power sensor %s: %s" % (spec["sensor"], exc))
+        raise AgentFailure("bad-option", "power sensor %s: %s" % (spec["sensor"], exc)) from exc
     except SensorUnavailable as exc:
         return None, str(exc)
     stream.emit("progress", phase="idle", seconds=spec.get("idle_s"))
@@ -131,9 +139,11 @@ def _start_power(spec, stream):
 
 
 def _emit_power(sampler, failure, timing, stream):
+    # type: (Sampler | None, str | None, dict, EventStream) -> None
     from .sensors import summarize_run, unavailable_summary
 
     if sampler is None:
+        assert failure is not None, "_start_power gives a sampler or the reason it has none"
         stream.emit("power", summary=unavailable_summary(failure), timeline=[], markers={})
         return
     run = sampler.stop()
@@ -152,6 +162,7 @@ PROFILE_BUDGET_NS = 2000000000  # ...and about this much inference time
 
 
 def _emit_profile(adapter, name, samples, stream):
+    # type: (BaseAdapter, str, list[int], EventStream) -> None
     """Per-operator times from the runtime's own profiler; a failure is a profile that says why."""
     stream.emit("progress", phase="profile")
     mean_ns = max(1.0, float(sum(samples)) / max(1, len(samples)))
@@ -165,6 +176,7 @@ def _emit_profile(adapter, name, samples, stream):
 
 
 def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory):
+    # type: (dict, BaseAdapter, Callable[[], object], EventStream, int, int, int, dict) -> dict
     """Run the model once per seeded input and send every output back (outputs event)."""
     stream.emit("progress", phase="outputs")
     seeds = job["fidelity"]["seeds"]
@@ -199,7 +211,8 @@ def probe_runtime(name, stream):
 
 
 def _hello(stream, job_or_none):
-    files, commands = (), ()
+    # type: (EventStream, dict | None) -> None
+    files, commands = (), ()  # type: tuple[str, ...], tuple[list[str], ...]
     if isinstance(job_or_none, dict):
         wanted = job_or_none.get("env") or {}
         files = tuple(p for p in wanted.get("files") or () if isinstance(p, str))
@@ -222,7 +235,7 @@ def _check_job_id(argv, job):
 
 
 def main(argv=None):
-    # type: (list) -> int
+    # type: (list[str] | None) -> int
     argv = sys.argv[1:] if argv is None else argv
     self_test = "--self-test" in argv
     stream = EventStream.take_stdout()

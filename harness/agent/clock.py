@@ -3,7 +3,7 @@
 import time
 
 try:
-    now_ns = time.perf_counter_ns  # type: ignore[attr-defined]
+    now_ns = time.perf_counter_ns
     CLOCK_NAME = "perf_counter_ns"
 except AttributeError:  # Python 3.6
 

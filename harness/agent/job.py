@@ -23,7 +23,7 @@ def parse_job(raw):
     try:
         job = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise AgentFailure("protocol", "job is not valid UTF-8 JSON: %s" % exc)
+        raise AgentFailure("protocol", "job is not valid UTF-8 JSON: %s" % exc) from exc
     if not isinstance(job, dict):
         raise AgentFailure("protocol", "job must be a JSON object")
     version = job.get("protocol")

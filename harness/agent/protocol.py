@@ -4,8 +4,10 @@ stdout carries only protocol. Native runtimes (paddle's glog, CUDA banners) writ
 from C code, so at start-up the agent keeps a private duplicate of the real stdout for
 protocol events and points fd 1 at stderr: anything else that prints lands in stderr.
 
-Events: hello, progress, samples, result, error. Each is one JSON object with "event" and
-"protocol" keys.
+Each event is one JSON object with "event" (one of EVENTS) and "protocol" keys; the host
+(harness.run.agent_client) accepts exactly the kinds EVENTS lists, and docs/protocol.md
+describes their fields. (The device lock helper, lock.py, prints its own small set of
+events on its own stdout; they are not part of this protocol.)
 """
 
 import json
@@ -14,6 +16,18 @@ import sys
 
 from . import PROTOCOL_VERSION
 from .watchdog import set_phase
+
+# Every event kind the agent writes on the protocol stream, in the order a job sends them.
+EVENTS = (
+    "hello",     # first, always: agent and protocol version, clock, the device's environment
+    "progress",  # a phase begins (import, load, first-inference, idle, warmup, measure, profile, outputs)
+    "outputs",   # fidelity job: the model's outputs for each seeded input
+    "power",     # power job: the sensor's summary, a timeline and the markers
+    "profile",   # job.profile_ops: per-operator times from the runtime's own profiler
+    "samples",   # latency job: latency_ns of every timed iteration
+    "result",    # last on success: what was run and measured
+    "error",     # last on failure: kind (one of ERROR_KINDS), message, traceback; also the watchdog's timeout
+)
 
 # Error kinds the host understands; anything else is reported as "internal".
 ERROR_KINDS = (

@@ -6,11 +6,15 @@ comparisons. Its overhead is measured by tests/bench/test_agent_overhead.py.
 
 from .clock import now_ns
 
+TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments, not imported on the device
+if TYPE_CHECKING:
+    from typing import Callable  # noqa: F401 (named only in type comments, which ruff does not read)
+
 PROGRESS_INTERVAL_NS = 1000000000  # one progress event per second of timing
 
 
 def warm_up(run_once, iterations, duration_ns):
-    # type: (object, int, int) -> int
+    # type: (Callable[[], object], int, int) -> int
     """Run until both `iterations` calls and `duration_ns` have passed; return the count."""
     start = now_ns()
     done = 0
@@ -22,7 +26,7 @@ def warm_up(run_once, iterations, duration_ns):
 
 def timed_loop(run_once, min_iterations, min_duration_ns, max_duration_ns, max_iterations,
                on_progress=None):
-    # type: (object, int, int, int, int, object) -> dict
+    # type: (Callable[[], object], int, int, int, int, Callable[[int, int], object] | None) -> dict
     """Time each call of `run_once` in nanoseconds.
 
     Stops once at least `min_iterations` calls AND `min_duration_ns` have passed, or at the
@@ -30,7 +34,7 @@ def timed_loop(run_once, min_iterations, min_duration_ns, max_duration_ns, max_i
     can flag a run that never reached its minimum count).
     """
     clock = now_ns
-    samples = []
+    samples = []  # type: list[int]
     append = samples.append
     start = clock()
     min_end = start + min_duration_ns

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness.agent import PROTOCOL_VERSION
+from harness.agent.protocol import EVENTS
 from harness.errors import AgentError, ConnectionLost, TransportError, Unreachable
 from harness.transport.base import ContentCache, Transport, agent_files
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "agent"
-EVENTS = ("hello", "progress", "samples", "outputs", "power", "profile", "result", "error")
 # agent phases as users name them in "out of memory at <phase>"
 PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window", "first-inference": "inference",
                "warmup": "inference",

@@ -5,6 +5,7 @@ Also the timing loop and job parsing in-process (they are plain stdlib functions
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -19,10 +20,11 @@ import pytest
 import harness
 from harness.agent import PROTOCOL_VERSION, timing
 from harness.agent.job import LATENCY_DEFAULTS, parse_job
-from harness.agent.protocol import ERROR_KINDS, AgentFailure
+from harness.agent.protocol import ERROR_KINDS, EVENTS, AgentFailure
 from harness.agent.timing import timed_loop, warm_up
 
 REPO_ROOT = Path(harness.__file__).resolve().parent.parent
+AGENT_DIR = REPO_ROOT / "harness" / "agent"
 FAST_LATENCY = {"warmup_iterations": 2, "warmup_duration_s": 0, "min_iterations": 20, "min_duration_s": 0.01}
 
 
@@ -45,6 +47,7 @@ def run_agent(stdin: bytes = b"", args: tuple[str, ...] = (), python: str = sys.
     for line in done.stdout.decode("utf-8").splitlines():
         event = json.loads(line)  # fails the test on any non-protocol output
         assert isinstance(event, dict) and event["protocol"] == PROTOCOL_VERSION, line
+        assert event["event"] in EVENTS, line
         events.append(event)
     return done.returncode, events, done.stderr.decode("utf-8", "replace")
 
@@ -328,6 +331,68 @@ def test_parse_job_rejects_malformed_jobs(overrides: dict[str, Any], needle: str
 def test_parse_job_rejects_a_json_array() -> None:
     with pytest.raises(AgentFailure, match="JSON object"):
         parse_job(b"[1, 2, 3]")
+
+
+class _EventKinds(ast.NodeVisitor):
+    """Collects the event kinds one agent module sends: the first argument of every emit(...)
+    call, and the "event" of every event written by hand (a dict literal with "event" and
+    "protocol" keys, as the watchdog's). The body of EventStream.emit itself, which builds the
+    record for whatever kind it is given, is not a sender."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.kinds: list[tuple[str, str]] = []  # (kind, "path:line")
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        if node.name != "emit":
+            self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name == "emit" and node.args:
+            self._kind(node.args[0], node.lineno)
+        self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        keys = {key.value: value for key, value in zip(node.keys, node.values, strict=True)
+                if isinstance(key, ast.Constant)}
+        if "event" in keys and "protocol" in keys:
+            self._kind(keys["event"], node.lineno)
+        self.generic_visit(node)
+
+    def _kind(self, expr: ast.expr, line: int) -> None:
+        assert isinstance(expr, ast.Constant) and isinstance(expr.value, str), (
+            f"{self.where}:{line}: an event kind must be a string literal, so this test can check it")
+        self.kinds.append((expr.value, f"{self.where}:{line}"))
+
+
+def _emitted_event_kinds() -> dict[str, list[str]]:
+    """Event kind -> the places in the agent's source that send it.
+
+    lock.py is left out: the device lock helper prints its own events ("waiting", "locked", ...)
+    on its own stdout, outside the agent protocol."""
+    kinds: dict[str, list[str]] = {}
+    for path in sorted(AGENT_DIR.rglob("*.py")):
+        if path.relative_to(AGENT_DIR).as_posix() == "lock.py":
+            continue
+        collector = _EventKinds(path.relative_to(REPO_ROOT).as_posix())
+        collector.visit(ast.parse(path.read_text(encoding="utf-8")))
+        for kind, where in collector.kinds:
+            kinds.setdefault(kind, []).append(where)
+    return kinds
+
+
+def test_protocol_events_lists_every_event_kind_the_agent_emits() -> None:
+    """protocol.EVENTS is the one list of event kinds: the host accepts exactly these, so a kind the
+    agent sends that is not listed would be a protocol error on every host, and a listed kind
+    nobody sends is a stale entry."""
+    emitted = _emitted_event_kinds()
+    unlisted = {kind: where for kind, where in emitted.items() if kind not in EVENTS}
+    assert not unlisted, f"the agent emits event kinds missing from protocol.EVENTS: {unlisted}"
+    never_sent = set(EVENTS) - set(emitted)
+    assert not never_sent, f"protocol.EVENTS lists kinds the agent never emits: {never_sent}"
+    assert "harness/agent/watchdog.py" in " ".join(emitted["error"])  # the hand-written event is seen too
 
 
 def test_agent_failure_with_unknown_kind_becomes_internal() -> None:

@@ -883,5 +883,5 @@ def test_sensors_compile_import_and_read_under_python36(python36: str, tmp_path:
     assert result["ina3221"] == 0.933 and result["status"] == "ok"
     assert result["kinds"] == sorted(POWER_SENSORS)
     sources = sorted(p.stem for p in (tmp_path / "harness_agent" / "sensors").glob("*.py"))
-    assert sources == ["__init__", "base", "command", "estimate", "ina3221", "none", "nvml", "rapl",
-                       "simulated", "tegrastats"]
+    assert sources == ["__init__", "command", "errors", "estimate", "ina3221", "none", "nvml", "rapl",
+                       "sampler", "sensor", "simulated", "streaming", "summary", "sysfs", "tegrastats"]

@@ -8,6 +8,10 @@ import importlib
 
 from ..protocol import AgentFailure
 
+TYPE_CHECKING = False  # mypy takes this name as True; the adapters' base is imported with the adapter
+if TYPE_CHECKING:
+    from .base import BaseAdapter  # noqa: F401 (named only in type comments, which ruff does not read)
+
 ADAPTER_MODULES = {
     "noop": "noop",
     "onnxruntime": "onnxruntime",
@@ -18,7 +22,7 @@ ADAPTER_MODULES = {
 
 
 def load_adapter_class(name):
-    # type: (str) -> type
+    # type: (str) -> type[BaseAdapter]
     if name not in ADAPTER_MODULES:
         raise AgentFailure(
             "bad-option",

@@ -13,6 +13,10 @@ Life cycle, driven by the job runner:
 
 from ..protocol import AgentFailure
 
+TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments, not imported on the device
+if TYPE_CHECKING:
+    from typing import Callable  # noqa: F401 (named only in type comments, which ruff does not read)
+
 
 class BaseAdapter(object):
     name = "base"
@@ -62,6 +66,7 @@ class BaseAdapter(object):
         raise NotImplementedError
 
     def runner(self):
+        # type: () -> Callable[[], object]
         raise NotImplementedError
 
     def outputs(self):
@@ -109,7 +114,7 @@ def finish_profile(ops, wall_ms, iterations, profiler, reason=""):
     if not ops or total <= 0:
         return unsupported_profile(reason or "%s recorded no operator events" % profiler)
     denominator = max(float(wall_ms or 0.0), total)
-    by_type = {}
+    by_type = {}  # type: dict[str, dict]  # op type -> its totals
     for op in ops:
         op["time_ms"] = round(op["time_ms"], 6)
         op["share"] = round(op["time_ms"] / denominator, 6)

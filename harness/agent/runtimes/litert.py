@@ -58,7 +58,7 @@ class Adapter(BaseAdapter):
         except ImportError as exc:
             raise AgentFailure(
                 "runtime-missing", "ai_edge_litert cannot be imported: %s (install ai-edge-litert and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc)
+                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
         self._litert = litert_interpreter
 
     def version(self):
@@ -84,7 +84,7 @@ class Adapter(BaseAdapter):
                 experimental_op_resolver_type=self._resolver())
             self.interpreter.allocate_tensors()
         except Exception as exc:  # ValueError / RuntimeError with the runtime's own message
-            raise AgentFailure("model-load", "litert could not load %s: %s" % (model, _first_line(exc)))
+            raise AgentFailure("model-load", "litert could not load %s: %s" % (model, _first_line(exc))) from exc
         self.input_spec = input_spec
         self.input_details = self.interpreter.get_input_details()
         self.output_details = self.interpreter.get_output_details()
@@ -117,7 +117,7 @@ class Adapter(BaseAdapter):
                 self.interpreter.allocate_tensors()
             except Exception as exc:
                 raise AgentFailure("bad-option", "litert: cannot resize input %r to %s: %s"
-                                   % (detail["name"], shape, _first_line(exc)))
+                                   % (detail["name"], shape, _first_line(exc))) from exc
             self.input_details = self.interpreter.get_input_details()
             self.output_details = self.interpreter.get_output_details()
             detail = self.input_details[0]
@@ -232,9 +232,9 @@ def _graph_summary(interpreter):
         ops = interpreter._get_ops_details()  # the only view of the execution plan in the Python API
     except Exception:
         ops = []
-    counts = {}
-    produced = set()
-    consumed = set()
+    counts = {}  # type: dict[str, int]  # op name -> nodes in the execution plan
+    produced = set()  # type: set[int]  # tensor indices some op writes
+    consumed = set()  # type: set[int]  # tensor indices some op reads
     for op in ops:
         counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
         if op["op_name"] == "DELEGATE":
@@ -242,9 +242,9 @@ def _graph_summary(interpreter):
         produced.update(int(i) for i in op["outputs"])
         consumed.update(int(i) for i in op["inputs"] if int(i) >= 0)
     details = interpreter.get_tensor_details()
-    dtypes = {}
-    weights = {}
-    quantized = {}
+    dtypes = {}  # type: dict[str, int]  # dtype -> tensors
+    weights = {}  # type: dict[str, int]  # dtype -> constant elements
+    quantized = {}  # type: dict[str, int]  # dtype -> quantized operands
     graph_inputs = set(int(d["index"]) for d in interpreter.get_input_details())
     for tensor in details:
         name = _dtype_name(tensor["dtype"])
@@ -279,10 +279,10 @@ _NODE_INDEX = re.compile(r":(\d+)$")
 
 
 def parse_summary(text):
-    # type: (str) -> list
+    # type: (str) -> list[dict]
     """Rows of the first "Run Order" table of a LiteRT/TFLite profile summary, as op dicts
     {"op", "type", "executor", "time_ms" (total), "calls", "avg_ms"}."""
-    ops = []
+    ops = []  # type: list[dict]
     in_table = False
     for line in text.splitlines():
         if "Run Order" in line:
@@ -333,15 +333,15 @@ class _CompiledModelProfile(object):
         try:
             self.lib = ctypes.CDLL(path)
         except OSError as exc:
-            raise _ProfileUnavailable("litert op profiling unavailable: cannot load %s: %s" % (path, exc))
+            raise _ProfileUnavailable("litert op profiling unavailable: cannot load %s: %s" % (path, exc)) from exc
         self._keep = []
 
     def _call(self, name, *args):
         try:
             function = getattr(self.lib, name)
-        except AttributeError:
+        except AttributeError as exc:
             raise _ProfileUnavailable("not supported by litert: libLiteRt.so has no %s (op profiling needs the "
-                                      "CompiledModel profiler C API, ai-edge-litert >= 2.x)" % name)
+                                      "CompiledModel profiler C API, ai-edge-litert >= 2.x)" % name) from exc
         function.restype = self.ctypes.c_int
         status = function(*args)
         if status != 0:

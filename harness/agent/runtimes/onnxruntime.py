@@ -89,12 +89,12 @@ class Adapter(BaseAdapter):
 
     def import_runtime(self):
         try:
-            import onnxruntime
             import numpy  # noqa: F401
+            import onnxruntime
         except ImportError as exc:
             raise AgentFailure(
                 "runtime-missing", "onnxruntime cannot be imported: %s (install onnxruntime and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc)
+                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
         self._ort = onnxruntime
         available = list(onnxruntime.get_available_providers())
         self.available_providers = available
@@ -128,12 +128,12 @@ class Adapter(BaseAdapter):
             self.session = self._ort.InferenceSession(
                 model, sess_options=self._session_options(), providers=self.options["providers"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise AgentFailure("model-load", "onnxruntime could not load %s: %s" % (model, _first_line(exc)))
+            raise AgentFailure("model-load", "onnxruntime could not load %s: %s" % (model, _first_line(exc))) from exc
         self.input_spec = input_spec
         self.inputs = self.session.get_inputs()
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._feed = {}  # one dict for the session's life: set_inputs refills it, runner() keeps it
-        self._box = [None]  # the latest run's outputs
+        self._box = [None]  # type: list[list | None]  # the latest run's outputs
 
     def set_inputs(self, seed):
         spec = self.input_spec
@@ -175,14 +175,16 @@ class Adapter(BaseAdapter):
         """The latest run's outputs (one inference first if none ran since set_inputs)."""
         if self._box[0] is None:
             self.runner()()
-        return [_as_array(value) for value in self._box[0]]
+        latest = self._box[0]
+        assert latest is not None, "run_once stores the run's outputs"
+        return [_as_array(value) for value in latest]
 
     def describe(self):
         graph = _read_graph(self.model_path)
         quant_ops = dict((op, n) for op, n in graph["ops"].items() if op in QDQ_OPS or op in INT8_KERNEL_OPS
                          or op.startswith("QLinear"))
         if quant_ops:
-            precision = "int8"
+            precision = "int8"  # type: str | None
         else:
             precision = FLOAT_PRECISIONS.get(graph["float_weight_dtype"] or "", None)
             if precision is None:
@@ -297,7 +299,7 @@ def ort_profile_ops(events, skip_runs=0):
     if skip_runs and len(runs) > skip_runs:
         last = runs[skip_runs - 1]
         cutoff = last.get("ts", 0) + last.get("dur", 0)
-    nodes = {}
+    nodes = {}  # type: dict[str, dict]
     for event in events:
         name = event.get("name", "")
         if event.get("cat") != "Node" or not name.endswith("_kernel_time") or event.get("ts", 0) < cutoff:
@@ -325,7 +327,7 @@ def _ort_dtype(type_name):
 
 def _shape(dims):
     """ORT dims: int, a symbolic name (str) or None -> int or a string ("?" when unnamed)."""
-    out = []
+    out = []  # type: list[int | str]
     for dim in dims or []:
         if isinstance(dim, int) and dim >= 0:
             out.append(dim)
@@ -395,13 +397,14 @@ def _text(buf, span):
 
 def _read_graph(path):
     """Op-type counts, opset, producer and the dominant weight dtype of an ONNX model file."""
-    info = {"ops": {}, "opset": None, "producer": "", "weight_dtype": None, "float_weight_dtype": None}
+    info = {"ops": {}, "opset": None, "producer": "", "weight_dtype": None,
+            "float_weight_dtype": None}  # type: dict
     if not os.path.getsize(path):
         return info
     with open(path, "rb") as handle:
         buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            producer = []
+            producer = []  # type: list[str]
             graph = None
             for number, wire, value in _fields(buf, 0, len(buf)):
                 if number == 2 and wire == 2:
@@ -422,7 +425,7 @@ def _read_graph(path):
             info["producer"] = " ".join(p for p in producer if p)
             if graph is None:
                 return info
-            weights = {}
+            weights = {}  # type: dict[str, int]  # dtype -> element count
             for number, wire, value in _fields(buf, graph[0], graph[0] + graph[1]):
                 if number == 1 and wire == 2:  # NodeProto
                     for n, w, v in _fields(buf, value[0], value[0] + value[1]):

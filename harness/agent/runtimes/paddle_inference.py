@@ -46,7 +46,7 @@ class Adapter(BaseAdapter):
         try:
             import paddle.inference as inference  # noqa: F401
         except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc)
+            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc) from exc
         self._inference = inference
 
     def version(self):
@@ -108,8 +108,8 @@ class Adapter(BaseAdapter):
             self.predictor, log = _with_captured_stderr(lambda: self._inference.create_predictor(config))
         except Exception as exc:  # paddle raises several unrelated types here
             raise AgentFailure("model-load", "paddle-inference could not load %s: %s"
-                               % (model, _first_line(exc)))
-        self.int8_ops = {}
+                               % (model, _first_line(exc))) from exc
+        self.int8_ops = {}  # type: dict[str, int]  # op -> int8 kernels paddle's log reports
         for count, op in QUANTIZED_OPS_LINE.findall(log):
             if int(count):
                 self.int8_ops[op] = self.int8_ops.get(op, 0) + int(count)
@@ -190,13 +190,7 @@ class Adapter(BaseAdapter):
 
         from ..clock import now_ns
 
-        try:
-            from paddle.base import core
-        except ImportError:
-            try:
-                from paddle.fluid import core  # paddle 2.x
-            except ImportError:
-                core = None
+        core = _paddle_core()
         warm = min(5, iterations)
         box = {}
         try:
@@ -241,6 +235,21 @@ class Adapter(BaseAdapter):
 
 # One row of paddle's profiler "Event Summary": thread0::fused_conv2d  680  92.43  0.072  0.449  0.136  0.565
 _EVENT_ROW = re.compile(r"^thread\d+::(?P<name>\S+)\s+(?P<calls>\d+)\s+(?P<total>[\d.eE+-]+)\s+")
+
+
+def _paddle_core():
+    """paddle's C++ core module (its reset_profiler() clears the profiler's events): paddle.base
+    in paddle 3, paddle.fluid in paddle 2; None when neither imports."""
+    try:
+        from paddle.base import core
+        return core
+    except ImportError:
+        pass
+    try:
+        from paddle.fluid import core as fluid_core  # paddle 2.x
+        return fluid_core
+    except ImportError:
+        return None
 
 
 def parse_profile_report(text):

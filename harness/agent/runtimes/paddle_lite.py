@@ -27,7 +27,7 @@ class Adapter(BaseAdapter):
             import numpy
             from paddlelite import lite
         except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddlelite cannot be imported: %s" % exc)
+            raise AgentFailure("runtime-missing", "paddlelite cannot be imported: %s" % exc) from exc
         if int(numpy.__version__.split(".")[0]) >= 2 and not self.options["allow_numpy2"]:
             raise AgentFailure(
                 "runtime-missing",
@@ -60,7 +60,7 @@ class Adapter(BaseAdapter):
         try:
             self.predictor = self._lite.create_paddle_predictor(config)
         except Exception as exc:
-            raise AgentFailure("model-load", "paddle-lite could not load %s: %s" % (model, exc))
+            raise AgentFailure("model-load", "paddle-lite could not load %s: %s" % (model, exc)) from exc
         self.input_spec = input_spec
 
     def set_inputs(self, seed):

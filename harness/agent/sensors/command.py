@@ -16,7 +16,8 @@ import re
 import subprocess
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
 
 DEFAULT_TIMEOUT_S = 5.0
 _VALUE = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z\u00b5]*)$")
@@ -49,20 +50,21 @@ class CommandSensor(Sensor):
     }
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
         self.total_rail = "command"
         self.total_note = "the power printed by %s" % " ".join(self.options["argv"])
 
     def _run(self):
-        # type: () -> tuple
+        # type: () -> tuple[int, str]
+        """(the middle of the run in agent-clock ns, what the command printed)."""
         argv = self.options["argv"]
         t0 = now_ns()
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, timeout=self.options["timeout_s"])
-        except subprocess.TimeoutExpired:
-            raise SensorError("%s did not finish within %.1f s" % (argv[0], self.options["timeout_s"]))
+        except subprocess.TimeoutExpired as exc:
+            raise SensorError("%s did not finish within %.1f s" % (argv[0], self.options["timeout_s"])) from exc
         t1 = now_ns()
         out = done.stdout.decode("utf-8", "replace")
         if done.returncode != 0:
@@ -77,19 +79,19 @@ class CommandSensor(Sensor):
         try:
             t_ns, out = self._run()
             parse_watts(out)
-        except FileNotFoundError:
-            raise SensorUnavailable("power command not found: %s" % argv[0])
-        except PermissionError:
-            raise SensorUnavailable("power command cannot be run: permission denied on %s" % argv[0])
+        except FileNotFoundError as exc:
+            raise SensorUnavailable("power command not found: %s" % argv[0]) from exc
+        except PermissionError as exc:
+            raise SensorUnavailable("power command cannot be run: permission denied on %s" % argv[0]) from exc
         except SensorError as exc:
-            raise SensorUnavailable("power command %s does not work: %s" % (argv[0], exc))
+            raise SensorUnavailable("power command %s does not work: %s" % (argv[0], exc)) from exc
 
     def _read(self):
         # type: () -> dict
         try:
             t_ns, out = self._run()
         except OSError as exc:
-            raise SensorError("power command %s cannot be run: %s" % (self.options["argv"][0], exc))
+            raise SensorError("power command %s cannot be run: %s" % (self.options["argv"][0], exc)) from exc
         watts = parse_watts(out)
         return make_sample(t_ns, watts, {"command": watts})
 

@@ -15,14 +15,16 @@ ticks (usually 100/s), so intervals under ~200 ms are coarse.
 """
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_text
 
 DEFAULT_IDLE_W = 2.0
 DEFAULT_PER_CORE_W = 4.0
 
 
 def parse_proc_stat(text):
-    # type: (str) -> tuple
+    # type: (str) -> tuple[int, int, int]
     """(busy ticks, total ticks, cores) from /proc/stat text."""
     busy = total = None
     cores = 0
@@ -37,7 +39,7 @@ def parse_proc_stat(text):
             total = busy + idle + iowait + steal
         elif fields[0].startswith("cpu") and fields[0][3:].isdigit():
             cores += 1
-    if busy is None:
+    if busy is None or total is None:  # both come from the same line
         raise SensorError("/proc/stat has no aggregate 'cpu' line")
     return busy, total, cores
 
@@ -54,14 +56,15 @@ class EstimateSensor(Sensor):
     }
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
         self.stat_path = self.path("/proc/stat")
-        self.cores = self.options.get("cores")
-        self._last = None  # type: object
+        self.cores = self.options.get("cores")  # type: int | None  # counted by probe() when not given
+        self._last = None  # type: tuple[int, int, int, int] | None
 
     def _snapshot(self):
-        # type: () -> tuple
+        # type: () -> tuple[int, int, int, int]
+        """(t_ns, busy ticks, total ticks, cores)."""
         t0 = now_ns()
         text = read_text(self.stat_path)
         t1 = now_ns()
@@ -81,7 +84,7 @@ class EstimateSensor(Sensor):
         try:
             self._last = self._snapshot()
         except (OSError, SensorError) as exc:
-            raise SensorUnavailable("cannot estimate power: %s unreadable (%s)" % (self.stat_path, exc))
+            raise SensorUnavailable("cannot estimate power: %s unreadable (%s)" % (self.stat_path, exc)) from exc
         if self.cores is None:
             self.cores = self._last[3] or 1
         if self.options.get("max_w") is not None and self.options["max_w"] < self.options["idle_w"]:
@@ -94,6 +97,7 @@ class EstimateSensor(Sensor):
         # type: () -> dict
         snapshot = self._snapshot()
         last, self._last = self._last, snapshot
+        assert last is not None and self.cores is not None, "probe() takes the first snapshot and counts the cores"
         t_ns, busy, total, _ = snapshot
         d_total = total - last[2]
         d_busy = busy - last[1]

@@ -19,7 +19,9 @@ import glob
 import os
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_number, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_number, read_text
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 HWMON_GLOBS = ("/sys/bus/i2c/devices/*/hwmon/hwmon*", "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")
@@ -51,7 +53,7 @@ class Channel(object):
     """One connected rail: where to read it and how."""
 
     def __init__(self, name, device, number, volt_path, curr_path, power_path=None):
-        # type: (str, str, int, str, str, str) -> None
+        # type: (str, str, int, str, str, str | None) -> None
         self.name = name
         self.device = device
         self.number = number
@@ -67,7 +69,7 @@ class Channel(object):
 
 
 def _hwmon_channels(directory):
-    # type: (str) -> list
+    # type: (str) -> list[Channel]
     name_file = os.path.join(directory, "name")
     if os.path.exists(name_file) and read_text(name_file) != "ina3221":
         return []  # another hwmon chip on the i2c bus (a temperature sensor, ...)
@@ -92,7 +94,7 @@ def _hwmon_channels(directory):
 
 
 def _iio_channels(directory):
-    # type: (str) -> list
+    # type: (str) -> list[Channel]
     name_file = os.path.join(directory, "name")
     if os.path.exists(name_file) and read_text(name_file) != "ina3221x":
         return []
@@ -107,11 +109,10 @@ def _iio_channels(directory):
             continue
         volt = os.path.join(directory, "in_voltage%d_input" % number)
         curr = os.path.join(directory, "in_current%d_input" % number)
-        power = os.path.join(directory, "in_power%d_input" % number)
-        if not os.path.exists(power):
-            power = None
-            if not (os.path.exists(volt) and os.path.exists(curr)):
-                continue
+        power_file = os.path.join(directory, "in_power%d_input" % number)
+        power = power_file if os.path.exists(power_file) else None
+        if power is None and not (os.path.exists(volt) and os.path.exists(curr)):
+            continue
         channels.append(Channel(label, directory, number, volt, curr, power))
     return channels
 
@@ -125,14 +126,14 @@ class INA3221Sensor(Sensor):
     }
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
-        self.channels = []  # type: list
-        self.layout = None  # type: object
+        self.channels = []  # type: list[Channel]
+        self.layout = None  # type: str | None  # "hwmon" or "iio", once discovered
 
     def _devices(self, patterns):
-        # type: (tuple) -> list
-        seen, found = set(), []
+        # type: (tuple[str, ...]) -> list[str]
+        seen, found = set(), []  # type: set[str], list[str]
         for pattern in patterns:
             for directory in sorted(glob.glob(self.path(pattern))):
                 real = os.path.realpath(directory)
@@ -142,9 +143,9 @@ class INA3221Sensor(Sensor):
         return found
 
     def discover(self):
-        # type: () -> list
+        # type: () -> list[Channel]
         try:
-            channels = []
+            channels = []  # type: list[Channel]
             for directory in self._devices(HWMON_GLOBS):
                 channels.extend(_hwmon_channels(directory))
             layout = "hwmon"
@@ -153,7 +154,7 @@ class INA3221Sensor(Sensor):
                     channels.extend(_iio_channels(directory))
                 layout = "iio"
         except PermissionError as exc:
-            raise SensorUnavailable("INA3221 sysfs not readable: permission denied on %s" % exc.filename)
+            raise SensorUnavailable("INA3221 sysfs not readable: permission denied on %s" % exc.filename) from exc
         if not channels:
             where = WHERE if self.root == "/" else "%s (under root %s)" % (WHERE, self.root)
             raise SensorUnavailable("no INA3221 under %s" % where)
@@ -188,14 +189,14 @@ class INA3221Sensor(Sensor):
         try:
             self._read()
         except PermissionError as exc:
-            raise SensorUnavailable("INA3221 values not readable: permission denied on %s" % exc.filename)
+            raise SensorUnavailable("INA3221 values not readable: permission denied on %s" % exc.filename) from exc
         except (SensorError, OSError) as exc:
-            raise SensorUnavailable("INA3221 values not readable: %s" % exc)
+            raise SensorUnavailable("INA3221 values not readable: %s" % exc) from exc
 
     def _read(self):
         # type: () -> dict
         t0 = now_ns()
-        rails = {}
+        rails = {}  # type: dict[str, float]
         for channel in self.channels:
             rails[channel.name] = channel.watts()
         t1 = now_ns()

@@ -1,6 +1,7 @@
 """`power: none` (or no power key): there is no sensor, and results say so."""
 
-from .base import Sensor, SensorUnavailable
+from .errors import SensorUnavailable
+from .sensor import Sensor
 
 REASON = "no power sensor declared for this target"
 

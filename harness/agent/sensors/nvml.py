@@ -14,7 +14,9 @@ On recent drivers power.draw is a 1-second average (power.draw.instant is the ra
 short load windows smear into the idle window; keep latency.min_duration_s >= a few seconds.
 """
 
-from .base import SensorError, StreamingSensor, make_sample
+from .errors import SensorError
+from .sensor import make_sample
+from .streaming import StreamingSensor
 
 FIELDS = ("index", "power.draw", "power.limit", "clocks.sm", "clocks.mem", "temperature.gpu",
           "utilization.gpu")
@@ -23,7 +25,7 @@ EXTRA_KEYS = {"power.limit": "power_limit_w", "clocks.sm": "sm_clock_mhz", "cloc
 
 
 def parse_value(text):
-    # type: (str) -> tuple
+    # type: (str) -> tuple[float | None, str | None]
     """(float or None, note or None) for one csv field of nvidia-smi (nounits)."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -32,8 +34,8 @@ def parse_value(text):
         return None, text or "empty"
     try:
         return float(text), None
-    except ValueError:
-        raise SensorError("nvidia-smi value %r is not a number" % text)
+    except ValueError as exc:
+        raise SensorError("nvidia-smi value %r is not a number" % text) from exc
 
 
 def parse_gpu_line(line):
@@ -45,14 +47,15 @@ def parse_gpu_line(line):
                           % (len(fields), len(FIELDS), ",".join(FIELDS), line[:200]))
     try:
         index = int(fields[0])
-    except ValueError:
-        raise SensorError("nvidia-smi line does not start with a GPU index: %s" % line[:200])
-    gpu = {"index": index, "notes": {}}
+    except ValueError as exc:
+        raise SensorError("nvidia-smi line does not start with a GPU index: %s" % line[:200]) from exc
+    notes = {}  # type: dict[str, str]
+    gpu = {"index": index, "notes": notes}  # type: dict
     for name, text in zip(FIELDS[1:], fields[1:]):
         value, note = parse_value(text)
         gpu["power_w" if name == "power.draw" else EXTRA_KEYS[name]] = value
         if note is not None:
-            gpu["notes"][name] = note
+            notes[name] = note
     return gpu
 
 
@@ -68,28 +71,28 @@ class NVMLSensor(StreamingSensor):
     }
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         StreamingSensor.__init__(self, options, root)
         self._reset_stream_state()
 
     def _reset_stream_state(self):
         # type: () -> None
         StreamingSensor._reset_stream_state(self)
-        self._pending = []  # type: list  # (t_ns, gpu) of the tick being gathered
-        self._gpu_count = None  # type: object
+        self._pending = []  # type: list[tuple[int, dict]]  # (t_ns, gpu) of the tick being gathered
+        self._gpu_count = None  # type: int | None  # GPUs per tick, known once the first tick is complete
 
     def default_argv(self):
-        # type: () -> list
+        # type: () -> list[str]
         return ["nvidia-smi", "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits",
                 "-lms", str(max(1, int(round(self.interval_s * 1000))))]
 
     def open(self, interval_s=None):
-        # type: (float) -> None
+        # type: (float | None) -> None
         StreamingSensor.open(self, interval_s)
         self._reset_stream_state()
 
     def parse_line(self, t_ns, line):
-        # type: (int, str) -> object
+        # type: (int, str) -> dict | None
         if not line.strip():
             return None
         gpu = parse_gpu_line(line)
@@ -109,14 +112,15 @@ class NVMLSensor(StreamingSensor):
         return self._tick_sample(done) if done else None
 
     def _tick_sample(self, tick):
-        # type: (list) -> dict
+        # type: (list[tuple[int, dict]]) -> dict
         t_ns = tick[0][0]
         gpus = [gpu for _, gpu in tick]
-        rails, extra, notes = {}, {"gpus": {}}, []
+        rails, per_gpu, notes = {}, {}, []  # type: dict[str, float | None], dict[str, dict], list[str]
+        extra = {"gpus": per_gpu}  # type: dict[str, object]
         for gpu in gpus:
             name = "gpu%d" % gpu["index"]
             rails[name] = gpu["power_w"]
-            extra["gpus"][name] = dict((key, gpu[key]) for key in EXTRA_KEYS.values())
+            per_gpu[name] = dict((key, gpu[key]) for key in EXTRA_KEYS.values())
             for field, note in sorted(gpu["notes"].items()):
                 notes.append("%s %s: %s" % (name, field, note))
         if notes:

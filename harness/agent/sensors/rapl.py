@@ -20,14 +20,16 @@ import glob
 import os
 
 from ..clock import now_ns
-from .base import Sensor, SensorError, SensorUnavailable, make_sample, read_number, read_text
+from .errors import SensorError, SensorUnavailable
+from .sensor import Sensor, make_sample
+from .sysfs import read_number, read_text
 
 POWERCAP_GLOB = "/sys/class/powercap/intel-rapl:*"
 
 
 class Domain(object):
     def __init__(self, zone, name, directory, max_range_uj):
-        # type: (str, str, str, object) -> None
+        # type: (str, str, str, int | None) -> None
         self.zone = zone            # "intel-rapl:0" or "intel-rapl:0:1"
         self.name = name            # "package-0" or "package-0/core"
         self.energy_path = os.path.join(directory, "energy_uj")
@@ -41,14 +43,14 @@ class RAPLSensor(Sensor):
     OPTIONS = {"never_run_on_hardware": ("bool", None)}
 
     def __init__(self, options=None, root="/"):
-        # type: (dict, str) -> None
+        # type: (dict | None, str) -> None
         Sensor.__init__(self, options, root)
-        self.domains = []  # type: list
-        self._last = None  # type: object  # (t_ns, {zone: energy_uj})
+        self.domains = []  # type: list[Domain]
+        self._last = None  # type: tuple[int, dict[str, int]] | None  # (t_ns, {zone: energy_uj})
 
     def _discover(self):
-        # type: () -> list
-        zones = {}
+        # type: () -> list[Domain]
+        zones = {}  # type: dict[str, tuple[str, str, int | None]]  # zone -> (name, directory, max range)
         for directory in sorted(glob.glob(self.path(POWERCAP_GLOB))):
             zone = os.path.basename(directory)
             if not os.path.exists(os.path.join(directory, "energy_uj")):
@@ -58,7 +60,7 @@ class RAPLSensor(Sensor):
             except OSError:
                 name = zone
             try:
-                max_range = int(read_number(os.path.join(directory, "max_energy_range_uj")))
+                max_range = int(read_number(os.path.join(directory, "max_energy_range_uj")))  # type: int | None
             except (OSError, SensorError):
                 max_range = None
             zones[zone] = (name, directory, max_range)
@@ -73,7 +75,8 @@ class RAPLSensor(Sensor):
         return domains
 
     def _energies(self):
-        # type: () -> tuple
+        # type: () -> tuple[int, dict[str, int]]
+        """(the middle of the reads, {zone: energy_uj})."""
         t0 = now_ns()
         values = {}
         for domain in self.domains:
@@ -93,9 +96,9 @@ class RAPLSensor(Sensor):
             raise SensorUnavailable(
                 "RAPL energy_uj not readable: permission denied on %s (recent kernels restrict it to root; "
                 "run the agent as root or chmod o+r the energy_uj files, which resets at boot)"
-                % exc.filename)
+                % exc.filename) from exc
         except (OSError, SensorError) as exc:
-            raise SensorUnavailable("RAPL energy_uj not readable: %s" % exc)
+            raise SensorUnavailable("RAPL energy_uj not readable: %s" % exc) from exc
         packages = [d.name for d in self.domains if d.is_package]
         if packages:
             self.total_rail = "+".join(packages) if len(packages) > 1 else packages[0]
@@ -108,12 +111,13 @@ class RAPLSensor(Sensor):
     def _read(self):
         # type: () -> dict
         t_ns, values = self._energies()
+        assert self._last is not None, "probe() takes the first reading"
         last_t, last_values = self._last
         self._last = (t_ns, values)
         span_s = (t_ns - last_t) / 1e9
         if span_s <= 0:
             raise SensorError("RAPL read at the same instant as the previous one")
-        rails, deltas = {}, {}
+        rails, deltas = {}, {}  # type: dict[str, float], dict[str, int]
         for domain in self.domains:
             delta = values[domain.zone] - last_values[domain.zone]
             if delta < 0:  # the counter wrapped at max_energy_range_uj

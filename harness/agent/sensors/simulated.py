@@ -53,7 +53,7 @@ class SimulatedINA3221(object):
         self.cpuacct_usage_path = cpuacct_usage_path
         self.idle_mw = float(idle_mw)
         self.per_core_mw = float(per_core_mw)
-        self._last = None  # type: object  # (wall_ns, usage_ns)
+        self._last = None  # type: tuple[int, int] | None  # (wall_ns, usage_ns)
         self.busy_cores = 0.0
 
     def _write(self, name, value):
@@ -65,7 +65,7 @@ class SimulatedINA3221(object):
         os.replace(temporary, final)
 
     def create(self, wall_ns=None):
-        # type: (int) -> None
+        # type: (int | None) -> None
         """The static files, idle values, and the starting point of the CPU counter."""
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory)
@@ -81,7 +81,7 @@ class SimulatedINA3221(object):
         self._write_power(self.idle_mw, 0.0)
 
     def step(self, wall_ns=None):
-        # type: (int) -> float
+        # type: (int | None) -> float
         """Follow the counter since the last step; returns POM_5V_IN in mW."""
         wall_ns = now_ns() if wall_ns is None else wall_ns
         usage = read_cpuacct_usage(self.cpuacct_usage_path)
@@ -115,7 +115,7 @@ class SimulatedINA3221(object):
 
 def write_simulated_ina3221(root, cgroup_cpuacct_path, idle_mw=DEFAULT_IDLE_MW, per_core_mw=DEFAULT_PER_CORE_MW,
                             interval_s=DEFAULT_INTERVAL_S, stop_event=None):
-    # type: (str, str, float, float, float, object) -> None
+    # type: (str, str, float, float, float, threading.Event | None) -> None
     """Keep the simulated tree under `root` updated every `interval_s` until `stop_event` is set."""
     simulated = SimulatedINA3221(root, cgroup_cpuacct_path, idle_mw, per_core_mw)
     simulated.create()
@@ -125,7 +125,7 @@ def write_simulated_ina3221(root, cgroup_cpuacct_path, idle_mw=DEFAULT_IDLE_MW, 
 
 
 def main(argv=None):
-    # type: (list) -> int
+    # type: (list[str] | None) -> int
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -144,6 +144,7 @@ def main(argv=None):
     stop = threading.Event()
 
     def _stop(signum, frame):
+        # type: (int, object) -> None
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)

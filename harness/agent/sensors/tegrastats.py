@@ -23,7 +23,9 @@ extra["rails_sum_w"] carries the sum of the listed rails, which is a lower bound
 
 import re
 
-from .base import SensorError, StreamingSensor, make_sample
+from .errors import SensorError
+from .sensor import make_sample
+from .streaming import StreamingSensor
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 UNUSED_RAILS = ("NC",)
@@ -42,7 +44,7 @@ NO_SENSOR_TEMP_C = -256.0  # what tegrastats prints for a thermal zone that is s
 
 
 def _freqs(text):
-    # type: (str) -> list
+    # type: (str) -> list[int]
     if not text:
         return []
     return [int(part) for part in text.strip("[]").split(",") if part.strip()]
@@ -64,7 +66,7 @@ def parse_line(line):
     cpu = _CPU.search(line)
     if cpu:
         shared_freq = int(cpu.group(2)) if cpu.group(2) else None  # old "cpu [..]@408" form
-        cores = []
+        cores = []  # type: list[dict[str, int | None] | None]  # None: a core powered down
         for item in cpu.group(1).split(","):
             match = _LOAD_FREQ.match(item.strip())
             if match is None:  # "off" (core powered down) or anything unexpected
@@ -97,7 +99,7 @@ def parse_line(line):
 
 
 def choose_total(rail_names, override=None):
-    # type: (list, str) -> tuple
+    # type: (list[str], str | None) -> tuple[str | None, str]
     """(total rail name or None, note) for the rails a board reports."""
     if override:
         if override in rail_names:
@@ -124,11 +126,11 @@ class TegrastatsSensor(StreamingSensor):
     }
 
     def default_argv(self):
-        # type: () -> list
+        # type: () -> list[str]
         return ["tegrastats", "--interval", str(max(1, int(round(self.interval_s * 1000))))]
 
     def parse_line(self, t_ns, line):
-        # type: (int, str) -> object
+        # type: (int, str) -> dict | None
         if not line.strip():
             return None
         return self.sample_from_line(t_ns, line)
