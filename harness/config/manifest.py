@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from harness.analysis.fidelity_settings import FidelitySettings
 from harness.errors import ConfigError
 from harness.config.targets import NAME_PATTERN as TARGET_NAME_PATTERN
 from harness.config.targets import ARCHES, RUNTIMES
@@ -102,22 +103,6 @@ class LatencySettings:
     min_iterations: int = 50
     min_duration_s: float = 2.0
     max_duration_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class FidelitySettings:
-    """How a variant's outputs must agree with its baseline's on the same seeded inputs.
-
-    ``max_relative_error`` limits the mean over inputs of ||variant - baseline|| divided by
-    the mean distance between the baseline's outputs for different inputs: 0.1 means "moves
-    a tenth as much as changing the input does". Top-k limits apply to classifier-shaped
-    outputs (class scores on the last axis) only."""
-
-    inputs: int = 16
-    min_top1_agreement: float = 0.99
-    min_top5_agreement: float | None = None
-    max_relative_error: float = 0.10
-    min_cosine: float | None = None
 
 
 @dataclass(frozen=True)
