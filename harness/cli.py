@@ -32,7 +32,7 @@ def _repo_default(relative: str) -> Path:
 
 
 def cmd_targets_list(args: argparse.Namespace) -> int:
-    from harness.config.targets import load_inventory
+    from harness.config.target_files import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     print(f"{'name':<16} {'kind':<11} {'arch':<8} {'transport':<9} {'runtimes':<40} tags")
@@ -45,7 +45,7 @@ def cmd_targets_list(args: argparse.Namespace) -> int:
 
 def cmd_targets_check(args: argparse.Namespace) -> int:
     from harness.run.device import Device
-    from harness.config.targets import load_inventory
+    from harness.config.target_files import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -88,7 +88,7 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
 
 def cmd_targets_setup(args: argparse.Namespace) -> int:
     from harness.run.device_setup import setup_target
-    from harness.config.targets import load_inventory
+    from harness.config.target_files import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)

@@ -1,6 +1,6 @@
 """Reading YAML config files into checked values, with errors that name file and key.
 
-Shared by the target loader (`harness.config.targets`) and the manifest loader
+Shared by the target loader (`harness.config.target_files`) and the manifest loader
 (`harness.config.manifest`). Two pieces:
 
 - `load_yaml_mapping(path)`: the file's top-level mapping, or a `ConfigError` for an

@@ -33,7 +33,7 @@ import pytest
 
 from harness.run.device import Device
 from harness.errors import TransportError
-from harness.config.targets import load_inventory
+from harness.config.target_files import load_inventory
 from harness.lab import cgroups, lab, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
