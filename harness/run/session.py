@@ -16,7 +16,8 @@ from harness.run.device import Device
 from harness.errors import HarnessError
 from harness.config.target_files import load_inventory
 from harness.config.targets import Inventory, Target
-from harness.config.manifest import Manifest, load_manifest
+from harness.config.variants import Manifest
+from harness.config.manifest import load_manifest
 from harness.records import RunInfo
 from harness.run.run_info import new_run, utc_now
 from harness.config.sections import thaw

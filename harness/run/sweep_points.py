@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:  # no runtime import: manifest.py imports this module
-    from harness.config.manifest import ModelVariant
+    from harness.config.variants import ModelVariant
     from harness.records import MeasurementRecord
 
 PARAMETERS = ("threads", "batch", "resolution", "precision", "power_mode")
