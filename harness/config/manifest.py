@@ -29,6 +29,7 @@ from harness.config.sections import (
     load_yaml_mapping,
     resolve_local_path,
 )
+from harness.config.sweep_specs import Sweep, SweepSpecError, parse_manifest_sweeps
 from harness.config.targets import ARCHES, RUNTIMES
 from harness.config.targets import NAME_PATTERN as TARGET_NAME_PATTERN
 from harness.config.units import parse_fraction
@@ -192,13 +193,11 @@ def _read_regression_threshold(section: Section, base: Mapping[str, float]) -> M
     return MappingProxyType({"*": positive(value, key)})
 
 
-def _read_sweeps(section: Section, base: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``sweeps: {threads: [1, 2, 4], batch: [1, 4]}`` (parameter -> values, see harness/sweeps.py),
+def _read_sweeps(section: Section, base: Mapping[str, Sweep]) -> Mapping[str, Sweep]:
+    """``sweeps: {threads: [1, 2, 4], batch: [1, 4]}`` (parameter -> values, see harness.config.sweep_specs),
     overriding ``base`` (the model's) parameter by parameter."""
     if not section.has("sweeps"):
         return base
-    from harness.run.sweep_points import SweepSpecError, parse_manifest_sweeps
-
     try:
         return MappingProxyType({**base, **parse_manifest_sweeps(section.raw("sweeps"), section.key("sweeps"))})
     except SweepSpecError as exc:

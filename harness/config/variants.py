@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.analysis.fidelity_settings import FidelitySettings
 from harness.config.sections import empty_mapping
+from harness.config.sweep_specs import Sweep
 
 STATISTICS = ("p50", "p90", "p95", "p99", "mean")
 VARIANT_KINDS = ("fp32", "fp16", "int8-ptq", "int8-qat", "pruned", "distilled", "other")
@@ -85,8 +86,8 @@ class ModelVariant:
     # smallest relative change called a regression against a baseline run, per metric ("*" = every
     # metric); empty = the harness default (harness.analysis.regression.DEFAULT_THRESHOLD)
     regression_threshold: Mapping[str, float] = field(default_factory=empty_mapping, hash=False)
-    # parameter -> harness.run.sweep_points.Sweep: the points to measure besides the variant itself (harness/sweeps.py)
-    sweeps: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
+    # parameter -> its sweep: the points to measure besides the variant itself (harness.run.sweep_points)
+    sweeps: Mapping[str, Sweep] = field(default_factory=empty_mapping, hash=False)
 
     @property
     def id(self) -> str:

@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.records import MeasurementRecord
 from harness.store import Store
 from harness.analysis.diagnosis import diagnose
-from harness.run.sweep_points import sweep_curves
+from harness.analysis.cheapest import sweep_curves
 from harness.report import exports, figures
 
 REPORT_VERSION = 1

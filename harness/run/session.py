@@ -15,6 +15,7 @@ from typing import Any
 from harness.run.device import Device
 from harness.errors import HarnessError
 from harness.config.target_files import load_inventory
+from harness.config.sweep_specs import Sweep
 from harness.config.targets import Inventory, Target
 from harness.config.variants import Manifest
 from harness.config.manifest import load_manifest
@@ -72,7 +73,7 @@ class HarnessSession:
         self._environments_recorded: set[str] = set()
         self._resumed: dict[tuple[str, str, str], Any] | None = None
         self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
-        self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.run.sweep_points.Sweep)
+        self.cli_sweeps: tuple[Sweep, ...] = ()  # --sweep, parsed
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
         self.measurement_count = 0
         self.error_count = 0
