@@ -298,7 +298,7 @@ class Section:
     def _typed(self, name: str, default: Any, convert: Callable[[Any], T]) -> T:
         value = self.data.get(name)
         if value is None:
-            return self._get(name, default)  # type: ignore[no-any-return]
+            return self._get(name, default)
         return convert(value)
 
     def get_str(self, name: str, default: Any = MISSING) -> Any:
@@ -399,4 +399,4 @@ class Section:
     def get_frozen(self, name: str) -> Mapping[str, Any]:
         """A free-form mapping (options passed through to a runtime or sensor), frozen."""
         section = self.get_section(name, None)
-        return freeze(section.data, self.source, section.path)  # type: ignore[no-any-return]
+        return freeze(section.data, self.source, section.path)

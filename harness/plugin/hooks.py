@@ -51,14 +51,14 @@ class XdistController:
         node.workerinput["harness_baseline_run_id"] = self.baseline_run_id
 
 
-def _resolve_resume(options: SessionOptions) -> str:
+def _resolve_resume(options: SessionOptions, resume: str) -> str:
     """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none)."""
     from harness.cli import resolve_run
 
     try:
         store = open_store(options.store_url)
         try:
-            return resolve_run(store, options.resume)
+            return resolve_run(store, resume)
         finally:
             store.close()
     except HarnessError as exc:
@@ -117,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if workerinput.get("harness_loadgroup"):
             config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
     elif options.resume:
-        options = dataclasses.replace(options, run_id=_resolve_resume(options))
+        options = dataclasses.replace(options, run_id=_resolve_resume(options, options.resume))
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
     options = _resolve_baseline(options, config)
@@ -128,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
         loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
         if loadgroup:
             config.option.dist = "loadgroup"
+        assert options.run_id is not None  # resumed or new, above
         config.pluginmanager.register(XdistController(options.run_id, loadgroup, options.baseline_run_id),
                                       "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
@@ -274,7 +275,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         harness.finish(None)  # close devices; the controller finishes the run and reports it
         _close_comparer(config)
         return
-    if harness.adopt_run() is None:
+    run = harness.adopt_run()
+    if run is None:
         _place_junit(config, None)
         _close_comparer(config)
         return
@@ -288,7 +290,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.report.build import render_run_report  # pandas/matplotlib only when a report is due
 
     try:
-        path = render_run_report(harness.store, harness.run.id, harness.options.report_dir,
+        path = render_run_report(harness.store, run.id, harness.options.report_dir,
                                  comparison=comparison, junit=config.stash.get(JUNIT_KEY, None) is None)
     except HarnessError as exc:
         config.stash[REPORT_KEY] = f"report not rendered: {exc}"

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.run.device import Device
-from harness.errors import HarnessError
-from harness.config.target_files import load_inventory
+from harness.config.manifest import load_manifest
+from harness.config.sections import thaw
 from harness.config.sweep_specs import Sweep
+from harness.config.target_files import load_inventory
 from harness.config.targets import Inventory, Target
 from harness.config.variants import Manifest
-from harness.config.manifest import load_manifest
+from harness.errors import HarnessError
 from harness.records import RunInfo
+from harness.run.device import Device
 from harness.run.run_info import new_run, utc_now
-from harness.config.sections import thaw
 from harness.store import Store, open_store
 from harness.transport import open_transport
 
@@ -37,8 +37,8 @@ class SessionOptions:
     report_dir: Path
     render_report: bool
     repo_dir: Path
-    lock_timeout_s: float = 600.0
-    profile_ops: bool = False  # run each runtime's op profiler after the latency loop  # how long to wait for a device another orchestrator holds
+    lock_timeout_s: float = 600.0  # how long to wait for a device another orchestrator holds
+    profile_ops: bool = False  # run each runtime's op profiler after the latency loop
     run_id: str | None = None  # preassigned when several processes (pytest-xdist workers) share one run
     is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
     baseline: str | None = None  # --baseline as given: a run id, latest or latest:LABEL
@@ -58,8 +58,9 @@ class SessionOptions:
 
 def _tell_user(message: str) -> None:
     """Progress that must reach the terminal even while pytest captures output."""
-    sys.__stderr__.write(f"harness: {message}\n")
-    sys.__stderr__.flush()
+    stream = sys.__stderr__ or sys.stderr  # __stderr__ is None only without a console (pythonw)
+    stream.write(f"harness: {message}\n")
+    stream.flush()
 
 
 class HarnessSession:
