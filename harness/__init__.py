@@ -1,6 +1,6 @@
 """Hardware-in-the-loop benchmarking harness for compressed edge AI models.
 
-The public surface is small: load targets (`harness.config.targets`), load the model manifest
+The public surface is small: load targets (`harness.config.target_files`), load the model manifest
 (`harness.config.manifest`), and run the suites through the pytest plugin (`harness.plugin`).
 """
 

@@ -21,8 +21,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness.errors import HarnessError
 
@@ -32,7 +32,7 @@ def _repo_default(relative: str) -> Path:
 
 
 def cmd_targets_list(args: argparse.Namespace) -> int:
-    from harness.config.targets import load_inventory
+    from harness.config.target_files import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     print(f"{'name':<16} {'kind':<11} {'arch':<8} {'transport':<9} {'runtimes':<40} tags")
@@ -44,8 +44,8 @@ def cmd_targets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_check(args: argparse.Namespace) -> int:
+    from harness.config.target_files import load_inventory
     from harness.run.device import Device
-    from harness.config.targets import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -87,8 +87,8 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_setup(args: argparse.Namespace) -> int:
+    from harness.config.target_files import load_inventory
     from harness.run.device_setup import setup_target
-    from harness.config.targets import load_inventory
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -219,7 +219,8 @@ def build_report_parser(kind: str) -> argparse.ArgumentParser:
         parser.add_argument("--candidate", required=True, type=_baseline_spec,
                             help="the release candidate run: id, latest or latest:LABEL")
         parser.add_argument("--baseline", required=True, type=_baseline_spec,
-                            help="the run to compare with: id, latest or latest:LABEL (the newest before the candidate)")
+                            help="the run to compare with: id, latest or latest:LABEL "
+                                 "(the newest before the candidate)")
         parser.set_defaults(func=cmd_report_signoff)
     parser.add_argument("--store", default=None)
     parser.add_argument("--report-dir", default=None)
@@ -248,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--runtime", action="append", help="only this runtime of the setup section (repeatable)")
     setup.set_defaults(func=cmd_targets_setup)
 
-    zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action", required=True)
+    zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action",
+                                                                                             required=True)
     build = zoo.add_parser("build", help="build (or reuse) the demo models")
     build.add_argument("--zoo-dir", default=None, help="default: $HARNESS_ZOO_DIR or ./.zoo")
     build.add_argument("--model", action="append", help="only this model (repeatable)")

@@ -1,9 +1,9 @@
-"""The model manifest (suites/models.yaml): models, their variants, and budgets.
+"""Reading the model manifest (suites/models.yaml): models, their variants, and budgets.
 
-`load_manifest` reads the manifest into frozen `ModelVariant` values (one per variant,
-with its files, runtime, baseline link, measurement settings and budgets);
-`load_deployment_config` reads the ``performance`` section of a team's deployment config
-into a `Budget`. The key reference is docs/manifest.md.
+`load_manifest` reads and checks the manifest into a `Manifest` of frozen `ModelVariant`
+values (harness.config.variants), one per variant, with its files, runtime, baseline link,
+measurement settings, budgets (inline, or from a deployment config: see
+harness.config.deployment_config) and sweeps. The key reference is docs/manifest.md.
 
 Files are not required to exist at load time (the zoo may not be built yet); see
 `ModelVariant.missing_files`.
@@ -15,30 +15,40 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.config.targets import NAME_PATTERN as TARGET_NAME_PATTERN
-from harness.config.targets import ARCHES, RUNTIMES
+from harness.analysis.fidelity_settings import FidelitySettings
+from harness.config.deployment_config import load_deployment_config
 from harness.config.sections import (
     Section,
     check_name,
-    empty_mapping,
     join_key,
     load_yaml_mapping,
     resolve_local_path,
 )
+from harness.config.sweep_specs import Sweep, SweepSpecError, parse_manifest_sweeps
+from harness.config.targets import ARCHES, RUNTIMES
+from harness.config.targets import NAME_PATTERN as TARGET_NAME_PATTERN
 from harness.config.units import parse_fraction
+from harness.config.variants import (
+    DTYPES,
+    FORMATS,
+    REGRESSION_METRICS,
+    STATISTICS,
+    VARIANT_KINDS,
+    Budget,
+    InputSpec,
+    LatencySettings,
+    Manifest,
+    ModelVariant,
+)
+from harness.errors import ConfigError
 
 MANIFEST_VERSION = 1
 ZOO_DIR_ENV = "HARNESS_ZOO_DIR"
-STATISTICS = ("p50", "p90", "p95", "p99", "mean")
-VARIANT_KINDS = ("fp32", "fp16", "int8-ptq", "int8-qat", "pruned", "distilled", "other")
-FORMATS = ("paddle", "paddle-lite", "onnx", "tflite", "none")
-DTYPES = ("float32", "float16", "bfloat16", "int8", "uint8", "int32", "int64")
 
 _RUNTIMES_BY_FORMAT: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -75,131 +85,8 @@ _VARIANT_KEYS = (
     "description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency", "fidelity",
     "arch", "regression_threshold", "sweeps",
 )
-REGRESSION_METRICS = ("latency", "memory", "power", "fidelity")
-"""Metrics a ``regression_threshold`` mapping may name (a bare value applies to all of them)."""
 _INPUT_KEYS = ("name", "shape", "dtype")
 _BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
-_DEPLOYMENT_KEYS = ("deployment", "performance", "monitoring")
-_PERFORMANCE_KEYS = ("target_latency", "max_memory", "power_consumption")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The input the agent generates for the model: one tensor."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """Warm up for both ``warmup_iterations`` and ``warmup_duration_s``, then iterate until
-    both ``min_iterations`` and ``min_duration_s`` are reached, stopping at ``max_duration_s``."""
-
-    warmup_iterations: int = 10
-    warmup_duration_s: float = 0.5
-    min_iterations: int = 50
-    min_duration_s: float = 2.0
-    max_duration_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class FidelitySettings:
-    """How a variant's outputs must agree with its baseline's on the same seeded inputs.
-
-    ``max_relative_error`` limits the mean over inputs of ||variant - baseline|| divided by
-    the mean distance between the baseline's outputs for different inputs: 0.1 means "moves
-    a tenth as much as changing the input does". Top-k limits apply to classifier-shaped
-    outputs (class scores on the last axis) only."""
-
-    inputs: int = 16
-    min_top1_agreement: float = 0.99
-    min_top5_agreement: float | None = None
-    max_relative_error: float = 0.10
-    min_cosine: float | None = None
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits a variant must meet on a target. ``None`` = no limit of that kind.
-
-    ``statistic`` is the latency statistic compared with ``target_latency_s``. ``source``
-    says where the budget was written (``suites/models.yaml: models.x.budgets.*`` or a
-    deployment config's path). ``deployment`` / ``monitoring`` are a deployment config's
-    other sections, kept as information.
-    """
-
-    target_latency_s: float | None
-    max_memory_bytes: int | None
-    max_power_w: float | None
-    statistic: str
-    source: str
-    deployment: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
-    monitoring: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
-
-
-@dataclass(frozen=True)
-class ModelVariant:
-    """One variant (fp32, int8, ...) of one model, ready to benchmark."""
-
-    model: str
-    name: str
-    kind: str
-    format: str
-    runtime: str
-    files: Mapping[str, str] = field(hash=False)
-    baseline: str | None
-    runtime_options: Mapping[str, Any] = field(hash=False)
-    input: InputSpec
-    latency: LatencySettings
-    budgets: Mapping[str, Budget] = field(hash=False)
-    description: str = ""
-    fidelity: FidelitySettings = FidelitySettings()
-    arch: str | None = None  # the only CPU architecture the files run on (a Paddle Lite .nb); None = any
-    # smallest relative change called a regression against a baseline run, per metric ("*" = every
-    # metric); empty = the harness default (harness.analysis.regression.DEFAULT_THRESHOLD)
-    regression_threshold: Mapping[str, float] = field(default_factory=empty_mapping, hash=False)
-    # parameter -> harness.run.sweep_points.Sweep: the points to measure besides the variant itself (harness/sweeps.py)
-    sweeps: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.model}-{self.name}"
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.baseline is None
-
-    def regression_threshold_for(self, metric: str) -> float | None:
-        """The manifest's regression threshold for ``metric`` (None: use the default)."""
-        return self.regression_threshold.get(metric, self.regression_threshold.get("*"))
-
-    def budget_for(self, target_name: str) -> Budget | None:
-        """The budget for ``target_name``: its own entry wins over the ``"*"`` entry."""
-        return self.budgets.get(target_name, self.budgets.get("*"))
-
-    def missing_files(self) -> list[str]:
-        """Absolute paths of this variant's files that do not exist (yet)."""
-        return [path for path in self.files.values() if not os.path.isfile(path)]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    path: str
-    zoo_dir: str
-    models: Mapping[str, tuple[ModelVariant, ...]] = field(hash=False)
-    variants: tuple[ModelVariant, ...]
-
-    def get(self, variant_id: str) -> ModelVariant | None:
-        """The variant with id ``<model>-<variant>``, or None."""
-        return next((variant for variant in self.variants if variant.id == variant_id), None)
-
-    def baseline_of(self, variant: ModelVariant) -> ModelVariant | None:
-        """The variant ``variant`` is compared against (same model), or None for a baseline."""
-        if variant.baseline is None:
-            return None
-        return next(v for v in self.models[variant.model] if v.name == variant.baseline)
 
 
 @dataclass(frozen=True)
@@ -306,13 +193,11 @@ def _read_regression_threshold(section: Section, base: Mapping[str, float]) -> M
     return MappingProxyType({"*": positive(value, key)})
 
 
-def _read_sweeps(section: Section, base: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``sweeps: {threads: [1, 2, 4], batch: [1, 4]}`` (parameter -> values, see harness/sweeps.py),
+def _read_sweeps(section: Section, base: Mapping[str, Sweep]) -> Mapping[str, Sweep]:
+    """``sweeps: {threads: [1, 2, 4], batch: [1, 4]}`` (parameter -> values, see harness.config.sweep_specs),
     overriding ``base`` (the model's) parameter by parameter."""
     if not section.has("sweeps"):
         return base
-    from harness.run.sweep_points import SweepSpecError, parse_manifest_sweeps
-
     try:
         return MappingProxyType({**base, **parse_manifest_sweeps(section.raw("sweeps"), section.key("sweeps"))})
     except SweepSpecError as exc:
@@ -333,7 +218,8 @@ def _read_model(
     model_sweeps = _read_sweeps(section, {})
     variants = []
     for variant_name in variants_section.data:
-        check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name", _VARIANT_HINT)
+        check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name",
+                   _VARIANT_HINT)
         entry = variants_section.get_section(variant_name, _VARIANT_KEYS, required=("kind", "format", "runtime"))
         variant = _read_variant(entry, name, variant_name, model_input, model_latency, budgets, context)
         variants.append(dataclasses.replace(
@@ -355,10 +241,10 @@ def _read_variant(
 ) -> ModelVariant:
     file_format = section.get_choice("format", FORMATS)
     runtime = section.get_choice("runtime", RUNTIMES)
-    if runtime not in _RUNTIMES_BY_FORMAT[file_format]:
-        raise section.error(
-            "runtime", f"runtime {runtime!r} cannot run format {file_format!r}; use {' or '.join(_RUNTIMES_BY_FORMAT[file_format])}"
-        )
+    runtimes = _RUNTIMES_BY_FORMAT[file_format]
+    if runtime not in runtimes:
+        raise section.error("runtime",
+                            f"runtime {runtime!r} cannot run format {file_format!r}; use {' or '.join(runtimes)}")
     baseline = section.get_str("baseline", None)
     return ModelVariant(
         model=model,
@@ -389,7 +275,8 @@ def _read_files(section: Section, file_format: str, context: _Context) -> Mappin
         key = section.key(role)
         path = resolve_local_path(_expand_zoo(value, context, key), context.source, key, context.base_dir)
         if not path.endswith(endings):
-            raise ConfigError(context.source, key, f"a {file_format} {role} file ends with {' or '.join(endings)}: fix the path")
+            raise ConfigError(context.source, key,
+                              f"a {file_format} {role} file ends with {' or '.join(endings)}: fix the path")
         files[role] = path
     return MappingProxyType(files)
 
@@ -440,10 +327,13 @@ def _check_baselines(section: Section, variants: list[ModelVariant]) -> None:
             continue
         key = join_key(section.key(variant.name), "baseline")
         if variant.baseline == variant.name:
-            raise ConfigError(section.source, key, "a variant cannot be its own baseline: remove the key or name another variant")
+            raise ConfigError(section.source, key,
+                              "a variant cannot be its own baseline: remove the key or name another variant")
         if variant.baseline not in by_name:
             raise ConfigError(
-                section.source, key, f"unknown variant {variant.baseline!r}; variants of this model: {', '.join(by_name)}"
+                section.source,
+                key,
+                f"unknown variant {variant.baseline!r}; variants of this model: {', '.join(by_name)}",
             )
     for variant in variants:
         chain = [variant.name]
@@ -455,7 +345,8 @@ def _check_baselines(section: Section, variants: list[ModelVariant]) -> None:
                 raise ConfigError(
                     section.source,
                     join_key(section.key(variant.name), "baseline"),
-                    f"baseline chain cycles ({cycle}): remove baseline from the variant the others are compared against",
+                    f"baseline chain cycles ({cycle}): remove baseline from the variant the others are "
+                    "compared against",
                 )
             chain.append(current.name)
 
@@ -464,7 +355,8 @@ def _read_budgets(section: Section, context: _Context) -> Mapping[str, Budget]:
     budgets = {}
     for target in section.data:
         if target != "*":
-            check_name(target, TARGET_NAME_PATTERN, context.source, section.key(target), "target name", 'use a target name or "*"')
+            check_name(target, TARGET_NAME_PATTERN, context.source, section.key(target), "target name",
+                       'use a target name or "*"')
         budgets[target] = _read_budget(section.get_section(target, _BUDGET_KEYS), context)
     return MappingProxyType(budgets)
 
@@ -484,7 +376,8 @@ def _read_budget(section: Section, context: _Context) -> Budget:
         source=f"{context.source}: {section.path}",
     )
     if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
-        raise ConfigError(context.source, section.path, "budget sets no limit: give target_latency, max_memory or max_power")
+        raise ConfigError(context.source, section.path,
+                          "budget sets no limit: give target_latency, max_memory or max_power")
     return budget
 
 
@@ -493,28 +386,8 @@ def _read_deployment_budget(section: Section, statistic: str, context: _Context)
     written = section.get_str("deployment")
     shown = resolve_local_path(written, context.source, key, context.shown_dir)
     if not os.path.isfile(shown):
-        raise ConfigError(context.source, key, f"deployment config {shown} not found: the path is relative to {context.source}")
+        raise ConfigError(context.source, key,
+                          f"deployment config {shown} not found: the path is relative to {context.source}")
     return load_deployment_config(shown, statistic)
 
 
-def load_deployment_config(path: str | Path, statistic: str = "p90") -> Budget:
-    """Read a deployment config's ``performance`` section into a `Budget`.
-
-    ``performance`` may set ``target_latency``, ``max_memory`` and ``power_consumption``;
-    the ``deployment`` and ``monitoring`` sections are kept on the budget as information.
-    """
-    source = str(path)
-    top = Section.of(load_yaml_mapping(path), source, "", _DEPLOYMENT_KEYS, required=("performance",))
-    performance = top.get_section("performance", _PERFORMANCE_KEYS)
-    budget = Budget(
-        target_latency_s=performance.get_duration("target_latency", None, positive=True),
-        max_memory_bytes=performance.get_bytes("max_memory", None, positive=True),
-        max_power_w=performance.get_power("power_consumption", None, positive=True),
-        statistic=statistic,
-        source=source,
-        deployment=top.get_frozen("deployment"),
-        monitoring=top.get_frozen("monitoring"),
-    )
-    if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
-        raise top.error("performance", "sets no limit: give target_latency, max_memory or power_consumption")
-    return budget

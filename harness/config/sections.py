@@ -1,6 +1,6 @@
 """Reading YAML config files into checked values, with errors that name file and key.
 
-Shared by the target loader (`harness.config.targets`) and the manifest loader
+Shared by the target loader (`harness.config.target_files`) and the manifest loader
 (`harness.config.manifest`). Two pieces:
 
 - `load_yaml_mapping(path)`: the file's top-level mapping, or a `ConfigError` for an
@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from harness.errors import ConfigError
 from harness.config.units import parse_bytes, parse_duration, parse_fraction, parse_power
+from harness.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -82,7 +82,8 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(source, None, "file is not UTF-8 text: save it as UTF-8") from None
     except OSError as error:
-        raise ConfigError(source, None, f"cannot read file ({error.strerror}): check the path and permissions") from None
+        raise ConfigError(source, None,
+                          f"cannot read file ({error.strerror}): check the path and permissions") from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except _DuplicateKeyError as error:
@@ -215,7 +216,8 @@ def expand_env(value: str, source: str, key: str) -> str:
     def replace(match: re.Match[str]) -> str:
         variable = match.group(1)
         if variable not in os.environ:
-            raise ConfigError(source, key, f"environment variable {variable} is not set: export it or write the path directly")
+            raise ConfigError(source, key,
+                              f"environment variable {variable} is not set: export it or write the path directly")
         return os.environ[variable]
 
     return _ENV_REF.sub(replace, value)
@@ -296,7 +298,7 @@ class Section:
     def _typed(self, name: str, default: Any, convert: Callable[[Any], T]) -> T:
         value = self.data.get(name)
         if value is None:
-            return self._get(name, default)  # type: ignore[no-any-return]
+            return self._get(name, default)
         return convert(value)
 
     def get_str(self, name: str, default: Any = MISSING) -> Any:
@@ -337,7 +339,8 @@ class Section:
                 raise self.error(name, f"expected a list of strings, got {describe(value)}")
             for index, item in enumerate(value):
                 if not isinstance(item, str):
-                    raise ConfigError(self.source, join_key(self.key(name), index), f"expected a string, got {describe(item)}")
+                    raise ConfigError(self.source, join_key(self.key(name), index),
+                                      f"expected a string, got {describe(item)}")
             return tuple(value)
 
         return self._typed(name, default, convert)
@@ -396,4 +399,4 @@ class Section:
     def get_frozen(self, name: str) -> Mapping[str, Any]:
         """A free-form mapping (options passed through to a runtime or sensor), frozen."""
         section = self.get_section(name, None)
-        return freeze(section.data, self.source, section.path)  # type: ignore[no-any-return]
+        return freeze(section.data, self.source, section.path)

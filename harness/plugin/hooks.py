@@ -13,19 +13,23 @@ from typing import Any
 import pytest
 
 from harness.analysis.run_comparison import Comparer, RunComparison, resolve_baseline
+from harness.config.sweep_specs import SweepSpecError, parse_sweep_options
+from harness.config.variants import ModelVariant
 from harness.errors import HarnessError
-from harness.run.sweep_points import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
-from harness.run.measure import arch_mismatch
-from harness.run.run_info import new_run_id, utc_now
-from harness.run.session import HarnessSession, SessionOptions
-from harness.store import open_store
 from harness.plugin.fixtures import COMPARER_KEY
 from harness.plugin.options import add_options, session_options
 from harness.plugin.state import REPORT_KEY, SESSION_KEY
+from harness.run.declared_input_shapes import UnreadableModelFile, read_declared_input_shape
+from harness.run.measure import arch_mismatch
+from harness.run.run_info import new_run_id, utc_now
+from harness.run.session import HarnessSession, SessionOptions
+from harness.run.sweep_points import DeclaredShape, InputShapeOf, SweepPoint, expand
+from harness.store import open_store
 
 BASELINE_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
 COMPARISON_KEY = pytest.StashKey[Any]()  # RunComparison of the whole run, or an error line
 JUNIT_KEY = pytest.StashKey[Any]()  # the LogXML the plugin registered (no --junitxml given)
+DECLARED_SHAPES_KEY = pytest.StashKey[dict[str, DeclaredShape | None]]()  # variant id -> its model's input shape
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,14 +51,14 @@ class XdistController:
         node.workerinput["harness_baseline_run_id"] = self.baseline_run_id
 
 
-def _resolve_resume(options: SessionOptions) -> str:
+def _resolve_resume(options: SessionOptions, resume: str) -> str:
     """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none)."""
     from harness.cli import resolve_run
 
     try:
         store = open_store(options.store_url)
         try:
-            return resolve_run(store, options.resume)
+            return resolve_run(store, resume)
         finally:
             store.close()
     except HarnessError as exc:
@@ -113,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if workerinput.get("harness_loadgroup"):
             config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
     elif options.resume:
-        options = dataclasses.replace(options, run_id=_resolve_resume(options))
+        options = dataclasses.replace(options, run_id=_resolve_resume(options, options.resume))
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
     options = _resolve_baseline(options, config)
@@ -124,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
         loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
         if loadgroup:
             config.option.dist = "loadgroup"
+        assert options.run_id is not None  # resumed or new, above
         config.pluginmanager.register(XdistController(options.run_id, loadgroup, options.baseline_run_id),
                                       "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
@@ -174,21 +179,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
                                         for t in targets])
         return
-    swept = list(variants)
+    swept: list[ModelVariant | SweepPoint] = list(variants)
     if wants_variant and metafunc.definition.get_closest_marker("no_sweeps") is None:
         try:
             points = expand(variants, session.cli_sweeps, siblings=session.manifest.variants,
-                            input_shape=declared_input_shape)
+                            input_shape=_declared_input_shapes(metafunc.config, session))
         except SweepSpecError as exc:
             raise pytest.Collector.CollectError(f"{exc.where}: {exc.reason}") from None
-        swept += [point for point in points]
+        swept += points
     params = []
     for target in targets if wants_target else (None,):
         for item in swept:
             variant = item.variant if isinstance(item, SweepPoint) else item
-            point_id = f"{item.base}@{item.parameter}={item.label}" if isinstance(item, SweepPoint) else variant.id
+            point_id = item.id  # a point's id, or the variant's own
             marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
             if variant is None:
+                assert isinstance(item, SweepPoint)  # only a point has no variant: it cannot run
                 marks.append(pytest.mark.skip(reason=f"{point_id}: {item.skipped}"))
             elif target is not None and variant.arch and variant.arch != target.arch:  # before the runtime:
                 marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))  # never runs there at all
@@ -199,6 +205,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             name = f"{target.name}-{point_id}" if target is not None else point_id
             params.append(pytest.param(*values, id=name, marks=marks))
     metafunc.parametrize(("target", "variant") if wants_target else ("variant",), params)
+
+
+def _declared_input_shapes(config: pytest.Config, session: HarnessSession) -> InputShapeOf:
+    """The input shape each variant's model file declares, read once per session (every suite
+    is parametrized from it); a file that cannot be read is said once on the terminal, and its
+    batch/resolution points run for the runtime to decide, as when nothing is declared."""
+    shapes = config.stash.setdefault(DECLARED_SHAPES_KEY, {})
+
+    def declared(variant: ModelVariant) -> DeclaredShape | None:
+        if variant.id not in shapes:
+            try:
+                shapes[variant.id] = read_declared_input_shape(variant)
+            except UnreadableModelFile as exc:
+                session.notify(f"{variant.id}: {exc}: its batch/resolution points run unchecked")
+                shapes[variant.id] = None
+        return shapes[variant.id]
+
+    return declared
 
 
 def _place_junit(config: pytest.Config, report_dir: Path | None) -> None:
@@ -251,7 +275,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         harness.finish(None)  # close devices; the controller finishes the run and reports it
         _close_comparer(config)
         return
-    if harness.adopt_run() is None:
+    run = harness.adopt_run()
+    if run is None:
         _place_junit(config, None)
         _close_comparer(config)
         return
@@ -265,7 +290,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.report.build import render_run_report  # pandas/matplotlib only when a report is due
 
     try:
-        path = render_run_report(harness.store, harness.run.id, harness.options.report_dir,
+        path = render_run_report(harness.store, run.id, harness.options.report_dir,
                                  comparison=comparison, junit=config.stash.get(JUNIT_KEY, None) is None)
     except HarnessError as exc:
         config.stash[REPORT_KEY] = f"report not rendered: {exc}"
@@ -306,7 +331,8 @@ def _write_comparison(write, harness: HarnessSession, config: pytest.Config) -> 
     write(f"baseline: {note}: {comparison.summary_line()}")
     for verdict in comparison.verdicts:
         if verdict.status in ("regression", "missing"):
-            write(f"  {verdict.status.upper()} {verdict.line() if verdict.status == 'regression' else _missing(verdict)}")
+            shown = verdict.line() if verdict.status == "regression" else _missing(verdict)
+            write(f"  {verdict.status.upper()} {shown}")
 
 
 def _missing(verdict) -> str:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config.manifest import Manifest, load_manifest
+from harness.config.manifest import load_manifest
 from harness.config.sections import thaw
-from harness.config.targets import Inventory, Target, load_inventory
+from harness.config.sweep_specs import Sweep
+from harness.config.target_files import load_inventory
+from harness.config.targets import Inventory, Target
+from harness.config.variants import Manifest
 from harness.errors import HarnessError
 from harness.records import RunInfo
 from harness.run.device import Device
@@ -55,7 +58,7 @@ class SessionOptions:
 
 def _tell_user(message: str) -> None:
     """Progress that must reach the terminal even while pytest captures output."""
-    stream = sys.__stderr__ or sys.stderr  # None only in an interpreter started without a stderr
+    stream = sys.__stderr__ or sys.stderr  # __stderr__ is None only without a console (pythonw)
     stream.write(f"harness: {message}\n")
     stream.flush()
 
@@ -71,7 +74,7 @@ class HarnessSession:
         self._environments_recorded: set[str] = set()
         self._resumed: dict[tuple[str, str, str], Any] | None = None
         self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
-        self.cli_sweeps: tuple = ()  # --sweep, parsed (harness.run.sweep_points.Sweep)
+        self.cli_sweeps: tuple[Sweep, ...] = ()  # --sweep, parsed
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
         self.measurement_count = 0
         self.error_count = 0

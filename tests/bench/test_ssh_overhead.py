@@ -25,7 +25,7 @@ import pytest
 
 from harness.agent import PROTOCOL_VERSION
 from harness.run.agent_client import AgentClient
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport.base import ContentCache
 from harness.transport.local import LocalTransport

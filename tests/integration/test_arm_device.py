@@ -24,7 +24,7 @@ import pytest
 
 from harness.run.device import Device
 from harness.errors import HarnessError
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.lab import lab
 from harness.lab.devices import ARM64_QEMU, LabSpec
 from harness.lab.rootfs import ensure_binfmt, rootfs_facts

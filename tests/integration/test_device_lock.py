@@ -20,7 +20,7 @@ import pytest
 
 from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
 from harness.errors import TransportError
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport.base import ContentCache, agent_files
 from harness.transport.local import LocalTransport
@@ -35,7 +35,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.transport.local import LocalTransport
 from harness.transport.lock import DeviceLock
 from harness.transport.ssh import SSHTransport

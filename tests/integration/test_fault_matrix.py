@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from harness.errors import TransportError
-from harness.config.targets import load_inventory
+from harness.config.target_files import load_inventory
 from harness.lab import cgroups, lab, network
 from harness.lab.devices import HOST_VENV, HOST_VENV_PYTHON, DeviceSpec, LabSpec, MiB, PythonEnv
 from harness.transport.base import ContentCache, sha256_file

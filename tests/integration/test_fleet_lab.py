@@ -33,12 +33,13 @@ import pytest
 
 from harness.run.device import Device
 from harness.errors import TransportError
-from harness.config.targets import load_inventory
+from harness.config.target_files import load_inventory
 from harness.lab import cgroups, lab, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
 from harness.config.manifest import load_manifest
-from harness.run.sweep_points import declared_input_shape, expand
+from harness.run.declared_input_shapes import read_declared_input_shape
+from harness.run.sweep_points import expand
 from harness.store import open_store
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.ssh import SSHTransport
@@ -202,7 +203,7 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
                       tmp_path / "out")
     manifest = load_manifest(REPO / "suites" / "models.yaml")
     # every test the suite collects: the variants and the manifest's sweep points
-    points = expand(manifest.variants, (), siblings=manifest.variants, input_shape=declared_input_shape)
+    points = expand(manifest.variants, (), siblings=manifest.variants, input_shape=read_declared_input_shape)
     collected = [*manifest.variants, *(p.variant for p in points if p.variant is not None)]
     onnx = {v.id for v in collected if v.runtime == "onnxruntime"}
     others: dict[str, int] = {}

@@ -12,7 +12,7 @@ import pytest
 
 from harness.run.device import Device
 from harness.errors import AgentError
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.config.manifest import load_manifest
 from harness.run.measure import measure_latency
 from harness.records import RunInfo

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.targets import load_inventory
+from harness.config.target_files import load_inventory
 from harness.lab import cgroups, lab, network
 from harness.lab.cli import add_lab_commands
 from harness.lab.devices import DEFAULT_LAB, PY36_ORT, GiB, LabSpec, build_env, cached_env

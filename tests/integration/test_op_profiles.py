@@ -138,8 +138,9 @@ def test_profile_ops_is_checked_in_the_job() -> None:
 
 def test_measure_latency_stores_the_profile(demo_zoo: Path, tmp_path: Path) -> None:
     from harness.run.device import Device
-    from harness.config.targets import load_inventory
-    from harness.config.manifest import LatencySettings, load_manifest
+    from harness.config.target_files import load_inventory
+    from harness.config.manifest import load_manifest
+    from harness.config.variants import LatencySettings
     from harness.run.measure import measure_latency
     from harness.records import RunInfo
     from harness.store import open_store

@@ -7,7 +7,7 @@ import pytest
 
 from harness.agent.outputs import encode_tensor
 from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_verdict
-from harness.config.manifest import FidelitySettings
+from harness.analysis.fidelity_settings import FidelitySettings
 
 RNG = np.random.default_rng(7)
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.config.manifest import load_manifest
 from harness.transport.ssh import SSHTransport
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError, UnknownTargetError
-from harness.config.targets import Inventory, load_inventory, load_target, split_jump_host
+from harness.config.target_files import load_inventory, load_target
+from harness.config.targets import Inventory, split_jump_host
 
 REPO = Path(__file__).resolve().parents[2]
 

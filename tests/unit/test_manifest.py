@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.config.manifest import LatencySettings, Manifest, load_deployment_config, load_manifest
+from harness.config.deployment_config import load_deployment_config
+from harness.config.manifest import load_manifest
+from harness.config.variants import LatencySettings, Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from harness.errors import ConfigError
-from harness.config.targets import load_target
+from harness.config.target_files import load_target
 from harness.lab.shaping import (CalibrationPoint, CpuShaping, Figures, _error, candidate_periods, figures_of,
                                  whole_core_document)
 

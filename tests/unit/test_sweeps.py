@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.errors import ConfigError
+from harness.analysis.cheapest import PointResult, cheapest_point, cost_key, point_results, sweep_curves
 from harness.config.manifest import load_manifest
+from harness.config.sweep_specs import (POWER_LADDER, Sweep, SweepSpecError, parse_point_id, parse_sweep_option,
+                                        parse_sweep_options)
+from harness.errors import ConfigError
 from harness.records import MeasurementRecord
-from harness.run.sweep_points import (POWER_LADDER, PointResult, Sweep, SweepSpecError, cheapest_point, cost_key,
-                            declared_input_shape, expand, expand_variant, image_layout, parse_point_id,
-                            parse_sweep_option, parse_sweep_options, point_results, sweep_curves, sweeps_for)
+from harness.run.declared_input_shapes import UnreadableModelFile, read_declared_input_shape
+from harness.run.sweep_points import expand, expand_variant, image_layout, sweeps_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -235,12 +237,27 @@ def test_declared_input_shapes_of_the_real_zoo() -> None:
     onnx = manifest.get("mobilenet_v3_small-onnx")
     if onnx is None or onnx.missing_files() or manifest.get("ppocr_rec-fp32").missing_files():
         pytest.skip("zoo not built (harness zoo build)")
-    assert declared_input_shape(onnx) == (1, 3, 224, 224)  # paddle2onnx of a fixed InputSpec
-    assert declared_input_shape(manifest.get("ppocr_rec-fp32")) == (None, 3, None, None)
-    assert declared_input_shape(manifest.get("mobilenet_v3_small-fp32")) is None  # the predictor reshapes
+    assert read_declared_input_shape(onnx) == (1, 3, 224, 224)  # paddle2onnx of a fixed InputSpec
+    assert read_declared_input_shape(manifest.get("ppocr_rec-fp32")) == (None, 3, None, None)
+    assert read_declared_input_shape(manifest.get("mobilenet_v3_small-fp32")) is None  # the predictor reshapes
     landmark = manifest.get("face_landmark-xnnpack")
     if not landmark.missing_files():
-        assert declared_input_shape(landmark) == (1, 192, 192, 3)
+        assert read_declared_input_shape(landmark) == (1, 192, 192, 3)
+
+
+def test_declared_input_shapes_of_missing_and_unreadable_files(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    onnx, tflite = manifest.get("m-onnx"), manifest.get("m-tflite")
+    assert read_declared_input_shape(onnx) is None  # not built yet: its measurement says the file is missing
+    assert read_declared_input_shape(manifest.get("m-fp32")) is None  # paddle: nothing is read
+    for variant in (onnx, tflite):
+        path = Path(variant.files["model"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not a model\n\x00\xff")
+        with pytest.raises(UnreadableModelFile) as caught:
+            read_declared_input_shape(variant)
+        assert str(caught.value).startswith(f"{path}: cannot read the model's declared input shape here (")
+        assert "\n" not in str(caught.value)
 
 
 # --------------------------------------------------------------------------- the cheapest point
@@ -300,6 +317,15 @@ def test_unmeasured_or_failed_points_never_qualify() -> None:
     power = point_results([_record("fp32@threads=1", "latency", _latency(1.0))])
     assert cheapest_point(power, {"max_power_w": 5.0}).checks[0]["failures"] == ["no power measured"]
     assert cheapest_point(power, None).point is not None  # no limits: the cheapest measured point
+
+
+def test_a_manifest_budget_is_checked_like_the_stored_one(tmp_path: Path) -> None:
+    budget = _manifest(tmp_path).get("m-fp32").budget_for("local")  # 10 ms, 1 GB
+    points = point_results([_record("fp32@threads=1", "latency", _latency(14.0)),
+                            _record("fp32@threads=2", "latency", _latency(8.0))])
+    choice = cheapest_point(points, budget)
+    assert choice.point is not None and choice.point.label == "2"
+    assert choice.checks[0]["failures"] == ["p90 14.000 ms > 10.000 ms"]
 
 
 def test_batch_throughput_counts_inputs_and_cost_orders() -> None:
