@@ -12,7 +12,7 @@ Each device of a `LabSpec` becomes, on this machine (root needed):
   device's cgroups and gets a private mount view where ``/root`` is an empty tmpfs with only
   the directories the device's interpreters live in (e.g. ``/root/.pyenv``) bound in read-only:
   the interpreters are reachable for the device user without opening up root's home;
-- its interpreters (`harness.lab.devices.build_env`: cached virtual environments built on the
+- its interpreters (`harness.lab.images.build_env`: cached virtual environments built on the
   host, the device's "vendor image"), a ``power`` directory for a simulated sensor, and a
   target file;
 - for a device whose power sensor the lab simulates (``ina3221``, see
@@ -69,8 +69,8 @@ import yaml
 
 from harness.lab import cgroups, network, shaping
 from harness.lab.cgroups import CgroupUsage, DeviceCgroups
-from harness.lab.devices import (DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, BuiltEnv, DeviceSpec,
-                      LabSpec, build_env)
+from harness.lab.devices import DEFAULT_LAB, HOST_VENV_PYTHON, REPO, SIMULATED_SENSORS, WITH_ARM_LAB, DeviceSpec, LabSpec
+from harness.lab.images import BuiltEnv, build_env
 from harness.lab.network import LinkPlan
 from harness.lab.rootfs import build_rootfs, ensure_binfmt
 from harness.lab.sshd import SSHD, LabError, SshdServer, free_port, generate_key

@@ -25,7 +25,8 @@ import pytest
 from harness.config.targets import load_inventory
 from harness.lab import cgroups, lab, network
 from harness.lab.cli import add_lab_commands
-from harness.lab.devices import DEFAULT_LAB, PY36_ORT, GiB, LabSpec, build_env, cached_env
+from harness.lab.devices import DEFAULT_LAB, PY36_ORT, GiB, LabSpec
+from harness.lab.images import build_env, cached_env
 
 REPO = Path(__file__).resolve().parents[2]
 
