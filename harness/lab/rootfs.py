@@ -13,7 +13,7 @@ checks that the python3 inside reports the expected machine, and renames it into
 a ``.harness-rootfs.json`` marker; a finished root filesystem is reused by every later
 `lab up`. The root filesystem is never written by a device: the lab mounts it read-only in
 the device's own mount namespace, with the device's home, /tmp, /proc, /dev and /sys mounted
-over it (see `harness.lab.lab`).
+over it (see `harness.lab.chroot`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import pytest
 from harness.agent import PROTOCOL_VERSION
 from harness.run.device import Device
 from harness.config.targets import load_inventory
-from harness.lab import lab
+from harness import lab
 from harness.lab.devices import DEFAULT_LAB, LabSpec
 from harness.store import open_store
 

@@ -35,7 +35,8 @@ import yaml
 
 from harness.errors import TransportError
 from harness.config.targets import load_inventory
-from harness.lab import cgroups, lab, network
+from harness import lab
+from harness.lab import cgroups, network
 from harness.lab.devices import HOST_VENV, HOST_VENV_PYTHON, DeviceSpec, LabSpec, MiB, PythonEnv
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.local import MAX_LINE_BYTES

@@ -34,7 +34,8 @@ import pytest
 from harness.run.device import Device
 from harness.errors import TransportError
 from harness.config.targets import load_inventory
-from harness.lab import cgroups, lab, network, shaping
+from harness import lab
+from harness.lab import cgroups, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
 from harness.config.manifest import load_manifest
