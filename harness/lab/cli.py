@@ -17,12 +17,13 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.lab import DEFAULT_STATE_DIR, down, format_status, status, up
+from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
+
 STATE_DIR_ENV = "HARNESS_LAB_DIR"
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    from harness.lab.lab import DEFAULT_STATE_DIR
-
     return Path(args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
 
 
@@ -31,9 +32,6 @@ def _say(line: str) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
-    from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
-    from harness.lab.lab import format_status, status, up
-
     state_dir = _state_dir(args)
     devices = list(args.device or [])
     with_arm = args.with_arm or ARM64_QEMU.name in devices
@@ -50,15 +48,11 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
-    from harness.lab.lab import down
-
     down(_state_dir(args), progress=_say)
     return 0
 
 
 def cmd_lab_status(args: argparse.Namespace) -> int:
-    from harness.lab.lab import format_status, status
-
     state_dir = _state_dir(args)
     state = status(state_dir)
     if args.json:
@@ -82,8 +76,6 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `lab up|down|status` on the `harness` subparsers; returns the `lab` parser."""
-    from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
-
     names = ", ".join(d.name for d in DEFAULT_LAB.devices)
     lab = subparsers.add_parser(
         "lab", help="the simulated device lab (real OpenSSH servers in network namespaces, cgroup-shaped)",
@@ -96,23 +88,25 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     def state_dir_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--state-dir", default=None, help=f"default: ${STATE_DIR_ENV} or <repo>/.harness/lab")
 
-    up = actions.add_parser("up", help="bring the lab's devices up (idempotent) and write their target files")
-    state_dir_option(up)
-    up.add_argument("--device", action="append", metavar="NAME", choices=[d.name for d in WITH_ARM_LAB.devices],
-                    help=f"only this device (repeatable; default: all of {names})")
-    up.add_argument("--with-arm", action="store_true",
-                    help=f"also bring up {ARM64_QEMU.name}, an emulated aarch64 device: a Debian arm64 root "
-                         "filesystem (debootstrap, once: ~3-5 min, 300 MB) run by qemu-user; needs "
-                         "qemu-user-static, binfmt-support and debootstrap")
-    up.add_argument("--skip-installs", action="store_true",
-                    help="do not download runtimes for images not cached yet (their devices get a bare interpreter)")
-    up.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
-                    help="auto: namespaces if possible, else loopback ports (default)")
-    up.set_defaults(func=cmd_lab_up)
+    up_parser = actions.add_parser("up", help="bring the lab's devices up (idempotent) and write their target files")
+    state_dir_option(up_parser)
+    up_parser.add_argument("--device", action="append", metavar="NAME",
+                           choices=[d.name for d in WITH_ARM_LAB.devices],
+                           help=f"only this device (repeatable; default: all of {names})")
+    up_parser.add_argument("--with-arm", action="store_true",
+                           help=f"also bring up {ARM64_QEMU.name}, an emulated aarch64 device: a Debian arm64 root "
+                                "filesystem (debootstrap, once: ~3-5 min, 300 MB) run by qemu-user; needs "
+                                "qemu-user-static, binfmt-support and debootstrap")
+    up_parser.add_argument("--skip-installs", action="store_true",
+                           help="do not download runtimes for images not cached yet "
+                                "(their devices get a bare interpreter)")
+    up_parser.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
+                           help="auto: namespaces if possible, else loopback ports (default)")
+    up_parser.set_defaults(func=cmd_lab_up)
 
-    down = actions.add_parser("down", help="stop and remove everything the lab made")
-    state_dir_option(down)
-    down.set_defaults(func=cmd_lab_down)
+    down_parser = actions.add_parser("down", help="stop and remove everything the lab made")
+    state_dir_option(down_parser)
+    down_parser.set_defaults(func=cmd_lab_down)
 
     show = actions.add_parser("status", help="per device: sshd, address, reachability, cgroup usage, OOM kills")
     state_dir_option(show)

@@ -13,7 +13,7 @@ checks that the python3 inside reports the expected machine, and renames it into
 a ``.harness-rootfs.json`` marker; a finished root filesystem is reused by every later
 `lab up`. The root filesystem is never written by a device: the lab mounts it read-only in
 the device's own mount namespace, with the device's home, /tmp, /proc, /dev and /sys mounted
-over it (see `harness.lab.lab`).
+over it (see `harness.lab.chroot`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.streamed import Finished, run_streamed
+from harness.lab.progress import Progress
 from harness.lab.sshd import LabError
+from harness.streamed import Finished, run_streamed
 
-Progress = Callable[[str], None]
 MARKER = ".harness-rootfs.json"
 PROGRESS_EVERY_S = 10.0
 INSTALL_HINT = "apt-get install -y qemu-user-static binfmt-support debootstrap"
@@ -91,8 +90,8 @@ def ensure_binfmt(spec: RootfsSpec, progress: Progress) -> None:
             raise LabError(f"no binfmt handler {spec.qemu_handler} and no update-binfmts: {INSTALL_HINT}")
         done = subprocess.run(["update-binfmts", "--enable", spec.qemu_handler], capture_output=True, text=True)
         if done.returncode != 0 or not entry.exists():
-            raise LabError(f"cannot enable the binfmt handler {spec.qemu_handler} ({done.stderr.strip() or 'not installed'}): "
-                           f"{INSTALL_HINT}")
+            why = done.stderr.strip() or "not installed"
+            raise LabError(f"cannot enable the binfmt handler {spec.qemu_handler} ({why}): {INSTALL_HINT}")
         progress(f"lab: enabled the binfmt handler {spec.qemu_handler} ({spec.machine} programs run under qemu-user)")
     flags = next((line.split(":", 1)[1].strip() for line in entry.read_text().splitlines()
                   if line.startswith("flags:")), "")
@@ -196,4 +195,5 @@ def rootfs_facts(root: Path) -> dict[str, object]:
     return json.loads((Path(root) / MARKER).read_text())
 
 
-__all__ = ["ARM64_BOOKWORM", "RootfsSpec", "build_rootfs", "cached_rootfs", "ensure_binfmt", "rootfs_dir", "rootfs_facts"]
+__all__ = ["ARM64_BOOKWORM", "RootfsSpec", "build_rootfs", "cached_rootfs", "ensure_binfmt", "rootfs_dir",
+           "rootfs_facts"]

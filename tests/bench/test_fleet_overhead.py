@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import lab
 from harness.agent import PROTOCOL_VERSION
-from harness.run.device import Device
 from harness.config.target_files import load_inventory
-from harness.lab import lab
 from harness.lab.devices import DEFAULT_LAB, LabSpec
+from harness.run.device import Device
 from harness.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,12 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.run.device import Device
-from harness.config.target_files import load_inventory
 from harness.config.manifest import load_manifest
+from harness.config.target_files import load_inventory
 from harness.config.variants import LatencySettings
-from harness.run.measure import MEASUREMENT_SEED, measure_latency
 from harness.records import RunInfo
+from harness.run.device import Device
+from harness.run.measure import MEASUREMENT_SEED, measure_latency
 from harness.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]

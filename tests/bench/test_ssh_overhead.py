@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.run.agent_client import AgentClient
 from harness.config.target_files import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
+from harness.run.agent_client import AgentClient
 from harness.transport.base import ContentCache
 from harness.transport.local import LocalTransport
 from harness.transport.ssh import SSHTransport

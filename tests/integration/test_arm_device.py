@@ -22,14 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.device import Device
-from harness.errors import HarnessError
+from harness import lab
+from harness.config.manifest import load_manifest
 from harness.config.target_files import load_target
-from harness.lab import lab
+from harness.errors import HarnessError
+from harness.lab.chroot import CHROOT_VIEWS
 from harness.lab.devices import ARM64_QEMU, LabSpec
 from harness.lab.rootfs import ensure_binfmt, rootfs_facts
 from harness.lab.sshd import LabError
-from harness.config.manifest import load_manifest
+from harness.run.device import Device
 from harness.run.measure import measure_latency
 from harness.run.run_info import RunInfo
 from harness.store import open_store
@@ -101,7 +102,7 @@ def arm_lab(demo_zoo):
             try:
                 lab.down(state_dir, progress=lambda line: None, spec=ARM_SPEC)
                 assert lab.leftovers(ARM_SPEC, state_dir) == []
-                assert not os.path.exists(lab.CHROOT_VIEWS / f"{ARM_SPEC.prefix}-{NAME}")
+                assert not os.path.exists(CHROOT_VIEWS / f"{ARM_SPEC.prefix}-{NAME}")
             finally:
                 shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
-from harness.errors import TransportError
 from harness.config.target_files import load_target
+from harness.errors import TransportError
 from harness.lab.sshd import SshdServer, free_port, generate_key
+from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
 from harness.transport.base import ContentCache, agent_files
 from harness.transport.local import LocalTransport
 from harness.transport.lock import DeviceLock

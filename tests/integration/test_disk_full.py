@@ -7,12 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_ssh_transport import Lab  # the loopback sshd helper of the SSH transport tests
 
 from harness.errors import TransportError
 from harness.transport.base import ContentCache
 from harness.transport.local import LocalTransport
-
-from test_ssh_transport import Lab  # the loopback sshd helper of the SSH transport tests
 
 
 @pytest.fixture

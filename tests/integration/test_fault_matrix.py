@@ -32,15 +32,6 @@ from typing import Callable
 
 import pytest
 import yaml
-
-from harness.errors import TransportError
-from harness.config.target_files import load_inventory
-from harness.lab import cgroups, lab, network
-from harness.lab.devices import HOST_VENV, HOST_VENV_PYTHON, DeviceSpec, LabSpec, MiB, PythonEnv
-from harness.transport.base import ContentCache, sha256_file
-from harness.transport.local import MAX_LINE_BYTES
-from harness.transport.ssh import KEEPALIVE_S, LINK_TIMEOUT_S, RECONNECT_BACKOFF_S, SSHTransport
-
 from test_fleet_lab import (  # the fleet lab tests' helpers: same pytest runs, same store reads
     REPO,
     CorruptingTransport,
@@ -56,6 +47,15 @@ from test_fleet_lab import (  # the fleet lab tests' helpers: same pytest runs, 
     start_pytest,
 )
 from test_orchestrator_killed import check_killed_run_is_intact_reportable_and_resumable
+
+from harness import lab
+from harness.config.target_files import load_inventory
+from harness.errors import TransportError
+from harness.lab import cgroups, network
+from harness.lab.devices import HOST_VENV, HOST_VENV_PYTHON, DeviceSpec, LabSpec, MiB, PythonEnv
+from harness.transport.base import ContentCache, sha256_file
+from harness.transport.local import MAX_LINE_BYTES
+from harness.transport.ssh import KEEPALIVE_S, LINK_TIMEOUT_S, RECONNECT_BACKOFF_S, SSHTransport
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),

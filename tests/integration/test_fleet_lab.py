@@ -31,14 +31,15 @@ from types import MappingProxyType
 
 import pytest
 
-from harness.run.device import Device
-from harness.errors import TransportError
+from harness import lab
+from harness.config.manifest import load_manifest
 from harness.config.target_files import load_inventory
-from harness.lab import cgroups, lab, network, shaping
+from harness.errors import TransportError
+from harness.lab import cgroups, network, shaping
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV, DeviceSpec, LabSpec, MiB
 from harness.lab.sshd import generate_key
-from harness.config.manifest import load_manifest
 from harness.run.declared_input_shapes import read_declared_input_shape
+from harness.run.device import Device
 from harness.run.sweep_points import expand
 from harness.store import open_store
 from harness.transport.base import ContentCache, sha256_file

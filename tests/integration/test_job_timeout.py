@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.device import Device
-from harness.errors import AgentError
-from harness.config.target_files import load_target
 from harness.config.manifest import load_manifest
-from harness.run.measure import measure_latency
+from harness.config.target_files import load_target
+from harness.errors import AgentError
 from harness.records import RunInfo
+from harness.run.device import Device
+from harness.run.measure import measure_latency
 from harness.store import open_store
 
 TARGET = """

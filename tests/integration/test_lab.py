@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import lab
 from harness.config.target_files import load_inventory
-from harness.lab import cgroups, lab, network
+from harness.lab import cgroups, network
 from harness.lab.cli import add_lab_commands
-from harness.lab.devices import DEFAULT_LAB, PY36_ORT, GiB, LabSpec, build_env, cached_env
+from harness.lab.devices import DEFAULT_LAB, PY36_ORT, GiB, LabSpec
+from harness.lab.images import build_env, cached_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -339,7 +341,7 @@ def test_down_from_a_fresh_process_removes_everything(lab_up) -> None:
     ssh(state, "jetson-nano", "nohup sleep 300 >/dev/null 2>&1 &")
     assert len(cgroups.pids(state.devices["jetson-nano"].cgroups)) >= 2
     assert lab.leftovers(TEST_SPEC, state.state_dir) != []
-    done = subprocess.run([sys.executable, "-c", "import sys; from harness.lab import lab; lab.down(sys.argv[1])",
+    done = subprocess.run([sys.executable, "-c", "import sys; from harness import lab; lab.down(sys.argv[1])",
                            state.state_dir], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert lab.leftovers(TEST_SPEC, state.state_dir) == []

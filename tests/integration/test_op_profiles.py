@@ -137,12 +137,12 @@ def test_profile_ops_is_checked_in_the_job() -> None:
 
 
 def test_measure_latency_stores_the_profile(demo_zoo: Path, tmp_path: Path) -> None:
-    from harness.run.device import Device
-    from harness.config.target_files import load_inventory
     from harness.config.manifest import load_manifest
+    from harness.config.target_files import load_inventory
     from harness.config.variants import LatencySettings
-    from harness.run.measure import measure_latency
     from harness.records import RunInfo
+    from harness.run.device import Device
+    from harness.run.measure import measure_latency
     from harness.store import open_store
 
     variant = load_manifest(REPO / "suites" / "models.yaml").get("tiny_cnn-onnx")

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import pytest
 
 from harness.analysis.budgets import compare_to_baselines, record_verdict
+from harness.analysis.regression import decide, pair_runs
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError
-from harness.analysis.regression import decide, pair_runs
 from harness.report.build import build_run_report_data
 from harness.store import Store, open_store
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.run.agent_client import AgentClient
-from harness.errors import TransportError
 from harness.config.target_files import load_target
+from harness.errors import TransportError
 from harness.lab.sshd import SshdServer, free_port, generate_key
+from harness.run.agent_client import AgentClient
 from harness.transport import open_transport
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.ssh import PY_SHA256, SSHProcess, SSHTransport

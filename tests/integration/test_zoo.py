@@ -15,8 +15,15 @@ import pytest
 
 from harness.agent.inputs import structured_input
 from harness.errors import HarnessError
-from harness.zoo.build import (DEMO_MODELS, LITE_PYTHON_ENV, REQUIRED_FILES, build_key, build_zoo,
-                               is_up_to_date, lite_python)
+from harness.zoo.build import (
+    DEMO_MODELS,
+    LITE_PYTHON_ENV,
+    REQUIRED_FILES,
+    build_key,
+    build_zoo,
+    is_up_to_date,
+    lite_python,
+)
 
 MODEL_FILES = ("fp32/inference.pdmodel", "fp32/inference.pdiparams",
                "int8/inference.pdmodel", "int8/inference.pdiparams")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE, AgentClient, AgentRun
 from harness.errors import AgentError, TransportError
+from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE, AgentClient, AgentRun
 from harness.transport.base import ContentCache, agent_files, tree_sha256
 from harness.transport.local import LocalTransport
 

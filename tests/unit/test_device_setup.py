@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.device_setup import ENV_MARKER, INSTALL_CODE, DevicePython, _pack, env_key
-from harness.errors import ConfigError, HarnessError
 from harness.config.target_files import load_target
+from harness.errors import ConfigError, HarnessError
+from harness.run.device_setup import ENV_MARKER, INSTALL_CODE, DevicePython, _pack, env_key
 
 BOOKWORM_ARM64 = DevicePython((3, 11, 2), "cpython", "aarch64", ("glibc", "2.36"), "/usr/bin/python3")
 JETPACK4 = DevicePython((3, 6, 9), "cpython", "aarch64", ("glibc", "2.27"), "/usr/bin/python3")

@@ -17,9 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ConfigError
-from harness.config.target_files import load_target
 from harness.config.manifest import load_manifest
+from harness.config.target_files import load_target
+from harness.errors import ConfigError
 from harness.transport.ssh import SSHTransport
 
 NASTY = st.sampled_from(["; rm -rf /tmp/x", "$(touch /tmp/pwned)", "`id`", "a b", "'", '"', "..", "../../etc",

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.errors import ConfigError, UnknownTargetError
 from harness.config.target_files import load_inventory, load_target
 from harness.config.targets import Inventory, split_jump_host
+from harness.errors import ConfigError, UnknownTargetError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.errors import ConfigError
 from harness.config.deployment_config import load_deployment_config
 from harness.config.manifest import load_manifest
 from harness.config.variants import LatencySettings, Manifest
+from harness.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness.store import open_store
 from harness.analysis.budgets import format_latency_ms
+from harness.store import open_store
 
 pytest_plugins = ["pytester"]
 

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from harness.records import MeasurementRecord
 from harness.analysis.regression import (
     DEFAULT_RUN_SD,
     Decision,
@@ -22,6 +21,7 @@ from harness.analysis.regression import (
     mann_whitney_u,
     pair_runs,
 )
+from harness.records import MeasurementRecord
 
 try:
     from scipy import stats as scipy_stats

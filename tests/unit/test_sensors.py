@@ -24,8 +24,17 @@ import pytest
 
 import harness.agent
 from harness.agent.clock import now_ns
-from harness.agent.sensors import (SENSORS, Sampler, SensorError, SensorOptionError, SensorUnavailable,
-                                   open_sensor, summarize_power, summarize_run, unavailable_summary)
+from harness.agent.sensors import (
+    SENSORS,
+    Sampler,
+    SensorError,
+    SensorOptionError,
+    SensorUnavailable,
+    open_sensor,
+    summarize_power,
+    summarize_run,
+    unavailable_summary,
+)
 from harness.agent.sensors import command as command_sensor
 from harness.agent.sensors import estimate as estimate_sensor
 from harness.agent.sensors import nvml as nvml_sensor

@@ -9,10 +9,17 @@ import json
 
 import pytest
 
-from harness.errors import ConfigError
 from harness.config.target_files import load_target
-from harness.lab.shaping import (CalibrationPoint, CpuShaping, Figures, _error, candidate_periods, figures_of,
-                                 whole_core_document)
+from harness.errors import ConfigError
+from harness.lab.shaping import (
+    CalibrationPoint,
+    CpuShaping,
+    Figures,
+    _error,
+    candidate_periods,
+    figures_of,
+    whole_core_document,
+)
 
 
 def _point(work_ms: float, p50: float, p90: float, throughput: float = 0.5) -> CalibrationPoint:

@@ -26,8 +26,7 @@ from harness.errors import StoreError
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError, free_port
 from harness.records import MeasurementRecord, RunInfo
-from harness.store import PostgresStore, SQLiteStore, open_store, redact_url
-from harness.store import schema
+from harness.store import PostgresStore, SQLiteStore, open_store, redact_url, schema
 from harness.store.cli import add_store_commands
 from harness.store.schema import SCHEMA_VERSION
 

@@ -11,8 +11,14 @@ import yaml
 
 from harness.analysis.cheapest import PointResult, cheapest_point, cost_key, point_results, sweep_curves
 from harness.config.manifest import load_manifest
-from harness.config.sweep_specs import (POWER_LADDER, Sweep, SweepSpecError, parse_point_id, parse_sweep_option,
-                                        parse_sweep_options)
+from harness.config.sweep_specs import (
+    POWER_LADDER,
+    Sweep,
+    SweepSpecError,
+    parse_point_id,
+    parse_sweep_option,
+    parse_sweep_options,
+)
 from harness.errors import ConfigError
 from harness.records import MeasurementRecord
 from harness.run.declared_input_shapes import UnreadableModelFile, read_declared_input_shape

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from harness.errors import ConfigError
 from harness.config.units import parse_bytes, parse_duration, parse_power
+from harness.errors import ConfigError
 
 SOURCE = "suites/models.yaml"
 KEY = "defaults.latency.min_duration"
