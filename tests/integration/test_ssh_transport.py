@@ -29,7 +29,8 @@ from harness.config.targets import load_target
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.transport import open_transport
 from harness.transport.base import ContentCache, sha256_file
-from harness.transport.ssh import PY_SHA256, SSHProcess, SSHTransport
+from harness.transport.ssh import SSHProcess, SSHTransport
+from harness.transport.ssh.transport import PY_SHA256
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="needs OpenSSH's sshd")
 

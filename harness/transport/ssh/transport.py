@@ -60,14 +60,16 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import paramiko
+from paramiko.pkey import UnknownKeyType
 
+from harness.config.targets import Target, split_jump_host
 from harness.errors import ConnectionLost, TransportError, Unreachable
-from harness.config.targets import split_jump_host
 from harness.transport.base import CommandResult, QueuedLines
 from harness.transport.local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
 
@@ -114,6 +116,8 @@ PY_SHA256 = (  # sha256sum's output format, for devices without coreutils
 
 T = TypeVar("T")
 
+SSHOptions = dict[str, Any]  # one host's entry from paramiko.SSHConfig.lookup: str values, identityfile a list
+
 
 # --- where to connect -------------------------------------------------------------------
 
@@ -128,7 +132,7 @@ class Endpoint:
     key_files: tuple[str, ...] = ()
     identities_only: bool = False
     host_key_alias: str | None = None
-    jumps: tuple["Endpoint", ...] = field(default=())  # hops before this one, outermost first
+    jumps: tuple[Endpoint, ...] = field(default=())  # hops before this one, outermost first
 
     @property
     def address(self) -> str:
@@ -152,10 +156,12 @@ def _load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
         raise TransportError(f"cannot read ssh config {chosen}: {exc}") from None
 
 
-def resolve_endpoint(target, config: paramiko.SSHConfig) -> Endpoint:
+def resolve_endpoint(target: Target, config: paramiko.SSHConfig) -> Endpoint:
     """The target's endpoint (with its jump hops) from the target file and ssh_config."""
     conn = target.connection
     name = conn.ssh_config_host or conn.host
+    if name is None:  # the target loader refuses such a file; a Target built in code might not
+        raise TransportError(f"{target.name}: an ssh target needs connection.host or connection.ssh_config_host")
     options = _lookup(config, name, target)
     hostname = (conn.host if (conn.host and conn.ssh_config_host) else options.get("hostname", name)).strip("[]")
     port = conn.port if conn.port != 22 else _config_port(options, target, name)
@@ -168,7 +174,7 @@ def resolve_endpoint(target, config: paramiko.SSHConfig) -> Endpoint:
                     host_key_alias=options.get("hostkeyalias"), jumps=jumps)
 
 
-def _local_user(target) -> str:
+def _local_user(target: Target) -> str:
     """OpenSSH's default login name: the local user's."""
     try:
         return getpass.getuser()
@@ -176,14 +182,14 @@ def _local_user(target) -> str:
         raise TransportError(f"{target.name}: no login name: set connection.user in {target.source}") from None
 
 
-def _lookup(config: paramiko.SSHConfig, name: str, target) -> dict:
+def _lookup(config: paramiko.SSHConfig, name: str, target: Target) -> SSHOptions:
     try:
         return dict(config.lookup(name))
     except Exception as exc:  # paramiko raises plain exceptions for Match exec etc.
         raise TransportError(f"{target.name}: ssh config entry for {name!r} cannot be read: {exc}") from None
 
 
-def _config_port(options: dict, target, name: str) -> int:
+def _config_port(options: SSHOptions, target: Target, name: str) -> int:
     try:
         return int(options.get("port", 22))
     except ValueError:
@@ -191,7 +197,7 @@ def _config_port(options: dict, target, name: str) -> int:
                              f"{options.get('port')!r}") from None
 
 
-def _proxy_jump(options: dict, target, name: str) -> str | None:
+def _proxy_jump(options: SSHOptions, target: Target, name: str) -> str | None:
     if "proxycommand" in options and options["proxycommand"].lower() != "none":
         raise TransportError(f"{target.name}: ssh config for {name!r} uses ProxyCommand, which the harness does "
                              "not run; use ProxyJump (or connection.jump_host in the target file) instead")
@@ -199,7 +205,7 @@ def _proxy_jump(options: dict, target, name: str) -> str | None:
     return None if jump is None or jump.lower() == "none" else jump
 
 
-def _jump_chain(spec: str | None, config: paramiko.SSHConfig, target, fallback_keys: tuple[str, ...],
+def _jump_chain(spec: str | None, config: paramiko.SSHConfig, target: Target, fallback_keys: tuple[str, ...],
                 depth: int) -> tuple[Endpoint, ...]:
     if not spec:
         return ()
@@ -308,7 +314,7 @@ class _Channel(paramiko.Channel):
 
     got_status = False
 
-    def _handle_request(self, m):  # noqa: ANN001 (paramiko's private hook)
+    def _handle_request(self, m: paramiko.Message) -> None:
         position = m.packet.tell()
         key = m.get_text()
         if key == "exit-signal":
@@ -322,10 +328,10 @@ class _Channel(paramiko.Channel):
                 reply = paramiko.Message()
                 reply.add_byte(paramiko.common.cMSG_CHANNEL_SUCCESS)
                 reply.add_int(self.remote_chanid)
-                self.transport._send_user_message(reply)
+                self.transport._send_user_message(reply)  # type: ignore[union-attr]  # private, not in the stubs
             return
         m.packet.seek(position)
-        super()._handle_request(m)
+        super()._handle_request(m)  # type: ignore[misc]  # paramiko's private hook, not in the stubs
         if key == "exit-status":
             self.got_status = True
 
@@ -335,13 +341,14 @@ class _Transport(paramiko.Transport):
     (paramiko's table holds the base class's function)."""
 
     _channel_handler_table = {
-        **paramiko.Transport._channel_handler_table,
+        **paramiko.Transport._channel_handler_table,  # type: ignore[attr-defined]  # private, not in the stubs
         paramiko.common.MSG_CHANNEL_REQUEST: lambda channel, m: channel._handle_request(m),
     }
 
 
 def _channel_alive(channel: paramiko.Channel) -> bool:
-    return channel.get_transport() is not None and channel.get_transport().is_active()
+    transport = channel.get_transport()
+    return transport is not None and transport.is_active()
 
 
 # --- a remote process ---------------------------------------------------------------------
@@ -351,7 +358,7 @@ class SSHProcess(QueuedLines):
     whole for `run`), the stderr tail kept, and the remote pid read from the wrapper's first
     stderr line so `kill()` can end the process tree on the device."""
 
-    def __init__(self, owner: "SSHTransport", channel: paramiko.Channel, what: str, *, collect: bool = False,
+    def __init__(self, owner: SSHTransport, channel: paramiko.Channel, what: str, *, collect: bool = False,
                  stderr_limit: int | None = STDERR_TAIL_BYTES) -> None:
         self._owner = owner
         self._channel = channel
@@ -571,8 +578,12 @@ class _Connection:
 
     def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
-            self._sftp = paramiko.SFTPClient.from_transport(self.transport)
-            self._sftp.get_channel().settimeout(SFTP_REPLY_TIMEOUT_S)  # a stalled link fails, never hangs
+            sftp = paramiko.SFTPClient.from_transport(self.transport)
+            channel = sftp.get_channel() if sftp is not None else None
+            if sftp is None or channel is None:  # paramiko's types allow None; a failed open raises instead
+                raise paramiko.SSHException("no SFTP session channel")
+            self._sftp = sftp
+            channel.settimeout(SFTP_REPLY_TIMEOUT_S)  # a stalled link fails, never hangs
         return self._sftp
 
     def close(self) -> None:
@@ -592,7 +603,7 @@ class SSHTransport:
     """Runs on a device over SSH. ``workdir`` is absolute on the device (a relative one in
     the target file is resolved against the login directory on first use)."""
 
-    def __init__(self, target, *, ssh_config_path: Path | None = None, known_hosts_path: Path | None = None,
+    def __init__(self, target: Target, *, ssh_config_path: Path | None = None, known_hosts_path: Path | None = None,
                  progress: Progress | None = None) -> None:
         self.target = target
         self.progress = progress  # one-line news for the user (reconnect attempts); None: debug log only
@@ -744,7 +755,8 @@ class SSHTransport:
                 transport.start_client(timeout=timeout)
                 server_key = transport.get_remote_server_key()  # raises if the handshake timed out
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                reason = str(exc) if str(exc) and str(exc) != "No existing session" else f"no answer within {timeout:g}s"
+                reason = (str(exc) if str(exc) and str(exc) != "No existing session"
+                          else f"no answer within {timeout:g}s")
                 raise self._unreachable(hop, final, f"SSH handshake failed: {reason}; is this an SSH server? "
                                         "check connection.port, or raise connection.connect_timeout",
                                         transient=True) from None
@@ -756,7 +768,8 @@ class SSHTransport:
             transport.close()
             raise
 
-    def _open_socket(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint, timeout: float):
+    def _open_socket(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint,
+                     timeout: float) -> socket.socket | paramiko.Channel:
         if via is not None:
             try:
                 return via.open_channel("direct-tcpip", (hop.hostname, hop.port), ("127.0.0.1", 0), timeout=timeout)
@@ -775,7 +788,7 @@ class SSHTransport:
         except ConnectionRefusedError:
             raise self._unreachable(hop, final, "connection refused: nothing listens on that port; check that "
                                     "sshd runs on the device and connection.port", transient=True) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise self._unreachable(hop, final, f"no answer within {timeout:g}s: the device is off, on another "
                                     "network or behind a firewall; raise connection.connect_timeout for a slow "
                                     "link", transient=True) from None
@@ -864,8 +877,8 @@ class SSHTransport:
         if not hop.identities_only:
             agent = paramiko.Agent()
             try:
-                for key in agent.get_keys():
-                    if attempt(key, f"agent key {key.fingerprint}"):
+                for agent_key in agent.get_keys():
+                    if attempt(agent_key, f"agent key {agent_key.fingerprint}"):
                         return
             finally:
                 agent.close()
@@ -877,9 +890,9 @@ class SSHTransport:
                     if key is not None and attempt(key, path):
                         return
         keys = "; tried " + ", ".join(tried) if tried else "; no key file, agent key or ~/.ssh/id_* key was found"
-        raise self._unreachable(hop, final, f"authentication failed for user {hop.user}{keys}. Install the public key in "
-                                f"~{hop.user}/.ssh/authorized_keys on the device, or set connection.key_file (or load "
-                                "the key into ssh-agent); passwords are never used")
+        raise self._unreachable(hop, final, f"authentication failed for user {hop.user}{keys}. Install the public "
+                                f"key in ~{hop.user}/.ssh/authorized_keys on the device, or set connection.key_file "
+                                "(or load the key into ssh-agent); passwords are never used")
 
     @staticmethod
     def _load_key(path: str, tried: list[str]) -> paramiko.PKey | None:
@@ -888,7 +901,7 @@ class SSHTransport:
         except FileNotFoundError:
             tried.append(f"{path} (no such file)")
         except (TypeError, ValueError, paramiko.SSHException, paramiko.PasswordRequiredException,
-                paramiko.UnknownKeyType) as exc:
+                UnknownKeyType) as exc:
             encrypted = "password" in str(exc).lower() or "encrypted" in str(exc).lower()
             tried.append(f"{path} (passphrase-protected: load it into ssh-agent)" if encrypted
                          else f"{path} (not a usable private key: {exc})")
@@ -907,8 +920,6 @@ class SSHTransport:
                     self._workdir = posixpath.normpath(posixpath.join(home, self.target.workdir))
                 self._makedirs(sftp, self._workdir)
             except _LINK_ERRORS as exc:
-                if isinstance(exc, TransportError):
-                    raise
                 raise TransportError(f"{self.target_name}: cannot prepare workdir {self.target.workdir}: "
                                      f"{_reason(exc)}") from None
         self._workdir_ready = True
@@ -1027,7 +1038,7 @@ class SSHTransport:
 
     def _makedirs(self, sftp: paramiko.SFTPClient, path: str) -> None:
         try:
-            if stat.S_ISDIR(sftp.stat(path).st_mode):
+            if stat.S_ISDIR(sftp.stat(path).st_mode or 0):
                 return
             raise TransportError(f"{self.target_name}: cannot create {path}: a file is in the way")
         except FileNotFoundError:
@@ -1039,7 +1050,7 @@ class SSHTransport:
             sftp.mkdir(path)
         except OSError as exc:
             try:
-                if stat.S_ISDIR(sftp.stat(path).st_mode):
+                if stat.S_ISDIR(sftp.stat(path).st_mode or 0):
                     return  # someone else created it meanwhile
             except OSError:
                 pass
@@ -1049,7 +1060,7 @@ class SSHTransport:
         local = Path(local)
 
         def put(sftp: paramiko.SFTPClient) -> int:
-            return sftp.put(str(local), remote, confirm=True).st_size
+            return sftp.put(str(local), remote, confirm=True).st_size or 0
 
         try:
             size = self._sftp_call(f"upload of {local.name}", f"cannot copy {local} to {remote}", put)
@@ -1101,14 +1112,16 @@ class SSHTransport:
         shown = [p if not p.startswith("-") else "./" + p for p in paths]
         if self._sha256_argv is None:
             self.remote_sha256(paths[0])  # settles sha256sum vs the python fallback
-        done = self.run([*self._sha256_argv, *shown])
+        argv = self._sha256_argv
+        assert argv is not None, "settled by the sha256 above"
+        done = self.run([*argv, *shown])
         done.check(self.target_name, f"sha256 of {len(paths)} files")
         lines = done.stdout.decode("utf-8", "replace").splitlines()
         digests = [line.split()[0].lstrip("\\") if line.split() else "" for line in lines]
         if len(digests) != len(paths) or not all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests):
             raise TransportError(f"{self.target_name}: sha256 of {len(paths)} files: unexpected output "
                                  f"{done.stdout[:80]!r}")
-        return dict(zip(paths, digests))
+        return dict(zip(paths, digests, strict=True))  # the lengths were compared above
 
     def _parse_digest(self, done: CommandResult, path: str) -> str:
         done.check(self.target_name, f"sha256 of {path}")
@@ -1132,7 +1145,7 @@ class SSHTransport:
     def remove(self, path: str) -> None:
         def kind(sftp: paramiko.SFTPClient) -> str:
             try:
-                mode = sftp.lstat(path).st_mode
+                mode = sftp.lstat(path).st_mode or 0
             except FileNotFoundError:
                 return "absent"
             if stat.S_ISDIR(mode):
@@ -1163,6 +1176,3 @@ def _describe(argv: Sequence[str], shown_args: int = 5) -> str:
     """The command as a user would recognise it: ``python -m harness_agent --job-id ID``."""
     shown = " ".join(shlex.quote(arg) for arg in argv[:shown_args])
     return f"`{shown}{' ...' if len(argv) > shown_args else ''}`"
-
-
-__all__ = ["Endpoint", "SSHProcess", "SSHTransport", "resolve_endpoint"]
