@@ -4,14 +4,13 @@
 agent client and the device lock run unchanged over SSH (see also docs/targets.md).
 """
 
+from harness.transport.ssh.config import Endpoint, resolve_endpoint
 from harness.transport.ssh.transport import (
     KEEPALIVE_S,
     LINK_TIMEOUT_S,
     RECONNECT_BACKOFF_S,
-    Endpoint,
     SSHProcess,
     SSHTransport,
-    resolve_endpoint,
 )
 
 __all__ = ["KEEPALIVE_S", "LINK_TIMEOUT_S", "RECONNECT_BACKOFF_S", "Endpoint", "SSHProcess", "SSHTransport",

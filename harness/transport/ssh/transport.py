@@ -28,29 +28,14 @@ Decisions (see also docs/targets.md):
   stderr line (``harness-pid PID [group]``) and makes the process a process-group leader
   (the exec channel's own session, or `setsid` where available), so `kill()` can end the
   whole process tree on the device with a separate ``kill -KILL -PGID``.
-- Host keys are verified against known_hosts (OpenSSH format, hashed names and wildcards
-  understood; ``[host]:port`` for a port other than 22). ``strict``: an unknown host is
-  refused with its SHA256 fingerprint and how to accept it; ``accept-new``: it is appended
-  to the known_hosts file. A changed key is always refused, naming both fingerprints and the
-  line to remove.
-- ssh_config (``~/.ssh/config`` unless given) is honoured for the alias or host: HostName,
-  Port, User, IdentityFile, IdentitiesOnly, HostKeyAlias and ProxyJump (a chain ``a,b``
-  works). Values written in the target file win over ssh_config (``port`` only when it is
-  not the default 22). ProxyCommand is refused with a hint to use ProxyJump.
-- Authentication uses public keys only, never passwords: the target's ``key_file`` and
-  IdentityFile entries, then the ssh-agent, then the default ``~/.ssh/id_*`` keys (only when
-  no key file was named). A jump host also tries the target's ``key_file``.
 - A process killed by a signal reports ``-signal`` from `wait()` (paramiko drops the
   ``exit-signal`` message; the channel class here reads it).
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import errno
-import getpass
-import os
 import posixpath
 import queue
 import re
@@ -61,17 +46,18 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import paramiko
-from paramiko.pkey import UnknownKeyType
 
-from harness.config.targets import Target, split_jump_host
+from harness.config.targets import Target
 from harness.errors import ConnectionLost, TransportError, Unreachable
 from harness.transport.base import CommandResult, QueuedLines
 from harness.transport.local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
+from harness.transport.ssh.auth import authenticate
+from harness.transport.ssh.config import Endpoint, load_ssh_config, resolve_endpoint, unreachable
+from harness.transport.ssh.known_hosts import KnownHosts, prefer_known_key_types
 
 Progress = Callable[[str], None]
 
@@ -83,10 +69,7 @@ KILL_WAIT_S = 5.0
 PID_WAIT_S = 2.0
 PID_SEARCH_BYTES = 64 << 10
 RECV_BYTES = 1 << 16
-MAX_JUMPS = 8
-DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 PID_MARKER = b"harness-pid "
-GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Runs as `sh -c WRAPPER sh ARGV...`: report the pid (and whether it leads its process group)
@@ -115,196 +98,6 @@ PY_SHA256 = (  # sha256sum's output format, for devices without coreutils
 )
 
 T = TypeVar("T")
-
-SSHOptions = dict[str, Any]  # one host's entry from paramiko.SSHConfig.lookup: str values, identityfile a list
-
-
-# --- where to connect -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One SSH server on the way to the target (a jump host or the target itself)."""
-
-    label: str                        # as the user wrote it (alias or host), for messages
-    hostname: str
-    port: int
-    user: str
-    key_files: tuple[str, ...] = ()
-    identities_only: bool = False
-    host_key_alias: str | None = None
-    jumps: tuple[Endpoint, ...] = field(default=())  # hops before this one, outermost first
-
-    @property
-    def address(self) -> str:
-        return f"{self.hostname}:{self.port}"
-
-    @property
-    def known_hosts_name(self) -> str:
-        """The name OpenSSH files this server's key under in known_hosts."""
-        if self.host_key_alias:
-            return self.host_key_alias
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-
-def _load_ssh_config(path: Path | None) -> paramiko.SSHConfig:
-    chosen = Path(path) if path is not None else Path("~/.ssh/config").expanduser()
-    if not chosen.is_file():
-        return paramiko.SSHConfig()
-    try:
-        return paramiko.SSHConfig.from_path(str(chosen))
-    except (OSError, paramiko.ConfigParseError, ValueError) as exc:
-        raise TransportError(f"cannot read ssh config {chosen}: {exc}") from None
-
-
-def resolve_endpoint(target: Target, config: paramiko.SSHConfig) -> Endpoint:
-    """The target's endpoint (with its jump hops) from the target file and ssh_config."""
-    conn = target.connection
-    name = conn.ssh_config_host or conn.host
-    if name is None:  # the target loader refuses such a file; a Target built in code might not
-        raise TransportError(f"{target.name}: an ssh target needs connection.host or connection.ssh_config_host")
-    options = _lookup(config, name, target)
-    hostname = (conn.host if (conn.host and conn.ssh_config_host) else options.get("hostname", name)).strip("[]")
-    port = conn.port if conn.port != 22 else _config_port(options, target, name)
-    user = conn.user or options.get("user") or _local_user(target)
-    key_files = tuple(dict.fromkeys(([conn.key_file] if conn.key_file else []) + options.get("identityfile", [])))
-    jump_spec = conn.jump_host or _proxy_jump(options, target, name)
-    jumps = _jump_chain(jump_spec, config, target, (conn.key_file,) if conn.key_file else (), 0)
-    return Endpoint(label=name, hostname=hostname, port=port, user=user, key_files=key_files,
-                    identities_only=options.get("identitiesonly", "no").lower() == "yes",
-                    host_key_alias=options.get("hostkeyalias"), jumps=jumps)
-
-
-def _local_user(target: Target) -> str:
-    """OpenSSH's default login name: the local user's."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
-        raise TransportError(f"{target.name}: no login name: set connection.user in {target.source}") from None
-
-
-def _lookup(config: paramiko.SSHConfig, name: str, target: Target) -> SSHOptions:
-    try:
-        return dict(config.lookup(name))
-    except Exception as exc:  # paramiko raises plain exceptions for Match exec etc.
-        raise TransportError(f"{target.name}: ssh config entry for {name!r} cannot be read: {exc}") from None
-
-
-def _config_port(options: SSHOptions, target: Target, name: str) -> int:
-    try:
-        return int(options.get("port", 22))
-    except ValueError:
-        raise TransportError(f"{target.name}: ssh config: Port for {name!r} is not a number: "
-                             f"{options.get('port')!r}") from None
-
-
-def _proxy_jump(options: SSHOptions, target: Target, name: str) -> str | None:
-    if "proxycommand" in options and options["proxycommand"].lower() != "none":
-        raise TransportError(f"{target.name}: ssh config for {name!r} uses ProxyCommand, which the harness does "
-                             "not run; use ProxyJump (or connection.jump_host in the target file) instead")
-    jump = options.get("proxyjump")
-    return None if jump is None or jump.lower() == "none" else jump
-
-
-def _jump_chain(spec: str | None, config: paramiko.SSHConfig, target: Target, fallback_keys: tuple[str, ...],
-                depth: int) -> tuple[Endpoint, ...]:
-    if not spec:
-        return ()
-    if depth > MAX_JUMPS:
-        raise TransportError(f"{target.name}: ProxyJump chain is longer than {MAX_JUMPS} hops (a loop in ssh config?)")
-    hops: list[Endpoint] = []
-    for item in (part.strip() for part in spec.split(",")):
-        parts = split_jump_host(item.removeprefix("ssh://"))
-        if parts is None:
-            raise TransportError(f"{target.name}: jump host {item!r} is not 'user@host:port' or an ssh config alias")
-        user, host, port = parts
-        options = _lookup(config, host, target)
-        inner = _jump_chain(_proxy_jump(options, target, host), config, target, fallback_keys, depth + 1)
-        keys = tuple(dict.fromkeys(options.get("identityfile", []) + list(fallback_keys)))
-        hops.extend(inner)
-        hops.append(Endpoint(
-            label=item, hostname=options.get("hostname", host),
-            port=port if port is not None else _config_port(options, target, host),
-            user=user or options.get("user") or _local_user(target), key_files=keys,
-            identities_only=options.get("identitiesonly", "no").lower() == "yes",
-            host_key_alias=options.get("hostkeyalias")))
-    return tuple(hops)
-
-
-# --- known_hosts --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _KnownKey:
-    file: Path
-    line: int
-    marker: str | None
-    key: paramiko.PKey
-
-
-def _glob(pattern: str, name: str) -> bool:
-    """OpenSSH host patterns: `*` and `?` only (brackets are literal: `[host]:port`)."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, name, re.IGNORECASE) is not None
-
-
-def _host_pattern_matches(patterns: str, name: str) -> bool:
-    matched = False
-    for pattern in patterns.split(","):
-        if pattern.startswith("|1|"):
-            if paramiko.HostKeys.hash_host(name, pattern) == pattern:
-                matched = True
-        elif pattern.startswith("!"):
-            if _glob(pattern[1:], name):
-                return False
-        elif _glob(pattern, name):
-            matched = True
-    return matched
-
-
-def _known_keys(path: Path, name: str) -> list[_KnownKey]:
-    """Keys recorded for `name` in an OpenSSH known_hosts file (missing file: none)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise TransportError(f"cannot read known_hosts file {path}: {exc.strerror}") from None
-    found = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        fields = raw.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        marker = None
-        if fields[0].startswith("@"):
-            marker, fields = fields[0], fields[1:]
-        if len(fields) < 3 or marker == "@cert-authority" or not _host_pattern_matches(fields[0], name):
-            continue
-        try:
-            key = paramiko.PKey.from_type_string(fields[1], base64.b64decode(fields[2]))
-        except Exception:  # an unknown key type or a damaged line: OpenSSH skips it too
-            continue
-        found.append(_KnownKey(path, number, marker, key))
-    return found
-
-
-def _same_key(a: paramiko.PKey, b: paramiko.PKey) -> bool:
-    return a.get_name() == b.get_name() and a.asbytes() == b.asbytes()
-
-
-def _describe_key(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} {key.fingerprint}"
-
-
-def _preferred_key_types(transport: paramiko.Transport, known: list[_KnownKey]) -> None:
-    """Ask for a host key type already in known_hosts first, as OpenSSH does."""
-    wanted = []
-    for entry in known:
-        name = entry.key.get_name()
-        wanted.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if name == "ssh-rsa" else [name])
-    options = transport.get_security_options()
-    available = list(options.key_types)
-    first = [kind for kind in dict.fromkeys(wanted) if kind in available]
-    if first:
-        options.key_types = first + [kind for kind in available if kind not in first]
 
 
 # --- a session channel that also reads exit-signal ---------------------------------------
@@ -612,9 +405,7 @@ class SSHTransport:
         self.connects = 0  # how many connections were opened (1 unless one broke)
         self.debug_log: list[str] = []
         self._config_path = ssh_config_path
-        self._known_hosts = Path(known_hosts_path) if known_hosts_path else Path("~/.ssh/known_hosts").expanduser()
-        # read, never written: the system-wide file OpenSSH also trusts (only by default)
-        self._global_known_hosts = () if known_hosts_path else (GLOBAL_KNOWN_HOSTS,)
+        self._known_hosts = KnownHosts(target, known_hosts_path, self._debug)
         self._endpoint: Endpoint | None = None
         self._connection: _Connection | None = None
         self._connect_lock = threading.RLock()
@@ -630,7 +421,7 @@ class SSHTransport:
     @property
     def endpoint(self) -> Endpoint:
         if self._endpoint is None:
-            self._endpoint = resolve_endpoint(self.target, _load_ssh_config(self._config_path))
+            self._endpoint = resolve_endpoint(self.target, load_ssh_config(self._config_path))
         return self._endpoint
 
     @property
@@ -728,18 +519,6 @@ class SSHTransport:
             raise
         return _Connection(hops)
 
-    def _unreachable(self, hop: Endpoint, target_end: Endpoint, reason: str, *,
-                     transient: bool = False) -> TransportError:
-        """"<target>: unreachable: <address> (<reason>)"; an `Unreachable` when trying again may
-        help (no answer, refused, dropped), else a plain TransportError (keys, auth)."""
-        via = ""
-        if hop is target_end and hop.jumps:
-            via = f" via {hop.jumps[-1].label}"
-        elif hop is not target_end:
-            via = f", the jump host to {target_end.address},"
-        kind = Unreachable if transient else TransportError
-        return kind(f"{self.target_name}: unreachable: {hop.address}{via} ({reason})")
-
     def _open_hop(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint) -> paramiko.Transport:
         timeout = self.target.connection.connect_timeout_s
         sock = self._open_socket(hop, via, final, timeout)
@@ -748,20 +527,19 @@ class SSHTransport:
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
         try:
-            known = [entry for file in (self._known_hosts, *self._global_known_hosts)
-                     for entry in _known_keys(file, hop.known_hosts_name)]
-            _preferred_key_types(transport, [k for k in known if k.marker is None])
+            known = self._known_hosts.keys_for(hop.known_hosts_name)
+            prefer_known_key_types(transport, [k for k in known if k.marker is None])
             try:
                 transport.start_client(timeout=timeout)
                 server_key = transport.get_remote_server_key()  # raises if the handshake timed out
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 reason = (str(exc) if str(exc) and str(exc) != "No existing session"
                           else f"no answer within {timeout:g}s")
-                raise self._unreachable(hop, final, f"SSH handshake failed: {reason}; is this an SSH server? "
-                                        "check connection.port, or raise connection.connect_timeout",
-                                        transient=True) from None
-            self._check_host_key(hop, server_key, known, via is not None)
-            self._authenticate(transport, hop, final)
+                raise unreachable(self.target_name, hop, final, f"SSH handshake failed: {reason}; is this an SSH "
+                                  "server? check connection.port, or raise connection.connect_timeout",
+                                  transient=True) from None
+            self._known_hosts.check(hop, server_key, known, via is not None)
+            authenticate(transport, hop, final, self.target_name)
             transport.set_keepalive(KEEPALIVE_S)  # with LINK_TIMEOUT_S on the socket: a dead link is noticed
             return transport
         except BaseException:
@@ -770,144 +548,37 @@ class SSHTransport:
 
     def _open_socket(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint,
                      timeout: float) -> socket.socket | paramiko.Channel:
+        """A TCP connection to `hop`: directly, or forwarded by the jump host before it (`via`)."""
+        name = self.target_name
         if via is not None:
             try:
                 return via.open_channel("direct-tcpip", (hop.hostname, hop.port), ("127.0.0.1", 0), timeout=timeout)
             except paramiko.ChannelException as exc:
                 hint = ("the jump host forbids forwarding (AllowTcpForwarding/PermitOpen in its sshd_config)"
                         if exc.code == 1 else "check host and port as seen from the jump host")
-                raise self._unreachable(hop, final, f"the jump host could not connect: {exc.text}; {hint}",
-                                        transient=True) from None
+                raise unreachable(name, hop, final, f"the jump host could not connect: {exc.text}; {hint}",
+                                  transient=True) from None
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise self._unreachable(hop, final, f"jump host connection failed: {exc}", transient=True) from None
+                raise unreachable(name, hop, final, f"jump host connection failed: {exc}", transient=True) from None
         try:
             sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
         except socket.gaierror as exc:
-            raise self._unreachable(hop, final, f"cannot resolve host name {hop.hostname!r}: {exc.strerror}; check "
-                                    "connection.host (or HostName in ssh config) and DNS", transient=True) from None
+            raise unreachable(name, hop, final, f"cannot resolve host name {hop.hostname!r}: {exc.strerror}; check "
+                              "connection.host (or HostName in ssh config) and DNS", transient=True) from None
         except ConnectionRefusedError:
-            raise self._unreachable(hop, final, "connection refused: nothing listens on that port; check that "
-                                    "sshd runs on the device and connection.port", transient=True) from None
+            raise unreachable(name, hop, final, "connection refused: nothing listens on that port; check that "
+                              "sshd runs on the device and connection.port", transient=True) from None
         except TimeoutError:
-            raise self._unreachable(hop, final, f"no answer within {timeout:g}s: the device is off, on another "
-                                    "network or behind a firewall; raise connection.connect_timeout for a slow "
-                                    "link", transient=True) from None
+            raise unreachable(name, hop, final, f"no answer within {timeout:g}s: the device is off, on another "
+                              "network or behind a firewall; raise connection.connect_timeout for a slow "
+                              "link", transient=True) from None
         except OSError as exc:
-            raise self._unreachable(hop, final, f"{exc.strerror or exc}; check the network path to the "
-                                    "device", transient=True) from None
+            raise unreachable(name, hop, final, f"{exc.strerror or exc}; check the network path to the "
+                              "device", transient=True) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: give up on data unacknowledged this long
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT_S * 1000)
         return sock
-
-    def _check_host_key(self, hop: Endpoint, key: paramiko.PKey, known: list[_KnownKey], jumped: bool) -> None:
-        name = hop.known_hosts_name
-        file = self._known_hosts
-        for entry in known:
-            if entry.marker == "@revoked" and _same_key(entry.key, key):
-                raise TransportError(f"{self.target_name}: host key {_describe_key(key)} of {name} is marked "
-                                     f"@revoked in {entry.file}:{entry.line}; refusing to connect")
-        plain = [entry for entry in known if entry.marker is None]
-        if any(_same_key(entry.key, key) for entry in plain):
-            return
-        changed = [entry for entry in plain if entry.key.get_name() == key.get_name()]
-        if changed:
-            old = changed[0]
-            raise TransportError(
-                f"{self.target_name}: HOST KEY CHANGED for {name}: the server offers {_describe_key(key)} but "
-                f"{old.file}:{old.line} records {old.key.fingerprint}. Someone may be intercepting the connection; "
-                f"if the device was re-imaged, remove line {old.line} (ssh-keygen -R '{name}' -f {old.file}) and "
-                "connect again")
-        if self.target.connection.known_hosts == "accept-new":
-            self._remember(name, key)
-            self._debug(f"accepted new host key {_describe_key(key)} for {name} into {file}")
-            return
-        scan = f"ssh-keyscan -p {hop.port} {hop.hostname} >> {file}"
-        if jumped:
-            scan = f"ssh <jump host> ssh-keyscan -p {hop.port} {hop.hostname} >> {file}"
-        also = ""
-        if plain:
-            also = f" (known_hosts holds only {', '.join(sorted({e.key.get_name() for e in plain}))} keys for it)"
-        raise TransportError(
-            f"{self.target_name}: unknown host key for {name}: {_describe_key(key)}{also} is not in {file}; "
-            f"after checking the fingerprint with the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), accept it "
-            f"with `{scan}`, or set connection.known_hosts: accept-new in {self.target.source}")
-
-    def _remember(self, name: str, key: paramiko.PKey) -> None:
-        file = self._known_hosts
-        try:
-            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            prefix = ""
-            if file.exists() and file.stat().st_size:
-                with open(file, "rb") as handle:
-                    handle.seek(-1, os.SEEK_END)
-                    prefix = "" if handle.read(1) == b"\n" else "\n"
-            with open(file, "a", encoding="utf-8") as handle:
-                handle.write(f"{prefix}{name} {key.get_name()} {key.get_base64()}\n")
-            os.chmod(file, 0o600)
-        except OSError as exc:
-            raise TransportError(f"{self.target_name}: cannot add the host key of {name} to {file}: "
-                                 f"{exc.strerror}") from None
-
-    def _authenticate(self, transport: paramiko.Transport, hop: Endpoint, final: Endpoint) -> None:
-        tried: list[str] = []
-
-        def attempt(key: paramiko.PKey, label: str) -> bool:
-            try:
-                remaining = transport.auth_publickey(hop.user, key)
-            except paramiko.BadAuthenticationType as exc:
-                raise self._unreachable(hop, final, f"the server does not accept public keys for {hop.user} "
-                                        f"(it allows {', '.join(exc.allowed_types) or 'nothing'}); the harness "
-                                        "never uses passwords") from None
-            except paramiko.AuthenticationException:
-                tried.append(f"{label} (refused)")
-                return False
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise self._unreachable(hop, final, f"connection dropped during authentication: {exc}",
-                                        transient=True) from None
-            if remaining:
-                raise self._unreachable(hop, final, f"the server wants more than a key ({', '.join(remaining)}); "
-                                        "the harness only authenticates with keys")
-            return transport.is_authenticated()
-
-        for path in hop.key_files:
-            key = self._load_key(path, tried)
-            if key is not None and attempt(key, path):
-                return
-        if not hop.identities_only:
-            agent = paramiko.Agent()
-            try:
-                for agent_key in agent.get_keys():
-                    if attempt(agent_key, f"agent key {agent_key.fingerprint}"):
-                        return
-            finally:
-                agent.close()
-        if not hop.key_files:
-            for name in DEFAULT_KEYS:
-                path = os.path.expanduser(f"~/.ssh/{name}")
-                if os.path.exists(path):
-                    key = self._load_key(path, tried)
-                    if key is not None and attempt(key, path):
-                        return
-        keys = "; tried " + ", ".join(tried) if tried else "; no key file, agent key or ~/.ssh/id_* key was found"
-        raise self._unreachable(hop, final, f"authentication failed for user {hop.user}{keys}. Install the public "
-                                f"key in ~{hop.user}/.ssh/authorized_keys on the device, or set connection.key_file "
-                                "(or load the key into ssh-agent); passwords are never used")
-
-    @staticmethod
-    def _load_key(path: str, tried: list[str]) -> paramiko.PKey | None:
-        try:
-            return paramiko.PKey.from_path(path)
-        except FileNotFoundError:
-            tried.append(f"{path} (no such file)")
-        except (TypeError, ValueError, paramiko.SSHException, paramiko.PasswordRequiredException,
-                UnknownKeyType) as exc:
-            encrypted = "password" in str(exc).lower() or "encrypted" in str(exc).lower()
-            tried.append(f"{path} (passphrase-protected: load it into ssh-agent)" if encrypted
-                         else f"{path} (not a usable private key: {exc})")
-        except OSError as exc:
-            tried.append(f"{path} ({exc.strerror})")
-        return None
 
     def _prepare_workdir(self, connection: _Connection) -> None:
         if self._workdir_ready:
