@@ -22,14 +22,6 @@ Decisions (see also docs/targets.md):
   tries once (a device that stays down costs each later test one connect, not the series).
 - A process whose connection broke cannot be killed over it; its remote pid is remembered and
   killed over the next connection that opens (nothing left running on the device).
-- Commands are never built from target or model data as raw shell text: the remote login
-  shell (POSIX sh) receives ``cd DIR && exec env K=V ... sh -c WRAPPER sh ARGV...`` where
-  every piece went through `shlex.quote`. WRAPPER reports the remote pid on the first
-  stderr line (``harness-pid PID [group]``) and makes the process a process-group leader
-  (the exec channel's own session, or `setsid` where available), so `kill()` can end the
-  whole process tree on the device with a separate ``kill -KILL -PGID``.
-- A process killed by a signal reports ``-signal`` from `wait()` (paramiko drops the
-  ``exit-signal`` message; the channel class here reads it).
 """
 
 from __future__ import annotations
@@ -39,7 +31,6 @@ import errno
 import posixpath
 import queue
 import re
-import shlex
 import signal
 import socket
 import stat
@@ -56,6 +47,8 @@ from harness.errors import ConnectionLost, TransportError, Unreachable
 from harness.transport.base import CommandResult, QueuedLines
 from harness.transport.local import MAX_LINE_BYTES, STDERR_TAIL_BYTES
 from harness.transport.ssh.auth import authenticate
+from harness.transport.ssh.channel import ExitSignalChannel, ExitSignalTransport, channel_alive
+from harness.transport.ssh.command import PID_MARKER, describe_command, kill_argv, shell_command
 from harness.transport.ssh.config import Endpoint, load_ssh_config, resolve_endpoint, unreachable
 from harness.transport.ssh.known_hosts import KnownHosts, prefer_known_key_types
 
@@ -69,22 +62,6 @@ KILL_WAIT_S = 5.0
 PID_WAIT_S = 2.0
 PID_SEARCH_BYTES = 64 << 10
 RECV_BYTES = 1 << 16
-PID_MARKER = b"harness-pid "
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-# Runs as `sh -c WRAPPER sh ARGV...`: report the pid (and whether it leads its process group)
-# on stderr, then become ARGV. Field 5 of /proc/PID/stat is the process group. A process that
-# is not a group leader becomes one through setsid (which then does not fork).
-WRAPPER = (
-    'g=; read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat; '
-    # qemu-user (an emulated device) fakes a process's own /proc/<pid>/stat with pgrp 0; another
-    # process (cat) reads the kernel's. Without this, setsid would fork and the command's exit
-    # status would be setsid's parent's 0, at once.
-    'if [ "$g" = 0 ]; then g=$(cat /proc/$$/stat 2>/dev/null | { read -r _ _ _ _ p _; echo "$p"; }); fi; '
-    'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then g=$$; set -- setsid "$@"; fi; '
-    'if [ "$g" = "$$" ]; then echo "harness-pid $$ group" >&2; else echo "harness-pid $$" >&2; fi; '
-    'exec "$@"'
-)
 
 # The sha256 of a file with nothing but the target's Python (when sha256sum is missing);
 # Python 3.6-compatible.
@@ -98,50 +75,6 @@ PY_SHA256 = (  # sha256sum's output format, for devices without coreutils
 )
 
 T = TypeVar("T")
-
-
-# --- a session channel that also reads exit-signal ---------------------------------------
-
-class _Channel(paramiko.Channel):
-    """paramiko ignores `exit-signal`: record it as exit status -SIGNUM (like subprocess)."""
-
-    got_status = False
-
-    def _handle_request(self, m: paramiko.Message) -> None:
-        position = m.packet.tell()
-        key = m.get_text()
-        if key == "exit-signal":
-            want_reply = m.get_boolean()
-            name = m.get_text()
-            number = getattr(signal, "SIG" + name, None)
-            self.exit_status = -int(number) if number is not None else -1
-            self.got_status = True
-            self.status_event.set()
-            if want_reply:
-                reply = paramiko.Message()
-                reply.add_byte(paramiko.common.cMSG_CHANNEL_SUCCESS)
-                reply.add_int(self.remote_chanid)
-                self.transport._send_user_message(reply)  # type: ignore[union-attr]  # private, not in the stubs
-            return
-        m.packet.seek(position)
-        super()._handle_request(m)  # type: ignore[misc]  # paramiko's private hook, not in the stubs
-        if key == "exit-status":
-            self.got_status = True
-
-
-class _Transport(paramiko.Transport):
-    """Dispatches channel requests through the channel object, so `_Channel` sees them
-    (paramiko's table holds the base class's function)."""
-
-    _channel_handler_table = {
-        **paramiko.Transport._channel_handler_table,  # type: ignore[attr-defined]  # private, not in the stubs
-        paramiko.common.MSG_CHANNEL_REQUEST: lambda channel, m: channel._handle_request(m),
-    }
-
-
-def _channel_alive(channel: paramiko.Channel) -> bool:
-    transport = channel.get_transport()
-    return transport is not None and transport.is_active()
 
 
 # --- a remote process ---------------------------------------------------------------------
@@ -319,7 +252,7 @@ class SSHProcess(QueuedLines):
         if not getattr(self._channel, "got_status", False):
             if self._killed:
                 return -signal.SIGKILL
-            if not _channel_alive(self._channel) and not self._owner._closing:
+            if not channel_alive(self._channel) and not self._owner._closing:
                 raise self._owner._connection_lost(self.what)
         return self._channel.exit_status
 
@@ -333,17 +266,15 @@ class SSHProcess(QueuedLines):
             return
         pid, group = self.remote_pid, self.remote_group
         self._killed = True
-        if not _channel_alive(self._channel):
+        if not channel_alive(self._channel):
             # the link is gone: no command can reach the device now; the next connection kills it
             if pid is not None and pid > 1:
                 self._owner._orphans.append((pid, group))
             self._close()
             return
         if pid is not None and pid > 1:
-            # `kill -KILL -PGID`, not `kill -KILL -- -PGID`: dash's kill rejects `--`
-            argv = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
             try:
-                self._owner._exec_plain(argv, KILL_WAIT_S)
+                self._owner._exec_plain(kill_argv(pid, group), KILL_WAIT_S)
             except TransportError as exc:  # best effort: the original error is what matters
                 self._owner._debug(f"kill of remote pid {pid} failed: {exc}")
         self._channel.status_event.wait(KILL_WAIT_S)
@@ -490,7 +421,7 @@ class SSHTransport:
         device lock) until the device's own TCP gives up on the dead link."""
         orphans, self._orphans = self._orphans, []
         for pid, group in orphans:
-            argv = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
+            argv = kill_argv(pid, group)
             try:
                 channel = connection.transport.open_session(timeout=self.target.connection.connect_timeout_s)
                 channel.exec_command(" ".join(argv) + " 2>/dev/null")
@@ -522,7 +453,7 @@ class SSHTransport:
     def _open_hop(self, hop: Endpoint, via: paramiko.Transport | None, final: Endpoint) -> paramiko.Transport:
         timeout = self.target.connection.connect_timeout_s
         sock = self._open_socket(hop, via, final, timeout)
-        transport = _Transport(sock)
+        transport = ExitSignalTransport(sock)
         transport.banner_timeout = timeout
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
@@ -612,38 +543,14 @@ class SSHTransport:
         raise AssertionError("unreachable")
 
     # --- commands ---------------------------------------------------------------------------
-    def _command(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None, wrap: bool) -> str:
-        if not argv:
-            raise TransportError(f"{self.target_name}: empty command")
-        if argv[0].startswith("-"):
-            raise TransportError(f"{self.target_name}: program name {argv[0]!r} starts with '-'")
-        for item in (*argv, *(env or {}).values(), cwd or ""):
-            if "\0" in item:
-                raise TransportError(f"{self.target_name}: a command argument contains a NUL byte")
-        parts = []
-        if cwd:
-            parts.append(f"cd {shlex.quote('./' + cwd if cwd.startswith('-') else cwd)} &&")
-        if wrap:
-            parts.append("exec")  # the wrapper replaces the login shell: one process fewer
-        if env:
-            parts.append("env")
-            for name, value in env.items():
-                if not _ENV_NAME.fullmatch(name):
-                    raise TransportError(f"{self.target_name}: environment variable name {name!r} is not valid")
-                parts.append(shlex.quote(f"{name}={value}"))
-        if wrap:
-            parts += ["sh", "-c", shlex.quote(WRAPPER), "sh"]
-        parts += [shlex.quote(arg) for arg in argv]
-        return " ".join(parts)
-
     def _launch(self, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None, *, wrap: bool = True,
                 collect: bool = False, stderr_limit: int | None = STDERR_TAIL_BYTES) -> SSHProcess:
-        command = self._command(argv, cwd, env, wrap)
-        what = _describe(argv)
+        command = shell_command(self.target_name, argv, cwd, env, wrap)
+        what = describe_command(argv)
 
         def open_and_exec(connection: _Connection) -> SSHProcess:
             channel = connection.transport.open_session(timeout=self.target.connection.connect_timeout_s)
-            channel.__class__ = _Channel
+            channel.__class__ = ExitSignalChannel
             try:
                 channel.exec_command(command)
             except _LINK_ERRORS:
@@ -841,9 +748,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOENT,):
         return "no such file"
     return str(exc) or type(exc).__name__
-
-
-def _describe(argv: Sequence[str], shown_args: int = 5) -> str:
-    """The command as a user would recognise it: ``python -m harness_agent --job-id ID``."""
-    shown = " ".join(shlex.quote(arg) for arg in argv[:shown_args])
-    return f"`{shown}{' ...' if len(argv) > shown_args else ''}`"
