@@ -17,9 +17,10 @@ import hashlib
 import posixpath
 import queue
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 from harness.errors import TransportError
 
@@ -41,7 +42,7 @@ class CommandResult:
     stdout: bytes
     stderr: bytes
 
-    def check(self, target: str, what: str) -> "CommandResult":
+    def check(self, target: str, what: str) -> CommandResult:
         """Raise TransportError naming the target and the last stderr line if it failed."""
         if self.returncode != 0:
             tail = self.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
@@ -74,7 +75,7 @@ class QueuedLines:
     """read_line() over a queue a reader thread fills with stdout lines (bytes), an
     Exception to raise, or None at end of output: shared by the local and SSH processes."""
 
-    _lines: "queue.Queue"
+    _lines: queue.Queue
 
     def read_line(self, timeout: float) -> bytes | None:
         try:
@@ -88,8 +89,11 @@ class QueuedLines:
 
 class Transport(Protocol):
     target_name: str
-    workdir: str
     bytes_sent: int
+
+    @property
+    def workdir(self) -> str:
+        """Absolute on the target; the SSH transport learns it on its first connection."""
 
     def run(self, argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None,
             timeout: float = 60.0) -> CommandResult: ...

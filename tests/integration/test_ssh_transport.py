@@ -29,7 +29,8 @@ from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.run.agent_client import AgentClient
 from harness.transport import open_transport
 from harness.transport.base import ContentCache, sha256_file
-from harness.transport.ssh import PY_SHA256, SSHProcess, SSHTransport
+from harness.transport.ssh import SSHProcess, SSHTransport
+from harness.transport.ssh.files import PY_SHA256
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="needs OpenSSH's sshd")
 
@@ -295,7 +296,7 @@ def test_one_connection_is_reused_with_nodelay(lab: Lab) -> None:
         assert transport.run(["true"]).returncode == 0
     transport.exists(transport.workdir)
     assert transport.connects == 1
-    sock = transport._connection.transport.sock
+    sock = transport._link._connection.transport.sock
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     transport.close()
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from harness.config.manifest import load_manifest
 from harness.config.target_files import load_target
 from harness.errors import ConfigError
-from harness.transport.ssh import SSHTransport
+from harness.transport.ssh.command import shell_command
 
 NASTY = st.sampled_from(["; rm -rf /tmp/x", "$(touch /tmp/pwned)", "`id`", "a b", "'", '"', "..", "../../etc",
                          "x\ny", "--help", "-rf", "*", "~root", "${HOME}", "|", "&&", "\\", "é", ""])
@@ -87,25 +86,16 @@ def test_any_manifest_is_loaded_or_refused_with_a_config_error(tmp_path: Path, p
         assert Path(loaded.files["model"]).is_absolute()
 
 
-@pytest.fixture(scope="module")
-def transport(tmp_path_factory) -> SSHTransport:
-    directory = tmp_path_factory.mktemp("target")
-    path = _write(directory / "board.yaml", {"name": "board", "kind": "x86-cpu", "arch": "x86_64",
-                                             "connection": {"transport": "ssh", "host": "127.0.0.1"},
-                                             "workdir": "w", "python": "/usr/bin/python3"})
-    return SSHTransport(load_target(path))  # never connects: only its command building is used
-
-
 ARGUMENT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=30)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arguments=st.lists(st.one_of(NASTY, ARGUMENT), max_size=6),
        env_value=st.one_of(NASTY, ARGUMENT))
-def test_every_argument_reaches_the_remote_shell_as_one_literal_word(transport: SSHTransport, tmp_path: Path,
-                                                                      arguments: list[str], env_value: str) -> None:
+def test_every_argument_reaches_the_remote_shell_as_one_literal_word(tmp_path: Path, arguments: list[str],
+                                                                      env_value: str) -> None:
     echo = [sys.executable, "-c", "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['HX']]))"]
-    command = transport._command([*echo, *arguments], str(tmp_path), {"HX": env_value}, wrap=False)
+    command = shell_command("board", [*echo, *arguments], str(tmp_path), {"HX": env_value}, wrap=False)
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [arguments, env_value]
