@@ -3,7 +3,7 @@
 Run as a subprocess by `harness.zoo.build` (never imported by the host process):
 
     FLAGS_enable_pir_api=0 python -m harness.zoo.export_worker \
-        --model NAME --out DIR --calibration N --seed S [--key BUILD_KEY] [--lite-python PY]
+        --model NAME --out DIR --key BUILD_KEY [--calibration N] [--seed S] [--lite-python PY]
 
 `FLAGS_enable_pir_api=0` must be in the environment before paddle is imported: it is what
 makes `paddle.jit.save` write the legacy `inference.pdmodel` (needed by static PTQ, by Paddle
@@ -73,11 +73,11 @@ import platform
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from harness.zoo.steps import StepFailed, Worker, run_steps, run_tool, sha256
-from harness.zoo.steps import one_line as _one_line  # noqa: F401  (kept for callers of the old name)
-from harness.zoo.steps import sha256 as _sha256  # noqa: F401
+from harness.zoo.build_info import attach_variant_files, file_entries, write_build_info
+from harness.zoo.steps import StepFailed, Worker, add_build_arguments, one_line, run_steps, run_tool
 
 CALIBRATION_SEED_OFFSET = 10_000
 QUANTIZABLE_OPS = ("conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2")
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace, w: Worker) -> None:
     except ImportError as exc:
         raise StepFailed(
             "import", "paddle",
-            f"{_one_line(exc)} (the worker needs paddlepaddle and numpy in {sys.executable})",
+            f"{one_line(exc)} (the worker needs paddlepaddle and numpy in {sys.executable})",
         ) from exc
     from harness.agent.inputs import structured_input
     from harness.zoo import nets, prune
@@ -382,22 +382,10 @@ def run(args: argparse.Namespace, w: Worker) -> None:
 
     w.begin("write-info", "export worker", "writing build-info.json")
     shutil.rmtree(scratch, ignore_errors=True)
-    files = {}  # every produced file (jit.save also writes inference.pdiparams.info)
-    for sub in VARIANTS:
-        for name in sorted(os.listdir(dirs[sub])):
-            path = os.path.join(dirs[sub], name)
-            if os.path.isfile(path):
-                files[f"{sub}/{name}"] = {"size": os.path.getsize(path), "sha256": sha256(path)}
-    for sub, entry in variants.items():
-        entry["files"] = sorted(f for f in files if f.startswith(sub + "/"))
-        entry["size"] = sum(files[f]["size"] for f in entry["files"])
-    key = args.key
-    if not key:
-        from harness.zoo.build import build_key
-
-        key = build_key(args.model, args.calibration, args.seed)
+    files = file_entries(Path(out), VARIANTS)  # every produced file (jit.save also writes inference.pdiparams.info)
+    attach_variant_files(variants, files)
     duration = w.finish()
-    info = {
+    write_build_info(Path(out), {
         "version": 2,
         "model": args.model,
         "kind": "demo",
@@ -415,14 +403,11 @@ def run(args: argparse.Namespace, w: Worker) -> None:
         },
         "variants": variants,
         "files": files,
-        "build_key": key,
+        "build_key": args.key,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": duration,
         "step_durations_s": dict(w.durations),
-    }
-    with open(os.path.join(out, "build-info.json"), "w", encoding="utf-8") as handle:
-        json.dump(info, handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
+    })
     fp32 = files[f"fp32/{PARAMS_FILE}"]["size"]
     int8 = files[f"int8/{PARAMS_FILE}"]["size"]
     broken = variants["lite-x86-quant-broken"]
@@ -449,10 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.zoo.export_worker",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--calibration", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--key", default="", help="build key to record (computed if omitted)")
+    add_build_arguments(parser, calibrated=True)
     parser.add_argument("--lite-python", default="", help="interpreter with paddlelite (numpy<2)")
     args = parser.parse_args(argv)
     w = Worker(args.model)
