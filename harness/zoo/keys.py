@@ -31,6 +31,8 @@ _WORKER_SOURCES: tuple[Path, ...] = (_ZOO / "steps.py", _ZOO / "build_info.py", 
 DEMO_KEY_SOURCES: tuple[Path, ...] = (
     _ZOO / "nets.py",
     _ZOO / "export_worker.py",
+    _ZOO / "demo_variants.py",
+    _ZOO / "output_checks.py",
     _ZOO / "prune.py",
     _ZOO / "ortquant.py",
     _ZOO / "lite_opt.py",
