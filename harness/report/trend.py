@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from harness import __version__
+from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
 from harness.analysis.run_comparison import RULES, threshold_for
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
-from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
-from harness.store import Store
 from harness.report import figures
+from harness.report.pages import environment, write_page
+from harness.store import Store
 
 TREND_VERSION = 1
 
@@ -173,19 +175,14 @@ def trend_dir_name(label: str) -> str:
 
 def render_trend_report(store: Store, label: str, last: int, report_dir: Path) -> Path:
     """Write index.html and trend.json under report_dir/trend-<label>/; returns the HTML path."""
-    from harness.report.build import _environment
-
     data = build_trend_data(store, label, last)
     out = Path(report_dir) / trend_dir_name(label)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        html = _environment().get_template("trend.html.j2").render(**data)
-        (out / "index.html").write_text(html, encoding="utf-8")
-        for_json = {**data, "targets": [{"name": t["name"], "metrics": [
-            {k: v for k, v in m.items() if k != "figure"} for m in t["metrics"]]} for t in data["targets"]]}
-        (out / "trend.json").write_text(json.dumps(for_json, indent=2, default=str), encoding="utf-8")
-    except OSError as exc:
-        raise HarnessError(f"cannot write the trend report to {out}: {exc.strerror}") from None
+    for_json = {**data, "targets": [{"name": t["name"], "metrics": [
+        {k: v for k, v in m.items() if k != "figure"} for m in t["metrics"]]} for t in data["targets"]]}
+    write_page(out, "trend report", {
+        "index.html": environment().get_template("trend.html.j2").render(**data),
+        "trend.json": json.dumps(for_json, indent=2, default=str),
+    })
     return out / "index.html"
 
 
