@@ -43,7 +43,8 @@ def _tradeoff_figure(target: str, rows: list[dict[str, Any]], sizes: dict[str, f
     usable = [r for r in rows if r.get("p50") is not None and r.get("status") == "ok"]
     agreements = {r["variant_id"]: (r.get("fidelity") or {}).get("top1_agreement") for r in usable}
     y_kind = "agreement" if any(v is not None for v in agreements.values()) else "size"
-    points, left_out = [], []
+    points: list[figures.TradeoffPoint] = []
+    left_out: list[str] = []
     for row in usable:
         size = sizes.get(row["variant_id"])
         if y_kind == "agreement":
@@ -56,8 +57,8 @@ def _tradeoff_figure(target: str, rows: list[dict[str, Any]], sizes: dict[str, f
         if y is None:
             left_out.append(row["variant_id"])
             continue
-        points.append({"label": row["variant_id"], "p50": row["p50"], "y": y, "size_mib": size,
-                       "is_baseline": not row.get("baseline")})
+        points.append(figures.TradeoffPoint(label=str(row["variant_id"]), p50=row["p50"], y=y, size_mib=size,
+                                             is_baseline=not row.get("baseline")))
     if not points:
         return None, ""
     note = ("y: top-1 agreement with the baseline model (baselines at 100% by definition)" if y_kind == "agreement"
@@ -124,9 +125,10 @@ def _provenance_rows(records: Sequence[MeasurementRecord]) -> list[dict[str, Any
             continue
         accuracy = made.get("task_accuracy") or {}
         calibration = made.get("calibration") or {}
+        calibration_size = calibration.get("size") if isinstance(calibration, dict) else None
         rows[record.variant_id] = {
             "variant_id": record.variant_id, "tool": made.get("tool"), "source": made.get("source"),
-            "options": made.get("options"), "calibration_size": calibration.get("size") if isinstance(calibration, dict) else None,
+            "options": made.get("options"), "calibration_size": calibration_size,
             "expected": made.get("expected"), "arch": made.get("arch"),
             "character_accuracy": accuracy.get("character_accuracy"), "accuracy_count": accuracy.get("count"),
         }

@@ -46,9 +46,9 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
     baseline = data.get("baseline_run")
     if baseline:
         if baseline.get("compared"):
-            regressions = (baseline.get("counts") or {}).get("regression", 0)
+            regressed = (baseline.get("counts") or {}).get("regression", 0)
             lines.append(f"**vs baseline run `{md(baseline['run']['id'])}`** ({md(baseline['note'])}): "
-                         f"{'❌ ' if regressions else ''}{md(baseline['summary'])}")
+                         f"{'❌ ' if regressed else ''}{md(baseline['summary'])}")
         else:
             lines.append(f"**Baseline:** {md(baseline['note'])}")
     lines += ["", "| target | variant | p50 | vs its baseline model | vs baseline run (p50) | verdict |",

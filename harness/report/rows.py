@@ -104,7 +104,8 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "baseline": any_record.meta.get("baseline"),
             "delta_pct": comparison.delta_pct if comparison else None,
             "speedup": None if wrong else (comparison.speedup if comparison else None),
-            "comparison_note": "wrong outputs: no speed-up is claimed" if wrong else (comparison.note if comparison else ""),
+            "comparison_note": ("wrong outputs: no speed-up is claimed" if wrong
+                                else (comparison.note if comparison else "")),
             "verdict": overall, "verdict_message": " | ".join(
                 m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
                             (fidelity or {}).get("message", ""), (power or {}).get("message", "")) if m),

@@ -54,7 +54,8 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
     return {
         "kind": declared.get("kind"), "arch": declared.get("arch") or device.get("machine"),
         "description": declared.get("description"), "emulated": declared.get("emulated"),
-        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"), "source": declared.get("source"),
+        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"),
+        "source": declared.get("source"),
         "hostname": device.get("hostname"), "os": device.get("os"), "kernel": device.get("kernel"),
         "firmware": device.get("l4t_release") or "–", "cpu_model": device.get("cpu_model"),
         "cpu_count": device.get("cpu_count"), "cpu_affinity": device.get("cpu_affinity"),
@@ -107,7 +108,8 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
         notes.append(f"{len(new)} (target, variant, metric) new since the baseline run: no comparison, budgets only")
     inconclusive = [v for v in (comparison.verdicts if comparison else []) if v.status == "inconclusive"]
     if inconclusive:
-        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): listed per target")
+        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): "
+                     "listed per target")
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
         rows = [json_safe(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
