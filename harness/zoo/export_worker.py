@@ -95,13 +95,14 @@ def run(args: argparse.Namespace, w: Worker) -> None:
 
     w.begin("import", "paddle", "importing paddle")
     try:
-        import numpy as np
-        import paddle
+        import paddle  # before numpy, which paddle imports itself: a missing paddle is named as such
     except ImportError as exc:
         raise StepFailed(
             "import", "paddle",
             f"{one_line(exc)} (the worker needs paddlepaddle and numpy in {sys.executable})",
         ) from exc
+    import numpy as np
+
     from harness.agent.inputs import structured_input
     from harness.zoo import demo_variants, nets, prune
     from harness.zoo.output_checks import CHECK_SEEDS
