@@ -172,7 +172,7 @@ def test_int8_is_smaller_and_runs_close_to_fp32(tiny_zoo):
     ref = _predict(record.directory / "fp32", xs)
     got = _predict(record.directory / "int8", xs, int8=True)
     spread = np.linalg.norm(ref[1] - ref[0])  # how far fp32 moves between two inputs
-    for r, g in zip(ref, got):
+    for r, g in zip(ref, got, strict=True):
         assert np.all(np.isfinite(g))
         assert np.linalg.norm(g - r) < spread, "int8 output is not even near its fp32 output"
 
@@ -293,7 +293,7 @@ def test_onnx_reproduces_fp32_and_onnx_int8_stays_close(tiny_zoo):
     onnx = _onnx_outputs(record.directory / "onnx" / "model.onnx", xs)
     int8 = _onnx_outputs(record.directory / "onnx-int8" / "model.onnx", xs)
     spread = np.linalg.norm(ref[1] - ref[0])
-    for r, o, q in zip(ref, onnx, int8):
+    for r, o, q in zip(ref, onnx, int8, strict=True):
         assert np.allclose(o, r, atol=1e-4, rtol=1e-4)
         assert np.linalg.norm(q - r) < 0.5 * spread
     sizes = {n: (record.directory / n / "model.onnx").stat().st_size for n in ("onnx", "onnx-int8")}
