@@ -4,14 +4,15 @@ junit.xml from the store (for a run whose pytest JUnit XML is not at hand)."""
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from harness.analysis.budgets import format_latency_ms, record_verdict
+from harness.analysis.budgets import record_verdict
 from harness.records import MeasurementRecord
+from harness.report.pages import format_change, format_value
 
 SUITE_FILES = {"latency": "suites/test_latency.py", "memory": "suites/test_memory.py",
                "power": "suites/test_power.py", "fidelity": "suites/test_fidelity.py"}
@@ -26,14 +27,6 @@ def md(value: Any) -> str:
     text = "" if value is None else str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("`", "'").replace("\r", " ").replace("\n", " ")
-
-
-def _ms(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format_latency_ms(value)
-
-
-def _pct(ratio: float | None) -> str:
-    return "–" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
 
 
 def summary_markdown(data: Mapping[str, Any]) -> str:
@@ -53,9 +46,9 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
     baseline = data.get("baseline_run")
     if baseline:
         if baseline.get("compared"):
-            regressions = (baseline.get("counts") or {}).get("regression", 0)
+            regressed = (baseline.get("counts") or {}).get("regression", 0)
             lines.append(f"**vs baseline run `{md(baseline['run']['id'])}`** ({md(baseline['note'])}): "
-                         f"{'❌ ' if regressions else ''}{md(baseline['summary'])}")
+                         f"{'❌ ' if regressed else ''}{md(baseline['summary'])}")
         else:
             lines.append(f"**Baseline:** {md(baseline['note'])}")
     lines += ["", "| target | variant | p50 | vs its baseline model | vs baseline run (p50) | verdict |",
@@ -75,8 +68,9 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
             if verdict is not None:
                 vs_run = STATUS_MARK.get(verdict["status"], verdict["status"])
                 if verdict.get("ratio") is not None:
-                    vs_run += f" {_pct(verdict['ratio'])}"
-            lines.append(f"| {md(row['target'])} | {md(row['variant_id'])} | {_ms(row.get('p50'))} | {vs_model} | "
+                    vs_run += f" {format_change(verdict['ratio'])}"
+            p50 = format_value(row.get("p50"), "ms")
+            lines.append(f"| {md(row['target'])} | {md(row['variant_id'])} | {p50} | {vs_model} | "
                          f"{vs_run} | {md(row['verdict'])} |")
             if row["verdict"] in ("fail", "error"):
                 problems.append(row.get("verdict_message") or row.get("error") or "")

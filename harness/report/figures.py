@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import numpy as np
+from numpy.typing import NDArray
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,6 +22,20 @@ MAX_LABELS = 20  # points annotated with their name in a scatter
 
 
 DPI = 110
+
+#: Latency samples of one variant, in ms: a list, or the array the store's samples became.
+Samples = Sequence[float] | NDArray[np.floating[Any]]
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """One variant in the trade-off scatter: p50 latency against y (agreement % or size MiB)."""
+
+    label: str
+    p50: float
+    y: float
+    size_mib: float | None
+    is_baseline: bool
 
 
 def _margins(figure, *, left_chars: int = 6, bottom_lines: float = 2.2, top_lines: float = 1.8) -> None:
@@ -39,21 +56,22 @@ def _data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _thinned(values: Sequence[float]) -> Sequence[float]:
+def _thinned(values: Samples) -> Samples:
     if len(values) <= MAX_POINTS_PER_SERIES:
         return values
     step = len(values) / MAX_POINTS_PER_SERIES
     return [values[int(i * step)] for i in range(MAX_POINTS_PER_SERIES)]
 
 
-def latency_distribution(target: str, series_ms: Mapping[str, Sequence[float]]) -> str:
+def latency_distribution(target: str, series_ms: Mapping[str, Samples]) -> str:
     """Horizontal box plots (with the individual samples' spread) per variant on one target."""
     labels = [label for label in series_ms if len(series_ms[label])][:MAX_SERIES]
     data = [np.asarray(_thinned(series_ms[label]), dtype=float) for label in labels]
     height = 1.2 + 0.55 * len(labels)
     figure, axis = plt.subplots(figsize=(8.0, height))
     stats = []
-    for label, values in zip(labels, data):  # the statistics with numpy, drawn by bxp (2x faster than boxplot)
+    # the statistics with numpy, drawn by bxp (2x faster than boxplot)
+    for label, values in zip(labels, data, strict=True):
         p1, q1, median, q3, p99 = np.percentile(values, [1, 25, 50, 75, 99])
         stats.append({"label": label, "whislo": p1, "q1": q1, "med": median, "q3": q3, "whishi": p99,
                       "fliers": values[(values < p1) | (values > p99)]})
@@ -93,22 +111,22 @@ def power_timeline(target: str, series: Mapping[str, tuple[Sequence[Sequence[flo
     return _data_uri(figure)
 
 
-def tradeoff(target: str, points: Sequence[Mapping[str, object]], y_kind: str) -> str:
+def tradeoff(target: str, points: Sequence[TradeoffPoint], y_kind: str) -> str:
     """Latency (x, p50) against agreement with the baseline or model size (y); marker area
     proportional to the model's file size. Baselines are drawn as squares."""
     figure, axis = plt.subplots(figsize=(8.0, 4.2))
-    sizes = [float(p["size_mib"] or 0) for p in points]
+    sizes = [float(p.size_mib or 0) for p in points]
     biggest = max(sizes) if sizes and max(sizes) > 0 else 1.0
     for is_baseline, marker in ((True, "s"), (False, "o")):
-        group = [p for p in points if bool(p["is_baseline"]) == is_baseline]
+        group = [p for p in points if p.is_baseline == is_baseline]
         if group:
-            axis.scatter([p["p50"] for p in group], [p["y"] for p in group],
-                         s=[30 + 600 * (float(p["size_mib"] or 0) / biggest) for p in group], alpha=0.55,
+            axis.scatter([p.p50 for p in group], [p.y for p in group],
+                         s=[30 + 600 * (float(p.size_mib or 0) / biggest) for p in group], alpha=0.55,
                          marker=marker, edgecolors="black", linewidths=0.6)
     for point in points[:MAX_LABELS]:
-        axis.annotate(str(point["label"]), (point["p50"], point["y"]), fontsize=7, xytext=(5, 4),
+        axis.annotate(point.label, (point.p50, point.y), fontsize=7, xytext=(5, 4),
                       textcoords="offset points")
-    xs = [p["p50"] for p in points]
+    xs = [p.p50 for p in points]
     if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
         axis.set_xscale("log")
     axis.margins(x=0.12, y=0.1)  # room for the largest markers and their names
@@ -132,12 +150,13 @@ def history(title: str, ylabel: str, runs: Sequence[str], series: Mapping[str, S
     positions = list(range(len(runs)))
     for label in [name for name in series if any(v is not None for v in series[name])][:MAX_LINES]:
         values = series[label]
-        xs = [i for i, v in zip(positions, values) if v is not None]
+        xs = [i for i, v in zip(positions, values, strict=False) if v is not None]  # values past the runs: not drawn
         ys = [v for v in values if v is not None]
         line, = axis.plot(xs, ys, marker=".", linewidth=1.2, label=label)
         for index, kind in marks.get(label, ()):
-            if values[index] is not None:
-                axis.scatter([index], [values[index]], marker="^" if kind == "worse" else "v", s=120,
+            value = values[index]
+            if value is not None:
+                axis.scatter([index], [value], marker="^" if kind == "worse" else "v", s=120,
                              color="#b3261e" if kind == "worse" else "#13723a", zorder=5)
     step = max(1, len(runs) // 12)
     axis.set_xticks(positions[::step])
@@ -157,8 +176,9 @@ def sweep_curve(title: str, parameter: str, labels: Sequence[str], latency_ms: S
     """Latency (the budget's statistic) and throughput against a swept parameter."""
     figure, left = plt.subplots(figsize=(6.4, 3.0))
     xs = list(range(len(labels)))
-    lat = [(x, y) for x, y in zip(xs, latency_ms) if y is not None]
-    left.plot([x for x, _ in lat], [y for _, y in lat], marker="o", color="#1f5fa8", label=f"{statistic} latency (ms)")
+    lat = [(x, y) for x, y in zip(xs, latency_ms, strict=False) if y is not None]
+    left.plot([x for x, _ in lat], [y for _, y in lat], marker="o", color="#1f5fa8",
+              label=f"{statistic} latency (ms)")
     if budget_ms is not None:
         left.axhline(budget_ms, color="#b3261e", linestyle="--", linewidth=1, label=f"budget {budget_ms:.3g} ms")
     if chosen in labels:
@@ -171,8 +191,9 @@ def sweep_curve(title: str, parameter: str, labels: Sequence[str], latency_ms: S
     left.set_xlabel(parameter)
     left.set_ylabel("latency (ms)")
     right = left.twinx()
-    thr = [(x, y) for x, y in zip(xs, throughput) if y is not None]
-    right.plot([x for x, _ in thr], [y for _, y in thr], marker="s", color="#8a5a00", alpha=0.7, label="throughput (/s)")
+    thr = [(x, y) for x, y in zip(xs, throughput, strict=False) if y is not None]
+    right.plot([x for x, _ in thr], [y for _, y in thr], marker="s", color="#8a5a00", alpha=0.7,
+               label="throughput (/s)")
     right.set_ylabel("throughput (inputs/s)")
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     names = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.analysis.run_comparison import compare_runs, resolve_baseline
 from harness.analysis.budgets import record_verdict
+from harness.analysis.run_comparison import compare_runs, resolve_baseline
 from harness.errors import HarnessError
 from harness.records import RunInfo
+from harness.report.pages import environment, json_safe, write_page
+from harness.report.rows import latency_rows
 from harness.store import Store
-from harness.report.build import _clean, _environment, latency_rows
 
 SIGNOFF_VERSION = 1
 METRICS = ("latency", "memory", "power", "fidelity")
@@ -53,7 +54,8 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
     return {
         "kind": declared.get("kind"), "arch": declared.get("arch") or device.get("machine"),
         "description": declared.get("description"), "emulated": declared.get("emulated"),
-        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"), "source": declared.get("source"),
+        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"),
+        "source": declared.get("source"),
         "hostname": device.get("hostname"), "os": device.get("os"), "kernel": device.get("kernel"),
         "firmware": device.get("l4t_release") or "–", "cpu_model": device.get("cpu_model"),
         "cpu_count": device.get("cpu_count"), "cpu_affinity": device.get("cpu_affinity"),
@@ -106,11 +108,12 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
         notes.append(f"{len(new)} (target, variant, metric) new since the baseline run: no comparison, budgets only")
     inconclusive = [v for v in (comparison.verdicts if comparison else []) if v.status == "inconclusive"]
     if inconclusive:
-        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): listed per target")
+        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): "
+                     "listed per target")
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
-        rows = [_clean(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
-        verdicts = [_clean(v.as_dict()) for v in comparison.for_target(target)] if comparison else []
+        rows = [json_safe(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
+        verdicts = [json_safe(v.as_dict()) for v in comparison.for_target(target)] if comparison else []
         failing = [row for row in rows if set((row.get("verdicts") or {}).values()) & {"fail", "error"}]
         targets.append({"name": target, "rows": rows, "vs_baseline": verdicts,
                         "device": _device(dict(environments.get(target) or {}), runtimes.get(target, {})),
@@ -120,10 +123,10 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
     return {
         "signoff_version": SIGNOFF_VERSION, "harness_version": __version__,
         "verdict": "FAIL" if reasons else "PASS", "reasons": reasons, "notes": notes,
-        "budget_problems": budget_problems, "regressions": [_clean(v.as_dict()) for v in regressions],
-        "gaps": [_clean(v.as_dict()) for v in gaps],
-        "candidate": _clean(candidate.__dict__ | {"options": dict(candidate.options)}),
-        "baseline": _clean(baseline.__dict__ | {"options": dict(baseline.options)}),
+        "budget_problems": budget_problems, "regressions": [json_safe(v.as_dict()) for v in regressions],
+        "gaps": [json_safe(v.as_dict()) for v in gaps],
+        "candidate": json_safe(candidate.__dict__ | {"options": dict(candidate.options)}),
+        "baseline": json_safe(baseline.__dict__ | {"options": dict(baseline.options)}),
         "baseline_note": note, "counts": comparison.counts() if comparison else {},
         "history_label": comparison.history_label if comparison else None,
         "targets": targets,
@@ -139,11 +142,8 @@ def render_signoff_report(store: Store, candidate_spec: str, baseline_spec: str,
     """Write index.html and signoff.json under report_dir/signoff-<candidate>-vs-<baseline>/."""
     data = build_signoff_data(store, candidate_spec, baseline_spec)
     out = Path(report_dir) / signoff_dir_name(data["candidate"]["id"], data["baseline"]["id"])
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        html = _environment().get_template("signoff.html.j2").render(**data)
-        (out / "index.html").write_text(html, encoding="utf-8")
-        (out / "signoff.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    except OSError as exc:
-        raise HarnessError(f"cannot write the sign-off report to {out}: {exc.strerror}") from None
+    write_page(out, "sign-off report", {
+        "index.html": environment().get_template("signoff.html.j2").render(**data),
+        "signoff.json": json.dumps(data, indent=2, default=str),
+    })
     return out / "index.html", data

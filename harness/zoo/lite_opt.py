@@ -92,12 +92,12 @@ def main(argv=None):
     try:
         from paddlelite import lite
     except ImportError as exc:
-        return _fail("paddlelite cannot be imported in %s: %s (Paddle Lite needs its own interpreter, "
-                     "e.g. a Python 3.10 venv with paddlelite==2.13rc0 and numpy<2; point "
-                     "HARNESS_LITE_PYTHON at it)" % (sys.executable, exc))
+        return _fail(f"paddlelite cannot be imported in {sys.executable}: {exc} (Paddle Lite needs its own "
+                     "interpreter, e.g. a Python 3.10 venv with paddlelite==2.13rc0 and numpy<2; point "
+                     "HARNESS_LITE_PYTHON at it)")
     for path in (args.model_file, args.param_file):
         if not os.path.isfile(path):
-            return _fail("input file not found: %s" % path)
+            return _fail(f"input file not found: {path}")
     if args.model_file.endswith(".json"):
         return _fail("opt refuses PIR .json programs: give it the legacy .pdmodel "
                      "(export with FLAGS_enable_pir_api=0)")
@@ -105,8 +105,8 @@ def main(argv=None):
     if "x86" in args.valid_targets.split(","):
         flattens = count_ops(args.model_file, FLATTEN_OPS)
         if flattens:
-            return _fail("the program has %d flatten op(s): Paddle Lite's opt segfaults on them for x86; "
-                         "write flatten as paddle.reshape(x, [0, -1]) in the net and export again" % flattens)
+            return _fail(f"the program has {flattens} flatten op(s): Paddle Lite's opt segfaults on them for x86; "
+                         "write flatten as paddle.reshape(x, [0, -1]) in the net and export again")
 
     opt = lite.Opt()
     opt.set_model_file(args.model_file)
@@ -122,7 +122,7 @@ def main(argv=None):
     sys.stdout.flush()
     nb = args.out + ".nb"
     if not os.path.isfile(nb) or not os.path.getsize(nb):
-        return _fail("opt finished but wrote no %s" % nb)
+        return _fail(f"opt finished but wrote no {nb}")
     result = {
         "file": nb,
         "size": os.path.getsize(nb),
@@ -136,8 +136,8 @@ def main(argv=None):
         import numpy as np
 
         if int(np.__version__.split(".")[0]) >= 2:
-            return _fail("numpy %s in %s: Paddle Lite's Tensor.from_numpy writes garbage under numpy 2; "
-                         "install numpy<2 there" % (np.__version__, sys.executable))
+            return _fail(f"numpy {np.__version__} in {sys.executable}: Paddle Lite's Tensor.from_numpy writes "
+                         "garbage under numpy 2; install numpy<2 there")
         from harness.agent.inputs import structured_input
 
         shape = [int(d) for d in args.input_shape.split(",")]

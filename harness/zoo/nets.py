@@ -28,7 +28,7 @@ Python 3.11, host side (needs paddle and numpy).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import paddle
@@ -141,8 +141,8 @@ def _init_weights(net: nn.Layer, seed: int) -> None:
             layer.weight.set_value(rng.normal(0.0, np.sqrt(2.0 / shape[0]), shape).astype("float32"))
             if layer.bias is not None:
                 layer.bias.set_value(rng.normal(0.0, 0.01, layer.bias.shape).astype("float32"))
-        elif isinstance(layer, nn.BatchNorm2D):
-            channels = layer.weight.shape[0]
+        elif isinstance(layer, nn.BatchNorm2D) and layer.weight is not None and layer.bias is not None:
+            channels = layer.weight.shape[0]  # (a BN without scale and shift has nothing to initialise)
             layer.weight.set_value(rng.uniform(0.5, 1.5, channels).astype("float32"))
             layer.bias.set_value(rng.normal(0.0, 0.25, channels).astype("float32"))
 
@@ -163,6 +163,6 @@ def _recalibrate_batchnorm(net: nn.Layer, shape: tuple[int, ...], seed: int) -> 
         layer.train()
     with paddle.no_grad():
         net(paddle.to_tensor(batch))
-    for layer, momentum in zip(bns, saved):
+    for layer, momentum in zip(bns, saved, strict=True):
         layer._momentum = momentum
         layer.eval()

@@ -42,8 +42,13 @@ def quantize_qdq(src: str, dst: str, calibration: Iterable[Mapping[str, np.ndarr
     """Quantize `src` into `dst`; return the options used (for build-info)."""
     import onnx
     from onnx import version_converter
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     os.makedirs(scratch, exist_ok=True)

