@@ -40,6 +40,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from harness.analysis.record_verdict import record_verdict
 from harness.records import MeasurementRecord
 
 INT8_SLOWER_MARGIN = 0.05  # int8 must be this much slower (p50) before a hint is given
@@ -214,8 +215,6 @@ def rule_memory_budget(records: Sequence[MeasurementRecord], environments: Mappi
 def rule_fidelity_after_quantization(records: Sequence[MeasurementRecord], environments: Mapping[str, Any] | None,
                                      provenance: Mapping[str, Any] | None) -> list[Hint]:
     """A quantized variant fails fidelity: calibration size and recipe from its provenance."""
-    from harness.analysis.budgets import record_verdict
-
     hints = []
     for record in _ok(records, "fidelity"):
         if not _is_int8(record) or record.summary.get("baseline_only"):

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.analysis.budgets import Verdict
+from harness.analysis.verdict import Verdict
 
 FIDELITY_SEED_BASE = 1000  # latency uses seed 0, PTQ calibration 10000+
 

@@ -7,7 +7,8 @@ from typing import Any, Callable
 import pytest
 
 from harness.analysis.run_comparison import Comparer, RunVerdict
-from harness.analysis.budgets import Verdict, record_verdict
+from harness.analysis.record_verdict import record_verdict
+from harness.analysis.verdict import Verdict
 from harness.errors import HarnessError
 from harness.config.targets import Target
 from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power

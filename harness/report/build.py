@@ -20,7 +20,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness import __version__
 from harness.analysis.run_comparison import RunComparison, compare_runs
-from harness.analysis.budgets import compare_to_baselines, format_bytes, format_latency_ms, record_verdict
+from harness.analysis.budgets import compare_to_baselines, format_bytes, format_latency_ms
+from harness.analysis.record_verdict import record_verdict
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord
 from harness.store import Store

@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.analysis.budgets import format_latency_ms, record_verdict
+from harness.analysis.budgets import format_latency_ms
+from harness.analysis.record_verdict import record_verdict
 from harness.records import MeasurementRecord
 
 SUITE_FILES = {"latency": "suites/test_latency.py", "memory": "suites/test_memory.py",

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import __version__
 from harness.analysis.run_comparison import compare_runs, resolve_baseline
-from harness.analysis.budgets import record_verdict
+from harness.analysis.record_verdict import record_verdict
 from harness.errors import HarnessError
 from harness.records import RunInfo
 from harness.store import Store

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.analysis.budgets import compare_to_baselines, record_verdict
+from harness.analysis.budgets import compare_to_baselines
+from harness.analysis.record_verdict import record_verdict
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError
 from harness.analysis.regression import decide, pair_runs
