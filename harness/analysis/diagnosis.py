@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.analysis.record_verdict import record_verdict
+from harness.analysis.stats import HIGH_CV, is_noisy
 from harness.records import MeasurementRecord
 
 INT8_SLOWER_MARGIN = 0.05  # int8 must be this much slower (p50) before a hint is given
 SMALL_CALIBRATION = 100  # calibration sets below this many inputs are called small
-HIGH_ROBUST_CV = 0.10  # as harness.analysis.stats.HIGH_CV
 IMPORT_SHARE = 0.60  # runtime import above this share of peak RSS "dominates"
 INT8_ISA_NAMES = "VNNI (avx512_vnni / avx_vnni), AMX (amx_int8) or ARM dotprod (asimddp) / i8mm"
 
@@ -298,7 +298,7 @@ def rule_latency_variance(records: Sequence[MeasurementRecord], environments: Ma
     for record in _ok(records, "latency"):
         summary = record.summary
         robust_cv = summary.get("robust_cv")
-        if robust_cv is None or robust_cv <= HIGH_ROBUST_CV:
+        if not is_noisy(robust_cv):
             continue
         env = _device_env(environments, record.target)
         governors = dict(env.get("cpu_governors") or {})
@@ -323,7 +323,7 @@ def rule_latency_variance(records: Sequence[MeasurementRecord], environments: Ma
                           "benchmark to idle cores")
         hints.append(_hint(
             "high-latency-variance", "warning",
-            f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%} (> {HIGH_ROBUST_CV:.0%}), "
+            f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%} (> {HIGH_CV:.0%}), "
             f"p99/p50 {summary.get('p99', 0) / summary['p50']:.1f}x; likely {'; '.join(causes)}" if summary.get("p50")
             else f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%}; {'; '.join(causes)}",
             record, {"robust_cv": robust_cv, "cv": summary.get("cv"), "p50_ms": summary.get("p50"),

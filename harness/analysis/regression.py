@@ -70,9 +70,10 @@ from statistics import NormalDist
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from harness.records import MeasurementRecord
-from harness.analysis.stats import DRIFT_LIMIT, HIGH_CV, MIN_SAMPLES_FOR_DRIFT
+from harness.analysis.stats import HIGH_CV, drift_ratio, is_drifting, is_noisy, robust_cv
 
 DEFAULT_THRESHOLD = 0.03
 DEFAULT_ALPHA = 0.01
@@ -372,23 +373,23 @@ def _runs(samples: Any, name: str) -> list[np.ndarray]:
     return [run for run in runs if run.size]
 
 
-def run_flags(samples: Sequence[float]) -> list[str]:
-    """Why a run is not trusted for a regression call: the same noise and drift flags as
-    ``harness.analysis.stats.latency_warnings`` (robust CV above HIGH_CV; last third of the run more
-    than DRIFT_LIMIT off the first third). On the shared local target every run that came out
-    20-70% slow (another job on the cores) carried one of them; see docs/regression.md."""
+def run_flags(samples: npt.ArrayLike) -> list[str]:
+    """Why a run is not trusted for a regression call: the harness's own noise and drift
+    flags (``harness.analysis.stats.is_noisy`` / ``is_drifting``, the ones behind a latency
+    summary's warnings), worded for a decision's reason. On the shared local target every
+    run that came out 20-70% slow (another job on the cores) carried one of them; see
+    docs/regression.md."""
     x = _as_samples(samples, "samples")
     if x.size == 0:
         return []
+    in_time_order = x.tolist()
     flags = []
-    q1, median, q3 = np.percentile(x, [25, 50, 75])
-    if median > 0 and (q3 - q1) / 1.349 / median > HIGH_CV:
-        flags.append(f"robust CV {(q3 - q1) / 1.349 / median:.0%} > {HIGH_CV:.0%}")
-    if x.size >= MIN_SAMPLES_FOR_DRIFT:
-        third = x.size // 3
-        drift = float(np.median(x[-third:]) / np.median(x[:third]))
-        if abs(drift - 1) > DRIFT_LIMIT:
-            flags.append(f"drift {drift - 1:+.0%} from first to last third")
+    noise = robust_cv(sorted(in_time_order))
+    if is_noisy(noise):
+        flags.append(f"robust CV {noise:.0%} > {HIGH_CV:.0%}")
+    drift = drift_ratio(in_time_order)
+    if drift is not None and is_drifting(drift):
+        flags.append(f"drift {drift - 1:+.0%} from first to last third")
     return flags
 
 
