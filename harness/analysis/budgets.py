@@ -4,8 +4,8 @@ functions over records. ``harness.analysis.record_verdict`` picks the check for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.verdict import Verdict

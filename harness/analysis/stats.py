@@ -129,7 +129,7 @@ def latency_warnings(summary: Mapping[str, Any]) -> list[str]:
             f"high variance: robust CV {noise:.0%} (>{HIGH_CV:.0%}); check CPU governor, "
             "background load and thermal state")
     drift = summary.get("drift")
-    if is_drifting(drift):
+    if drift is not None and is_drifting(drift):
         direction = "slower" if drift > 1 else "faster"
         warnings.append(
             f"drift: last third of the run {abs(drift - 1):.0%} {direction} than the first "
