@@ -184,7 +184,7 @@ def cmd_report_signoff(args: argparse.Namespace) -> int:
 
 
 def _baseline_spec(value: str) -> str:
-    from harness.analysis.run_comparison import check_spec
+    from harness.analysis.reference_run import check_spec
 
     try:
         return check_spec(value)

@@ -13,8 +13,9 @@ Inputs:
   meta has runtime_info, runtime_options, budget, memory phases, input, files);
 - environments: {target: environment} as the store keeps it ({"declared", "device": the agent's
   env capture, with cpu_flags, cpu_governors, thermal, loadavg}) or the bare device dict;
-- provenance: how each model file was made, keyed by sha256 (`provenance_index(zoo_dir)`
-  reads the zoo's build-info.json files): calibration size, tool, options.
+- provenance: how each model file was made, keyed by sha256
+  (`harness.analysis.provenance.provenance_index(zoo_dir)` reads the zoo's build-info.json
+  files): calibration size, tool, options.
 
 The rules (each tested with a record set that triggers it and one that does not):
     int8-slower-no-int8-isa    int8 slower than its fp32 baseline, and the CPU lacks int8
@@ -35,11 +36,10 @@ The rules (each tested with a record set that triggers it and one that does not)
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from harness.analysis.provenance import file_provenance
 from harness.analysis.record_verdict import record_verdict
 from harness.analysis.stats import HIGH_CV, is_noisy
 from harness.records import MeasurementRecord
@@ -381,37 +381,3 @@ def hints_for(hints: Sequence[Hint], target: str, variant_id: str, metric: str |
     """The hints the report shows next to one number (target, variant, and optionally metric)."""
     return [h for h in hints if h["target"] == target and h["applies_to"] == variant_id
             and (metric is None or h["metric"] == metric)]
-
-
-# --------------------------------------------------------------------------- provenance
-
-
-def file_provenance(record: MeasurementRecord, provenance: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """How the record's model file was made (build-info variant entry), matched by sha256."""
-    for entry in (record.meta.get("files") or {}).values():
-        made = (provenance or {}).get((entry or {}).get("sha256"))
-        if made:
-            return made
-    return {}
-
-
-def provenance_index(zoo_dir: str | Path) -> dict[str, Mapping[str, Any]]:
-    """{sha256 of a built file: its build-info variant entry (+ "model")} over a zoo directory.
-
-    Reads every `<zoo_dir>/<model>/build-info.json`; unreadable ones are skipped."""
-    index: dict[str, Mapping[str, Any]] = {}
-    for path in sorted(Path(zoo_dir).glob("*/build-info.json")):
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        files = info.get("files") or {}
-        for name, entry in (info.get("variants") or {}).items():
-            if not isinstance(entry, Mapping):
-                continue
-            made = {**entry, "model": info.get("model"), "variant_dir": name}
-            for file in entry.get("files") or []:
-                sha = (files.get(file) or {}).get("sha256")
-                if sha:
-                    index[sha] = made
-    return index

@@ -1,17 +1,10 @@
-"""A run against a stored baseline run: resolve ``--baseline``, pair, decide, per metric.
-
-    --baseline=<run id | latest | latest:LABEL>
-
-``latest`` / ``latest:LABEL`` is the newest *complete* run (with that label) that started
-before the candidate run and is not the candidate itself: a nightly run with
-``--baseline latest:nightly`` compares with the previous night, and the first night has
-nothing to compare with (said, not an error). An explicit run id must exist.
+"""A run against a stored baseline run: pair, decide, per metric.
 
 Every (target, model, variant, metric) of either run gets exactly one `RunVerdict`; keys
 that cannot be compared (not measured, failed, no samples, sensor unavailable) have status
 "missing" with the side and the reason (``regression.pair_runs``), never dropped.
 
-How each metric is decided:
+How each metric is decided (its value, samples and threshold: ``metric_rules``):
 
 - latency: ``regression.decide`` on the raw per-iteration samples (statistic: p50), with
   ``run_sd`` estimated from the label's history (``regression.estimate_run_sd`` over the
@@ -20,158 +13,40 @@ How each metric is decided:
 - power: ``decide`` on the sensor's samples inside the timed load window (statistic: mean
   power), ``run_sd`` from the history of mean load power;
 - memory (peak RSS) and fidelity (top-1 agreement, else minimum cosine): one number per
-  run, from a fresh process or from seeded inputs, so there are no samples to test. The
-  ratio is called against the threshold; its ci and p-value come from the run-to-run sd of
-  the label's history when there is one (4+ runs), and are None (said in the reason)
-  when there is not.
+  run, so there are no samples to test. The ratio is called against the threshold; its ci
+  and p-value come from the run-to-run sd of the label's history when there is one (4+
+  runs), and are None (said in the reason) when there is not.
 
-The threshold of a key is the manifest's ``regression_threshold`` for that metric, stored
-with each measurement, else the caller's default (``regression.DEFAULT_THRESHOLD``).
-
-Reads the store; the decisions themselves are ``harness.analysis.regression``'s (pure).
+Which run ``--baseline`` names is ``reference_run``'s. Reads the store; the decisions
+themselves are ``harness.analysis.regression``'s (pure).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from harness.analysis.metric_rules import RULES, MetricRule, comparable, threshold_for, with_samples
+from harness.analysis.reference_run import resolve_baseline
+from harness.analysis.regression import (
+    DEFAULT_ALPHA,
+    DEFAULT_RUN_SD,
+    DEFAULT_THRESHOLD,
+    MissingPair,
+    Pair,
+    decide,
+    estimate_run_sd,
+    pair_runs,
+)
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
-from harness.analysis.regression import (DEFAULT_ALPHA, DEFAULT_RUN_SD, DEFAULT_THRESHOLD, MissingPair, Pair, decide,
-                         estimate_run_sd, pair_runs)
 from harness.store import Store
 
 HISTORY_RUNS = 12  # runs of the label read to estimate the run-to-run noise (4 is the minimum)
-_LATEST = re.compile(r"^latest(:[A-Za-z0-9][A-Za-z0-9._:-]{0,63})?$")
-_SPEC = re.compile(r"^(latest(:[A-Za-z0-9][A-Za-z0-9._:-]{0,63})?|[A-Za-z0-9][A-Za-z0-9._:-]{0,127})$")
-
-
-def check_spec(value: str) -> str:
-    """A well-formed ``--baseline`` value, or ValueError saying what is accepted."""
-    if not _SPEC.match(value or "") or (value.startswith("latest") and not _LATEST.match(value)):
-        raise ValueError(f"--baseline={value!r}: give a run id (`harness runs` lists them), latest, "
-                         "or latest:LABEL (e.g. latest:nightly, latest:release-1.4)")
-    return value
-
-
-def resolve_baseline(store: Store, spec: str, *, before: str | None = None,
-                     exclude: Iterable[str] = ()) -> tuple[RunInfo | None, str]:
-    """The run `spec` names and a note saying which it is; (None, why) when `latest[:LABEL]`
-    finds no earlier complete run. An unknown explicit run id is a HarnessError."""
-    check_spec(spec)
-    excluded = set(exclude)
-    if spec == "latest" or spec.startswith("latest:"):
-        label = spec.split(":", 1)[1] if ":" in spec else None
-        for run in store.runs(label=label, limit=500):
-            if run.id in excluded or run.status != "complete":
-                continue
-            if before is not None and run.started_at >= before:
-                continue
-            return run, f"{spec} = run {run.id}" + (f" ({run.started_at})" if run.started_at else "")
-        where = f" with label '{label}'" if label else ""
-        when = " before this run" if before or excluded else ""
-        return None, f"{spec}: no complete run{where}{when} in {store.url}: nothing to compare with"
-    run = store.get_run(spec)
-    if run is None:
-        raise HarnessError(f"--baseline {spec}: no run '{spec}' in {store.url}; `harness runs` lists the stored "
-                           "runs, or use latest:LABEL")
-    if run.id in excluded:
-        raise HarnessError(f"--baseline {spec}: that is the run being compared; name an earlier run")
-    note = f"run {run.id}" + ("" if run.status == "complete" else f" (status {run.status}: partial)")
-    return run, note
-
-
-# --------------------------------------------------------------------------- metrics
-
-@dataclass(frozen=True)
-class MetricRule:
-    """How one metric is compared: its per-run value, its samples (None: one value per run)."""
-
-    metric: str
-    statistic: str  # shown and passed to decide ("median" is shown as p50)
-    unit: str
-    higher_is_worse: bool
-    value: Callable[[MeasurementRecord], float | None]
-    samples: Callable[[MeasurementRecord], Sequence[float] | None] | None
-    what: str  # for reasons: "peak RSS", ...
-
-
-def _latency_samples(record: MeasurementRecord) -> Sequence[float] | None:
-    return record.samples or None
-
-
-def _power_samples(record: MeasurementRecord) -> Sequence[float] | None:
-    """The sensor's readings inside the timed load window (W), in time order."""
-    if (record.summary.get("status") or "") != "ok":
-        return None
-    markers = record.meta.get("power_markers") or {}
-    begin, end = markers.get("load_begin"), markers.get("load_end")
-    points = record.meta.get("power_timeline") or []
-    watts = [p[1] for p in points if p[1] is not None and (begin is None or p[0] >= begin)
-             and (end is None or p[0] <= end)]
-    return [w for w in watts if w > 0] or None
-
-
-def _power_value(record: MeasurementRecord) -> float | None:
-    return record.summary.get("load_mean_w") if (record.summary.get("status") or "") == "ok" else None
-
-
-def _fidelity_value(record: MeasurementRecord) -> float | None:
-    if record.summary.get("baseline_only"):
-        return None
-    for key in ("top1_agreement", "cosine_min"):
-        value = record.summary.get(key)
-        if value is not None:
-            return float(value)
-    return None
-
-
-RULES: Mapping[str, MetricRule] = {
-    "latency": MetricRule("latency", "median", "ms", True, lambda r: r.summary.get("p50"), _latency_samples,
-                          "p50 latency"),
-    "power": MetricRule("power", "mean", "W", True, _power_value, _power_samples, "mean power under load"),
-    "memory": MetricRule("memory", "peak", "bytes", True, lambda r: r.summary.get("peak_rss_bytes"), None,
-                         "peak RSS"),
-    "fidelity": MetricRule("fidelity", "agreement", "ratio", False, _fidelity_value, None,
-                           "agreement with the baseline model"),
-}
-
-
-def _comparable(record: MeasurementRecord) -> bool:
-    """Records that carry something to compare at all (a baseline's own fidelity record
-    holds only the diversity of its outputs: nothing to compare across runs)."""
-    if record.metric not in RULES:
-        return False
-    return not (record.metric == "fidelity" and record.summary.get("baseline_only"))
-
-
-def _with_samples(record: MeasurementRecord) -> tuple[MeasurementRecord, str | None]:
-    """The record with the samples its metric is decided on (pair_runs needs them), and why
-    an ok record cannot be compared (None when it can)."""
-    rule = RULES[record.metric]
-    if record.status != "ok":
-        return record, None
-    value = rule.value(record)
-    if value is None or not math.isfinite(float(value)) or float(value) <= 0:
-        state = record.summary.get("status")
-        why = f"power {state}" if record.metric == "power" and state and state != "ok" else f"no {rule.what}"
-        return dataclasses.replace(record, samples=None), why
-    samples = rule.samples(record) if rule.samples is not None else (float(value),)
-    if not samples:
-        return dataclasses.replace(record, samples=None), f"no {rule.what} samples"
-    return dataclasses.replace(record, samples=tuple(samples)), None
-
-
-def threshold_for(record: MeasurementRecord, default: float = DEFAULT_THRESHOLD) -> float:
-    """The manifest's regression threshold for the record's metric (stored in its meta)."""
-    stored = record.meta.get("regression_threshold") or {}
-    value = stored.get(record.metric, stored.get("*")) if isinstance(stored, Mapping) else stored
-    return float(value) if value else default
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -350,7 +225,7 @@ class Comparer:
     @property
     def baseline_records(self) -> list[MeasurementRecord]:
         if self._baseline is None:
-            self._baseline = [r for r in self.store.measurements(self.baseline_run.id) if _comparable(r)]
+            self._baseline = [r for r in self.store.measurements(self.baseline_run.id) if comparable(r)]
         return self._baseline
 
     def history(self) -> dict[tuple[str, str, str, str], list[float | None]]:
@@ -365,7 +240,7 @@ class Comparer:
             series: dict[tuple[str, str, str, str], list[float | None]] = {}
             for index, run in enumerate(runs):
                 for record in self.store.measurements(run.id):
-                    if not _comparable(record) or record.status != "ok":
+                    if not comparable(record) or record.status != "ok":
                         continue
                     value = RULES[record.metric].value(record)
                     clean = not record.summary.get("warnings") if record.metric == "latency" else True
@@ -413,12 +288,12 @@ class Comparer:
         def prepared(records: Iterable[MeasurementRecord], side: str) -> list[MeasurementRecord]:
             out = []
             for record in records:
-                if not _comparable(record):
+                if not comparable(record):
                     continue
                 key = (record.target, record.model, record.variant, record.metric)
                 if keys is not None and key not in keys:
                     continue
-                record, problem = _with_samples(record)
+                record, problem = with_samples(record)
                 if problem:
                     why[key, side] = problem
                 out.append(record)
@@ -431,7 +306,7 @@ class Comparer:
 
     def verdict(self, record: MeasurementRecord) -> RunVerdict | None:
         """The verdict on one freshly measured record (None: a metric with nothing to compare)."""
-        if not _comparable(record):
+        if not comparable(record):
             return None
         key = (record.target, record.model, record.variant, record.metric)
         found = self.compare([record], keys={key})

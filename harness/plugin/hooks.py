@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.run_comparison import Comparer, RunComparison, resolve_baseline
+from harness.analysis.reference_run import resolve_baseline
+from harness.analysis.run_comparison import Comparer, RunComparison
 from harness.errors import HarnessError
 from harness.run.sweep_points import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
 from harness.run.measure import arch_mismatch

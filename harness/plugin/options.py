@@ -44,7 +44,7 @@ def parse_seconds(value: str) -> float:
 
 
 def parse_baseline(value: str) -> str:
-    from harness.analysis.run_comparison import check_spec
+    from harness.analysis.reference_run import check_spec
 
     try:
         return check_spec(value)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.analysis.run_comparison import compare_runs, resolve_baseline
+from harness.analysis.reference_run import resolve_baseline
+from harness.analysis.run_comparison import compare_runs
 from harness.analysis.record_verdict import record_verdict
 from harness.errors import HarnessError
 from harness.records import RunInfo

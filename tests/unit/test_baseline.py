@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.run_comparison import Comparer, check_spec, compare_runs, resolve_baseline, threshold_for
+from harness.analysis.metric_rules import threshold_for
+from harness.analysis.reference_run import check_spec, resolve_baseline
+from harness.analysis.run_comparison import Comparer, compare_runs
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.store import open_store
