@@ -1,4 +1,5 @@
-"""Regression decisions: a candidate run against a stored baseline run. Pure, no I/O.
+"""Regression decisions: a candidate run against a stored reference run (the one ``--baseline``
+names). Pure, no I/O.
 
 The question users ask is "did this model get slower on this target since last night (or
 since release X)?". One answer per (target, model, variant, metric), from the raw samples of
@@ -10,7 +11,8 @@ the two runs. Modules, one concern each:
     ranks      Mann-Whitney U, the rule's guard for tiny samples
     noise      the run-to-run sd from a per-run history (``estimate_run_sd``)
     steps      step and drift detection over a per-run history (``detect_steps``)
-    pairing    pairing two runs' records (``pair_runs``, ``Pair``, ``MissingPair``)
+    pairing    pairing two runs' records (``pair_runs``, ``Pair``, ``MissingPair``) and the
+               names of the two sides
     samples, normal   sample validation, the named statistics, the normal distribution
 
 What callers use is importable from here.
@@ -18,7 +20,7 @@ What callers use is importable from here.
 
 from harness.analysis.regression.bootstrap import block_length, bootstrap_ratio_ci
 from harness.analysis.regression.noise import estimate_run_sd
-from harness.analysis.regression.pairing import MissingPair, Pair, pair_runs
+from harness.analysis.regression.pairing import CANDIDATE_SIDE, REFERENCE_SIDE, MissingPair, Pair, pair_runs
 from harness.analysis.regression.ranks import mann_whitney_u
 from harness.analysis.regression.rule import (
     DEFAULT_ALPHA,
@@ -32,6 +34,7 @@ from harness.analysis.regression.rule import (
 from harness.analysis.regression.steps import Step, detect_steps
 
 __all__ = [
+    "CANDIDATE_SIDE",
     "DEFAULT_ALPHA",
     "DEFAULT_RUN_SD",
     "DEFAULT_THRESHOLD",
@@ -39,6 +42,7 @@ __all__ = [
     "Decision",
     "MissingPair",
     "Pair",
+    "REFERENCE_SIDE",
     "Step",
     "block_length",
     "bootstrap_ratio_ci",

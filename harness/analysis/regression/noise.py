@@ -18,7 +18,7 @@ def estimate_run_sd(run_statistics: Sequence[float | None], *, min_size: int = 2
 
     The series is cut at its level changes first (the segmentation of ``detect_steps``, any
     size), so code changes do not inflate it, while slow machine-state wander between runs
-    still counts (it separates a baseline from a candidate run as much as noise does). Runs
+    still counts (it separates a reference run from a candidate run as much as noise does). Runs
     further than 3.5 robust sds from their segment's median are dropped: contended runs,
     which ``decide`` screens by their flags anyway; better still, leave out the runs whose
     summary carries a noise or drift warning before calling this. None with < 4 values.

@@ -8,16 +8,20 @@ from dataclasses import dataclass
 
 from harness.records import MeasurementRecord
 
+# How the two sides are named in reasons and in stored verdicts (report.json's "side"): the
+# reference run is "baseline" there, after the --baseline option that names it.
+REFERENCE_SIDE = "baseline"
+CANDIDATE_SIDE = "candidate"
 
 @dataclass(frozen=True)
 class Pair:
-    """The same (target, model, variant, metric) measured in the baseline and candidate runs."""
+    """The same (target, model, variant, metric) measured in the reference and candidate runs."""
 
     target: str
     model: str
     variant: str
     metric: str
-    baseline: MeasurementRecord
+    reference: MeasurementRecord
     candidate: MeasurementRecord
 
     @property
@@ -33,7 +37,7 @@ class MissingPair:
     model: str
     variant: str
     metric: str
-    side: str  # "baseline" | "candidate" | "both"
+    side: str  # REFERENCE_SIDE ("baseline") | CANDIDATE_SIDE ("candidate") | "both"
     reason: str
 
     @property
@@ -51,7 +55,7 @@ def _unusable(record: MeasurementRecord | None, side: str) -> str | None:
     return None
 
 
-def pair_runs(baseline_records: Iterable[MeasurementRecord], candidate_records: Iterable[MeasurementRecord],
+def pair_runs(reference_records: Iterable[MeasurementRecord], candidate_records: Iterable[MeasurementRecord],
               metric: str | None = "latency") -> tuple[list[Pair], list[MissingPair]]:
     """Pair two runs' records by (target, model, variant, metric); metric None pairs all.
 
@@ -70,19 +74,19 @@ def pair_runs(baseline_records: Iterable[MeasurementRecord], candidate_records: 
                 out[key] = record
         return out
 
-    base = index(baseline_records)
+    ref = index(reference_records)
     cand = index(candidate_records)
     pairs: list[Pair] = []
     missing: list[MissingPair] = []
-    for key in sorted(set(base) | set(cand)):
-        base_problem = _unusable(base.get(key), "baseline")
-        cand_problem = _unusable(cand.get(key), "candidate")
-        if base_problem is None and cand_problem is None:
-            pairs.append(Pair(*key, baseline=base[key], candidate=cand[key]))
-        elif base_problem is not None and cand_problem is not None:
-            missing.append(MissingPair(*key, side="both", reason=f"{base_problem}; {cand_problem}"))
-        elif base_problem is not None:
-            missing.append(MissingPair(*key, side="baseline", reason=base_problem))
+    for key in sorted(set(ref) | set(cand)):
+        ref_problem = _unusable(ref.get(key), REFERENCE_SIDE)
+        cand_problem = _unusable(cand.get(key), CANDIDATE_SIDE)
+        if ref_problem is None and cand_problem is None:
+            pairs.append(Pair(*key, reference=ref[key], candidate=cand[key]))
+        elif ref_problem is not None and cand_problem is not None:
+            missing.append(MissingPair(*key, side="both", reason=f"{ref_problem}; {cand_problem}"))
+        elif ref_problem is not None:
+            missing.append(MissingPair(*key, side=REFERENCE_SIDE, reason=ref_problem))
         else:
-            missing.append(MissingPair(*key, side="candidate", reason=str(cand_problem)))
+            missing.append(MissingPair(*key, side=CANDIDATE_SIDE, reason=str(cand_problem)))
     return pairs, missing

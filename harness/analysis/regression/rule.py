@@ -1,5 +1,6 @@
 """The regression rule: one (target, model, variant, metric) of a candidate run against the
-same of a baseline run, from the raw samples of both. Pure, no I/O.
+same of a reference run (the stored run ``--baseline`` names), from the raw samples of both.
+Pure, no I/O.
 
 The rule (``decide``)
 ---------------------
@@ -8,7 +9,7 @@ differ by a run-to-run offset that is larger than the within-run noise (measured
 project's local target: docs/regression.md). A test that treats 1,000 samples of one run as
 independent draws calls almost every identical-code (A/A) pair significant. So:
 
-1. ``ratio`` = statistic(candidate) / statistic(baseline), the statistic (default the
+1. ``ratio`` = statistic(candidate) / statistic(reference), the statistic (default the
    median) computed on the raw samples of each run. With several runs per side, the
    geometric mean of the per-run statistics.
 2. Its uncertainty has two parts, added on the log scale:
@@ -58,6 +59,7 @@ import numpy.typing as npt
 
 from harness.analysis.regression.bootstrap import block_length, bootstrap_statistic
 from harness.analysis.regression.normal import normal_quantile, normal_sf
+from harness.analysis.regression.pairing import CANDIDATE_SIDE, REFERENCE_SIDE
 from harness.analysis.regression.ranks import mann_whitney_u
 from harness.analysis.regression.samples import (
     as_positive,
@@ -86,12 +88,12 @@ class Decision:
     """The verdict on one (target, model, variant, metric) pair of runs."""
 
     status: str  # one of STATUSES
-    ratio: float | None  # candidate / baseline of the statistic
+    ratio: float | None  # candidate / reference of the statistic
     ci: tuple[float, float] | None  # of the ratio, at `level`
     p_value: float | None  # two-sided, of log(ratio) against its within + run-to-run se
     threshold: float
     statistic: str
-    n_baseline: int  # samples used (flagged runs left out of a multi-run side do not count)
+    n_reference: int  # samples used (flagged runs left out of a multi-run side do not count)
     n_candidate: int
     reason: str  # one line for humans
     se: float | None = None  # standard error of log(ratio)
@@ -102,7 +104,7 @@ class Decision:
 
     @property
     def change(self) -> float | None:
-        """ratio - 1: +0.05 = 5% higher than the baseline."""
+        """ratio - 1: +0.05 = 5% higher than in the reference run."""
         return None if self.ratio is None else self.ratio - 1.0
 
 
@@ -152,13 +154,13 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.0e}"
 
 
-def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = DEFAULT_THRESHOLD,
+def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float = DEFAULT_THRESHOLD,
            alpha: float = DEFAULT_ALPHA, statistic: str = "median", higher_is_worse: bool = True,
            run_sd: float | None = None, level: float | None = None, screen: bool = True,
            resamples: int = DECIDE_RESAMPLES, seed: int = 0) -> Decision:
-    """Decide whether the candidate regressed against the baseline (rule: module docstring).
+    """Decide whether the candidate regressed against the reference (rule: module docstring).
 
-    `baseline_samples` / `candidate_samples`: one run's raw samples in time order, or a list
+    `reference_samples` / `candidate_samples`: one run's raw samples in time order, or a list
     of runs' samples (repeated runs narrow the run-to-run part). `threshold` is the smallest
     relative change worth calling (0.03 = 3%); `alpha` the significance level; `run_sd` the
     sd of log(statistic) between runs of identical code on this target (None: DEFAULT_RUN_SD);
@@ -179,17 +181,16 @@ def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = 
     if not 0 < level < 1:
         raise ValueError(f"level {level}: must be between 0 and 1")
     label = statistic_label(statistic)
-    base_runs = _runs(baseline_samples, "baseline")
-    cand_runs = _runs(candidate_samples, "candidate")
-    n_base = sum(run.size for run in base_runs)
-    n_cand = sum(run.size for run in cand_runs)
-    common: dict[str, Any] = dict(threshold=threshold, statistic=label, n_baseline=n_base, n_candidate=n_cand,
-                  run_sd=run_sd, level=level)
-    if not base_runs or not cand_runs:
-        side = " and ".join(s for s, runs in (("baseline", base_runs), ("candidate", cand_runs)) if not runs)
+    ref_runs = _runs(reference_samples, REFERENCE_SIDE)
+    cand_runs = _runs(candidate_samples, CANDIDATE_SIDE)
+    sides = ((REFERENCE_SIDE, ref_runs), (CANDIDATE_SIDE, cand_runs))
+    common: dict[str, Any] = dict(threshold=threshold, statistic=label, n_reference=sum(run.size for run in ref_runs),
+                                  n_candidate=sum(run.size for run in cand_runs), run_sd=run_sd, level=level)
+    if not ref_runs or not cand_runs:
+        side = " and ".join(s for s, runs in sides if not runs)
         return Decision("missing", None, None, None, reason=f"no {side} samples", **common)
     short = [f"{side} has {min(r.size for r in runs)} samples in a run"
-             for side, runs in (("baseline", base_runs), ("candidate", cand_runs))
+             for side, runs in sides
              if min(r.size for r in runs) < MIN_SAMPLES]
     if short:
         return Decision("inconclusive", None, None, None,
@@ -201,7 +202,7 @@ def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = 
     blocking: list[str] = []
     left_out: list[str] = []
     used: dict[str, list[np.ndarray]] = {}
-    for side, runs in (("baseline", base_runs), ("candidate", cand_runs)):
+    for side, runs in sides:
         per_run = [run_flags(run) for run in runs] if screen else [[] for _ in runs]
         names = [f"{side} run {i + 1}" if len(runs) > 1 else f"{side} run" for i in range(len(runs))]
         clean = [run for run, found in zip(runs, per_run, strict=True) if not found]
@@ -211,8 +212,8 @@ def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = 
                 flags.append(f"{name}: {', '.join(found)}" + (" (left out)" if drop else ""))
                 (left_out if drop else blocking).append(f"{name}: {', '.join(found)}")
         used[side] = clean if drop else runs
-    base_runs, cand_runs = used["baseline"], used["candidate"]
-    common.update(n_baseline=sum(run.size for run in base_runs), n_candidate=sum(run.size for run in cand_runs))
+    ref_runs, cand_runs = used[REFERENCE_SIDE], used[CANDIDATE_SIDE]
+    common.update(n_reference=sum(run.size for run in ref_runs), n_candidate=sum(run.size for run in cand_runs))
 
     rng = np.random.default_rng(seed)
 
@@ -230,9 +231,9 @@ def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = 
         spread = float(np.var(logs, ddof=1)) * (k - 1) if k > 1 else 0.0  # sum of squares
         return float(np.mean(logs)), float(np.sum(within)) / (k * k), spread
 
-    log_a, within_a, ss_a = side_level(base_runs)
+    log_a, within_a, ss_a = side_level(ref_runs)
     log_b, within_b, ss_b = side_level(cand_runs)
-    k_a, k_b = len(base_runs), len(cand_runs)
+    k_a, k_b = len(ref_runs), len(cand_runs)
     df = (k_a - 1) + (k_b - 1)
     run_var = run_sd ** 2
     if df > 0:  # the runs' own spread (which includes within-run noise) pooled with the prior
@@ -246,7 +247,7 @@ def decide(baseline_samples: Any, candidate_samples: Any, *, threshold: float = 
         p_value = 0.0 if log_ratio != 0 else 1.0
     z = normal_quantile(0.5 + level / 2)
     ci = (math.exp(log_ratio - z * se), math.exp(log_ratio + z * se))
-    _, mwu_p = mann_whitney_u(np.concatenate(base_runs), np.concatenate(cand_runs))
+    _, mwu_p = mann_whitney_u(np.concatenate(ref_runs), np.concatenate(cand_runs))
 
     worse = ratio > 1 + threshold if higher_is_worse else ratio < 1 - threshold
     better = ratio < 1 - threshold if higher_is_worse else ratio > 1 + threshold
