@@ -37,7 +37,8 @@ The rules (each tested with a record set that triggers it and one that does not)
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from harness.analysis.provenance import file_provenance
 from harness.analysis.record_verdict import record_verdict
@@ -108,22 +109,23 @@ def rule_int8_slower(records: Sequence[MeasurementRecord], environments: Mapping
             continue
         info = record.meta.get("runtime_info") or {}
         flags = _device_env(environments, record.target).get("cpu_flags") or {}
+        min_ratio = best / reference_best if best and reference_best else None
         evidence = {
             "p50_ms": value, "baseline_p50_ms": reference, "ratio": value / reference, "baseline": base.variant_id,
-            "min_ms": best, "baseline_min_ms": reference_best,
-            "min_ratio": best / reference_best if best and reference_best else None,
+            "min_ms": best, "baseline_min_ms": reference_best, "min_ratio": min_ratio,
             "slower_at": "p50" if typical else "best case (min)",
             "precision_executed": info.get("precision_executed", info.get("precision")),
             "int8_kernels": info.get("int8_kernels"), "int8_ops": info.get("int8_ops"),
             "cpu_model": _device_env(environments, record.target).get("cpu_model"),
-            "cpu_flags": list(flags.get("present") or []), "int8_dot_product": list(flags.get("int8_dot_product") or []),
+            "cpu_flags": list(flags.get("present") or []),
+            "int8_dot_product": list(flags.get("int8_dot_product") or []),
             "cpu_flags_source": flags.get("source"),
         }
         if typical:
             slower = f"p50 {value:.2f} ms vs {reference:.2f} ms for {base.variant_id} ({value / reference:.2f}x)"
-        else:
+        else:  # best_case: both minimums are there
             slower = (f"best case {best:.2f} ms vs {reference_best:.2f} ms for {base.variant_id} "
-                      f"({best / reference_best:.2f}x; p50 {value:.2f} vs {reference:.2f} ms on a loaded machine)")
+                      f"({min_ratio:.2f}x; p50 {value:.2f} vs {reference:.2f} ms on a loaded machine)")
         if flags.get("source") and not flags.get("int8_dot_product"):
             hints.append(_hint(
                 "int8-slower-no-int8-isa", "warning",
@@ -158,7 +160,8 @@ def rule_optimisation_off(records: Sequence[MeasurementRecord], environments: Ma
                 off.append("IR optimisation (ir_optim: false)")
             if info.get("mkldnn", options.get("mkldnn", True)) is False:
                 off.append("MKLDNN/oneDNN kernels (mkldnn: false)")
-        elif runtime == "onnxruntime" and info.get("graph_optimization", options.get("graph_optimization")) == "disable":
+        elif (runtime == "onnxruntime"
+              and info.get("graph_optimization", options.get("graph_optimization")) == "disable"):
             off.append("graph optimisation (graph_optimization: disable)")
         if not off:
             continue

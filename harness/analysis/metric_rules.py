@@ -97,7 +97,9 @@ def with_samples(record: MeasurementRecord) -> tuple[MeasurementRecord, str | No
     samples = rule.samples(record) if rule.samples is not None else (float(value),)
     if not samples:
         return dataclasses.replace(record, samples=None), f"no {rule.what} samples"
-    return dataclasses.replace(record, samples=tuple(samples)), None
+    # the metric's own values (W; one peak or agreement): MeasurementRecord.samples is typed
+    # for the stored ns ints, and this record is only paired and decided on, never stored
+    return dataclasses.replace(record, samples=tuple(samples)), None  # type: ignore[arg-type]
 
 
 def threshold_for(record: MeasurementRecord, default: float = DEFAULT_THRESHOLD) -> float:

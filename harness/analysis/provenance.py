@@ -15,7 +15,8 @@ from harness.records import MeasurementRecord
 def file_provenance(record: MeasurementRecord, provenance: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """How the record's model file was made (build-info variant entry), matched by sha256."""
     for entry in (record.meta.get("files") or {}).values():
-        made = (provenance or {}).get((entry or {}).get("sha256"))
+        sha = (entry or {}).get("sha256")
+        made = (provenance or {}).get(sha) if sha else None
         if made:
             return made
     return {}

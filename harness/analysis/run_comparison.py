@@ -173,7 +173,9 @@ def _single_value_verdict(pair: Pair, rule: MetricRule, threshold: float, run_sd
                           run_sd_source: str, alpha: float) -> RunVerdict:
     """Memory, fidelity: one number per run. Threshold first; significance from the history's
     run-to-run sd when there is one."""
-    ref, cand = float(rule.value(pair.reference)), float(rule.value(pair.candidate))
+    ref_value, cand_value = rule.value(pair.reference), rule.value(pair.candidate)
+    assert ref_value is not None and cand_value is not None  # with_samples pairs only records with a value
+    ref, cand = float(ref_value), float(cand_value)
     ratio = cand / ref
     log_ratio = math.log(ratio)
     ci = p_value = None
