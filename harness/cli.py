@@ -49,8 +49,8 @@ def cmd_targets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_check(args: argparse.Namespace) -> int:
-    from harness.run.device import Device
     from harness.config.targets import load_inventory
+    from harness.run.device import Device
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -92,8 +92,8 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
 
 
 def cmd_targets_setup(args: argparse.Namespace) -> int:
-    from harness.run.device_setup import setup_target
     from harness.config.targets import load_inventory
+    from harness.run.device_setup import setup_target
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
@@ -162,7 +162,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = _open_store(args.store)
     run_id = resolve_any_run(store, args.run)
-    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")), reference_spec=args.baseline)
+    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")),
+                             reference_spec=args.baseline)
     print(f"report: {path}")
     return 0
 
@@ -233,7 +234,8 @@ def build_report_parser(kind: str) -> argparse.ArgumentParser:
         parser.add_argument("--candidate", required=True, type=_run_spec,
                             help="the release candidate run: id, latest or latest:LABEL")
         parser.add_argument("--baseline", required=True, type=_run_spec,
-                            help="the run to compare with: id, latest or latest:LABEL (the newest before the candidate)")
+                            help="the run to compare with: id, latest or latest:LABEL "
+                                 "(the newest before the candidate)")
         parser.set_defaults(func=cmd_report_signoff)
     parser.add_argument("--store", default=None)
     parser.add_argument("--report-dir", default=None)
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--runtime", action="append", help="only this runtime of the setup section (repeatable)")
     setup.set_defaults(func=cmd_targets_setup)
 
-    zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action", required=True)
+    zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action",
+                                                                                            required=True)
     build = zoo.add_parser("build", help="build (or reuse) the demo models")
     build.add_argument("--zoo-dir", default=None, help="default: $HARNESS_ZOO_DIR or ./.zoo")
     build.add_argument("--model", action="append", help="only this model (repeatable)")

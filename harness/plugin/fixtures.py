@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from harness.analysis.run_comparison import Comparer, RunVerdict
 from harness.analysis.record_verdict import record_verdict
+from harness.analysis.run_comparison import Comparer, RunVerdict
 from harness.analysis.verdict import Verdict
-from harness.errors import HarnessError
 from harness.config.targets import Target
-from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
-from harness.records import MeasurementRecord
-from harness.run.session import HarnessSession
+from harness.errors import HarnessError
 from harness.plugin.state import SESSION_KEY
+from harness.records import MeasurementRecord
+from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
+from harness.run.session import HarnessSession
 
 # the reference (--baseline) run's records and history, read once per process (see hooks.pytest_configure)
 COMPARER_KEY = pytest.StashKey[Comparer]()

@@ -8,21 +8,24 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.analysis.run_spec import resolve_complete_run
 from harness.analysis.run_comparison import Comparer, RunComparison
+from harness.analysis.run_spec import resolve_complete_run
 from harness.errors import HarnessError
-from harness.run.sweep_points import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
-from harness.run.measure import arch_mismatch
-from harness.run.run_info import new_run_id, utc_now
-from harness.run.session import HarnessSession, SessionOptions
-from harness.store import open_store
 from harness.plugin.fixtures import COMPARER_KEY
 from harness.plugin.options import add_options, session_options
 from harness.plugin.state import REPORT_KEY, SESSION_KEY
+from harness.run.measure import arch_mismatch
+from harness.run.run_info import new_run_id, utc_now
+from harness.run.session import HarnessSession, SessionOptions
+from harness.run.sweep_points import SweepPoint, SweepSpecError, declared_input_shape, expand, parse_sweep_options
+from harness.store import open_store
+
+if TYPE_CHECKING:
+    from harness.config.manifest import ModelVariant
 
 REFERENCE_RUN_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
 COMPARISON_KEY = pytest.StashKey[Any]()  # RunComparison of the whole run, or an error line
@@ -49,7 +52,7 @@ class XdistController:
         node.workerinput["harness_reference_run_id"] = self.reference_run_id
 
 
-def _resolve_resume(options: SessionOptions) -> str:
+def _resolve_resume(options: SessionOptions, spec: str) -> str:
     """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none);
     latest is the newest run of any status (an interrupted one is what is resumed)."""
     from harness.cli import resolve_any_run
@@ -57,7 +60,7 @@ def _resolve_resume(options: SessionOptions) -> str:
     try:
         store = open_store(options.store_url)
         try:
-            return resolve_any_run(store, options.resume)
+            return resolve_any_run(store, spec)
         finally:
             store.close()
     except HarnessError as exc:
@@ -117,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if workerinput.get("harness_loadgroup"):
             config.option.loadgroup = True  # workers derive it from their own (unchanged) --dist
     elif options.resume:
-        options = dataclasses.replace(options, run_id=_resolve_resume(options))
+        options = dataclasses.replace(options, run_id=_resolve_resume(options, options.resume))
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
     options = _resolve_reference_run(options, config)
@@ -128,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
         if loadgroup:
             config.option.dist = "loadgroup"
+        assert options.run_id is not None  # set above: the resumed run's or a new id
         config.pluginmanager.register(XdistController(options.run_id, loadgroup, options.baseline_run_id),
                                       "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
@@ -178,7 +182,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
                                         for t in targets])
         return
-    swept = list(variants)
+    swept: list[ModelVariant | SweepPoint] = list(variants)
     if wants_variant and metafunc.definition.get_closest_marker("no_sweeps") is None:
         try:
             points = expand(variants, session.cli_sweeps, siblings=session.manifest.variants,
@@ -190,10 +194,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for target in targets if wants_target else (None,):
         for item in swept:
             variant = item.variant if isinstance(item, SweepPoint) else item
-            point_id = f"{item.base}@{item.parameter}={item.label}" if isinstance(item, SweepPoint) else variant.id
+            point_id = f"{item.base}@{item.parameter}={item.label}" if isinstance(item, SweepPoint) else item.id
+            skipped = item.skipped if isinstance(item, SweepPoint) else ""
             marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
             if variant is None:
-                marks.append(pytest.mark.skip(reason=f"{point_id}: {item.skipped}"))
+                marks.append(pytest.mark.skip(reason=f"{point_id}: {skipped}"))
             elif target is not None and variant.arch and variant.arch != target.arch:  # before the runtime:
                 marks.append(pytest.mark.skip(reason=arch_mismatch(variant, target)))  # never runs there at all
             elif target is not None and variant.runtime != "noop" and variant.runtime not in target.runtimes:
@@ -255,7 +260,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         harness.finish(None)  # close devices; the controller finishes the run and reports it
         _close_comparer(config)
         return
-    if harness.adopt_run() is None:
+    run = harness.adopt_run()
+    if run is None:
         _place_junit(config, None)
         _close_comparer(config)
         return
@@ -269,7 +275,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.report.build import render_run_report  # pandas/matplotlib only when a report is due
 
     try:
-        path = render_run_report(harness.store, harness.run.id, harness.options.report_dir,
+        path = render_run_report(harness.store, run.id, harness.options.report_dir,
                                  comparison=comparison, junit=config.stash.get(JUNIT_KEY, None) is None)
     except HarnessError as exc:
         config.stash[REPORT_KEY] = f"report not rendered: {exc}"
@@ -310,7 +316,8 @@ def _write_comparison(write, harness: HarnessSession, config: pytest.Config) -> 
     write(f"baseline: {note}: {comparison.summary_line()}")
     for verdict in comparison.verdicts:
         if verdict.status in ("regression", "missing"):
-            write(f"  {verdict.status.upper()} {verdict.line() if verdict.status == 'regression' else _missing(verdict)}")
+            shown = verdict.line() if verdict.status == "regression" else _missing(verdict)
+            write(f"  {verdict.status.upper()} {shown}")
 
 
 def _missing(verdict) -> str:

@@ -34,8 +34,8 @@ def parse_run_label(value: str) -> str:
 
 
 def parse_seconds(value: str) -> float:
-    from harness.errors import ConfigError
     from harness.config.units import parse_duration
+    from harness.errors import ConfigError
 
     try:
         return parse_duration(value, "--lock-timeout", "value")

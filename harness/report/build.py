@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness import __version__
-from harness.analysis.run_comparison import RunComparison, compare_runs
 from harness.analysis.budgets import compare_to_baselines, format_bytes, format_latency_ms
+from harness.analysis.diagnosis import diagnose
 from harness.analysis.record_verdict import record_verdict
+from harness.analysis.run_comparison import RunComparison, compare_runs
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord
-from harness.store import Store
-from harness.analysis.diagnosis import diagnose
-from harness.run.sweep_points import sweep_curves
 from harness.report import exports, figures
+from harness.run.sweep_points import sweep_curves
+from harness.store import Store
 
 REPORT_VERSION = 1
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",
@@ -44,9 +45,10 @@ def _memory_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
         return None
     verdict = record_verdict(record)
     summary = record.summary
-    mib = {key: (summary.get(key) / 2**20 if summary.get(key) is not None else None)
-           for key in ("peak_rss_bytes", "import_peak_bytes", "load_delta_bytes", "inference_delta_bytes",
-                       "model_file_bytes", "memory_limit_bytes")}
+    in_bytes: dict[str, float | None] = {
+        key: summary.get(key) for key in ("peak_rss_bytes", "import_peak_bytes", "load_delta_bytes",
+                                          "inference_delta_bytes", "model_file_bytes", "memory_limit_bytes")}
+    mib = {key: (value / 2**20 if value is not None else None) for key, value in in_bytes.items()}
     budget = (record.meta.get("budget") or {}).get("max_memory_bytes")
     return {"status": record.status, "verdict": verdict.status, "message": verdict.message,
             "error": record.meta.get("error"), "budget_mib": budget / 2**20 if budget else None,
@@ -85,8 +87,8 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
     speed-up: the comparison note says so instead."""
     comparisons = {(c.target, c.model, c.variant): c for c in compare_to_baselines(records)}
     by_metric: dict[str, dict[tuple[str, str, str], MeasurementRecord]] = {}
-    for record in records:
-        by_metric.setdefault(record.metric, {})[(record.target, record.model, record.variant)] = record
+    for measured in records:
+        by_metric.setdefault(measured.metric, {})[(measured.target, measured.model, measured.variant)] = measured
     keys = list(dict.fromkeys((r.target, r.model, r.variant) for r in records))
     rows = []
     for key in keys:
@@ -118,7 +120,8 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "baseline": any_record.meta.get("baseline"),
             "delta_pct": comparison.delta_pct if comparison else None,
             "speedup": None if wrong else (comparison.speedup if comparison else None),
-            "comparison_note": "wrong outputs: no speed-up is claimed" if wrong else (comparison.note if comparison else ""),
+            "comparison_note": ("wrong outputs: no speed-up is claimed" if wrong
+                                else (comparison.note if comparison else "")),
             "verdict": overall, "verdict_message": " | ".join(
                 m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
                             (fidelity or {}).get("message", ""), (power or {}).get("message", "")) if m),
@@ -268,7 +271,8 @@ def _provenance_rows(records: Sequence[MeasurementRecord]) -> list[dict[str, Any
         calibration = made.get("calibration") or {}
         rows[record.variant_id] = {
             "variant_id": record.variant_id, "tool": made.get("tool"), "source": made.get("source"),
-            "options": made.get("options"), "calibration_size": calibration.get("size") if isinstance(calibration, dict) else None,
+            "options": made.get("options"),
+            "calibration_size": calibration.get("size") if isinstance(calibration, dict) else None,
             "expected": made.get("expected"), "arch": made.get("arch"),
             "character_accuracy": accuracy.get("character_accuracy"), "accuracy_count": accuracy.get("count"),
         }
@@ -327,7 +331,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
         rows = [_clean(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
         mine = by_target.get(target, [])
         sampled = [r for r in mine if r.metric == "latency" and r.status == "ok" and r.samples]
-        series = {r.variant_id: np.asarray(r.samples, dtype=float) / 1e6  # ns -> ms; only what is drawn
+        series = {r.variant_id: (np.asarray(r.samples, dtype=float) / 1e6).tolist()  # ns -> ms; only what is drawn
                   for r in sampled[:figures.MAX_SERIES]}
         timelines = {
             f"{r.model}-{r.variant}": (r.meta.get("power_timeline") or [], r.meta.get("power_markers") or {})

@@ -28,8 +28,8 @@ from harness.analysis.run_comparison import compare_runs
 from harness.analysis.run_spec import resolve_complete_run
 from harness.errors import HarnessError
 from harness.records import RunInfo
-from harness.store import Store
 from harness.report.build import _clean, _environment, latency_rows
+from harness.store import Store
 
 SIGNOFF_VERSION = 1
 METRICS = ("latency", "memory", "power", "fidelity")
@@ -56,7 +56,8 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
     return {
         "kind": declared.get("kind"), "arch": declared.get("arch") or device.get("machine"),
         "description": declared.get("description"), "emulated": declared.get("emulated"),
-        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"), "source": declared.get("source"),
+        "shaping": declared.get("shaping") or {}, "power_sensor": declared.get("power_sensor"),
+        "source": declared.get("source"),
         "hostname": device.get("hostname"), "os": device.get("os"), "kernel": device.get("kernel"),
         "firmware": device.get("l4t_release") or "–", "cpu_model": device.get("cpu_model"),
         "cpu_count": device.get("cpu_count"), "cpu_affinity": device.get("cpu_affinity"),
@@ -110,7 +111,8 @@ def build_signoff_data(store: Store, candidate_spec: str, reference_spec: str) -
         notes.append(f"{len(new)} (target, variant, metric) new since the baseline run: no comparison, budgets only")
     inconclusive = [v for v in (comparison.verdicts if comparison else []) if v.status == "inconclusive"]
     if inconclusive:
-        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): listed per target")
+        notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): "
+                     "listed per target")
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
         rows = [_clean(row) for row in frame[frame["target"] == target].to_dict(orient="records")]

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from harness import __version__
 from harness.analysis.metric_rules import RULES, threshold_for
+from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
-from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
-from harness.store import Store
 from harness.report import figures
+from harness.store import Store
 
 TREND_VERSION = 1
 
@@ -85,30 +86,33 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
             if record.status != "ok":
                 notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
                     str(record.meta.get("error", "failed"))
-    run_rows = [{"index": i, "id": r.id, "tick": _run_tick(r), "started_at": r.started_at, "status": r.status,
-                 "git_sha": r.git_sha, "git_dirty": r.git_dirty} for i, r in enumerate(runs)]
+    run_rows: list[dict[str, Any]] = [
+        {"index": i, "id": r.id, "tick": _run_tick(r), "started_at": r.started_at, "status": r.status,
+         "git_sha": r.git_sha, "git_dirty": r.git_dirty} for i, r in enumerate(runs)]
     targets: dict[str, list[dict[str, Any]]] = {}
     events: list[dict[str, Any]] = []
     for spec in TREND_METRICS:
         for (target, metric), by_variant in sorted(series.items()):
             if metric != spec.metric:
                 continue
-            rows, marks = [], {}
+            rows: list[dict[str, Any]] = []
+            marks: dict[str, list[tuple[int, str]]] = {}
             for variant_id, values in sorted(by_variant.items()):
                 threshold = thresholds[(target, metric, variant_id)]
                 steps = detect_steps(values, threshold=threshold)
-                cells = [{"value": None if v is None else spec.shown(v), "mark": None, "note": None} for v in values]
+                cells: list[dict[str, Any]] = [{"value": None if v is None else spec.shown(v), "mark": None,
+                                                "note": None} for v in values]
                 for i, note in enumerate(notes.get((target, metric, variant_id), [None] * len(runs))):
                     if note:
                         cells[i]["note"] = note
-                found = []
+                found: list[dict[str, Any]] = []
                 for step in steps:
                     up = step.ratio > 1
                     worse = up == spec.higher_is_worse
                     kind = "worse" if worse else "better"
                     cells[step.index]["mark"] = kind
                     run = runs[step.index]
-                    event = {
+                    event: dict[str, Any] = {
                         "target": target, "metric": metric, "variant_id": variant_id, "kind": kind,
                         "shape": step.kind, "run_index": step.index, "run": run.id, "tick": _run_tick(run),
                         "started_at": run.started_at, "git_sha": run.git_sha,
@@ -120,14 +124,15 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                     found.append(event)
                     events.append(event)
                 pending = _unconfirmed(values, steps, threshold, spec.higher_is_worse)
-                if pending is not None:
+                newest = values[-1] if values else None
+                if pending is not None and newest is not None:  # pending needs a newest value
                     last = len(values) - 1
                     cells[last]["mark"] = "pending"
                     event = {"target": target, "metric": metric, "variant_id": variant_id, "kind": "unconfirmed",
                              "shape": "one run", "run_index": last, "run": runs[last].id, "tick": _run_tick(runs[last]),
                              "started_at": runs[last].started_at, "git_sha": runs[last].git_sha,
                              "end_run": runs[last].id, "before": spec.shown(pending[0]),
-                             "after": spec.shown(values[last]), "change_pct": (pending[1] - 1) * 100,
+                             "after": spec.shown(newest), "change_pct": (pending[1] - 1) * 100,
                              "threshold": threshold, "unit": spec.unit, "title": spec.title}
                     found.append(event)
                     events.append(event)

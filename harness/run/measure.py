@@ -11,17 +11,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from harness.agent import PROTOCOL_VERSION
+from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
+from harness.analysis.stats import summarize_latency
+from harness.errors import HarnessError
+from harness.records import RECORD_VERSION, MeasurementRecord
 from harness.run.agent_client import AgentRun
 from harness.run.device import Device
-from harness.errors import HarnessError
-from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
-from harness.records import RECORD_VERSION, MeasurementRecord
-from harness.analysis.stats import summarize_latency
 from harness.store import Store
 from harness.transport.base import sha256_file
 
@@ -65,7 +66,7 @@ def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict
 
 
 def _describe_files(files: dict[str, str]) -> dict[str, dict[str, Any]]:
-    return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
+    return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(Path(path))}
             for role, path in files.items()}
 
 
@@ -115,7 +116,7 @@ def variant_meta(variant, target_name: str) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def arch_mismatch(variant, target) -> str:
@@ -238,7 +239,7 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
     seeds = fidelity_seeds(variant.fidelity.inputs)
     reference = baseline or variant
 
-    def outputs_of(which) -> list:
+    def outputs_of(which) -> tuple[list[list[Any]], dict[str, Any]]:
         run = _run_agent(device, which, "fidelity", on_progress, fidelity={"seeds": seeds})
         return decode_outputs(run.outputs or []), agent_meta(run)
 
@@ -298,7 +299,8 @@ def latency_summary(run: AgentRun) -> dict[str, Any]:
     summary["import_ms"] = result["import_ns"] / 1e6
     peak = (result.get("memory") or {}).get("end", {}).get("peak_rss")
     summary["peak_rss_bytes"] = peak
-    summary["warnings"].extend(thermal_warnings((run.hello.get("env") or {}).get("thermal"), result.get("thermal_after")))
+    summary["warnings"].extend(thermal_warnings((run.hello.get("env") or {}).get("thermal"),
+                                                result.get("thermal_after")))
     if result.get("stopped_by") != "min-reached":
         summary["warnings"].append(
             f"stopped by {result.get('stopped_by')} after {result.get('iterations')} iterations: "
@@ -318,7 +320,7 @@ def thermal_warnings(before: dict[str, Any] | None, after: dict[str, Any] | None
     rises = {zone: after["temperatures_c"][zone] - t for zone, t in before.get("temperatures_c", {}).items()
              if zone in after.get("temperatures_c", {})}
     if rises and max(rises.values()) > TEMPERATURE_RISE_C:
-        zone = max(rises, key=rises.get)
+        zone = max(rises, key=lambda name: rises[name])
         warnings.append(f"temperature rose {rises[zone]:.1f} °C ({zone}) during the job: later iterations may be "
                         "throttled; add cooling or a longer warm-up")
     if before.get("throttle_count") is not None and after.get("throttle_count") is not None \
