@@ -23,8 +23,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # the store is imported when a command needs it: `harness --help` stays fast
+    from harness.records import RunInfo
+    from harness.store import Store
 
 
 def _repo_default(relative: str) -> Path:
@@ -118,15 +123,23 @@ def _open_store(url: str | None):
     return open_store(url or _repo_default(str(DEFAULT_STORE)))
 
 
-def resolve_run(store, spec: str) -> str:
-    """`latest`, `latest:LABEL` or a run id -> run id."""
+def newest_run(store: Store, label: str | None = None) -> RunInfo | None:
+    """The newest run (with `label`, if given) whatever its status: the one to report or to
+    resume. (A comparison's `latest` is the newest *complete* run instead:
+    harness.analysis.run_spec.latest_complete_run.)"""
+    runs = store.runs(label=label, limit=1)
+    return runs[0] if runs else None
+
+
+def resolve_any_run(store: Store, spec: str) -> str:
+    """`latest`, `latest:LABEL` (``newest_run``, of any status) or a run id -> run id."""
     if spec == "latest" or spec.startswith("latest:"):
         label = spec.split(":", 1)[1] if ":" in spec else None
-        runs = store.runs(label=label, limit=1)
-        if not runs:
+        run = newest_run(store, label)
+        if run is None:
             where = f" with label '{label}'" if label else ""
             raise HarnessError(f"no runs{where} in {store.url}; run the suites first")
-        return runs[0].id
+        return run.id
     if store.get_run(spec) is None:
         raise HarnessError(f"no run '{spec}' in {store.url}; `harness runs` lists the stored runs")
     return spec
@@ -148,8 +161,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import render_run_report
 
     store = _open_store(args.store)
-    run_id = resolve_run(store, args.run)
-    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")), baseline=args.baseline)
+    run_id = resolve_any_run(store, args.run)
+    path = render_run_report(store, run_id, Path(args.report_dir or _repo_default("reports")),
+                             reference_spec=args.baseline)
     print(f"report: {path}")
     return 0
 
@@ -183,11 +197,12 @@ def cmd_report_signoff(args: argparse.Namespace) -> int:
     return 0 if data["verdict"] == "PASS" else 1
 
 
-def _baseline_spec(value: str) -> str:
-    from harness.analysis.run_comparison import check_spec
+def _run_spec(value: str) -> str:
+    """A --baseline / --candidate value, checked as harness.analysis.run_spec reads it."""
+    from harness.analysis.run_spec import check_run_spec
 
     try:
-        return check_spec(value)
+        return check_run_spec(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -216,9 +231,9 @@ def build_report_parser(kind: str) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(
             prog="harness report signoff", description="one printable page: PASS/FAIL and why, budgets, regressions "
             "vs the baseline, device environments (exit status 1 on FAIL)")
-        parser.add_argument("--candidate", required=True, type=_baseline_spec,
+        parser.add_argument("--candidate", required=True, type=_run_spec,
                             help="the release candidate run: id, latest or latest:LABEL")
-        parser.add_argument("--baseline", required=True, type=_baseline_spec,
+        parser.add_argument("--baseline", required=True, type=_run_spec,
                             help="the run to compare with: id, latest or latest:LABEL "
                                  "(the newest before the candidate)")
         parser.set_defaults(func=cmd_report_signoff)
@@ -250,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(func=cmd_targets_setup)
 
     zoo = commands.add_parser("zoo", help="the locally built demo model zoo").add_subparsers(dest="action",
-                                                                                             required=True)
+                                                                                            required=True)
     build = zoo.add_parser("build", help="build (or reuse) the demo models")
     build.add_argument("--zoo-dir", default=None, help="default: $HARNESS_ZOO_DIR or ./.zoo")
     build.add_argument("--model", action="append", help="only this model (repeatable)")
@@ -274,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="also: `harness report trend --label L [--last N]` and "
                "`harness report signoff --candidate X --baseline Y` (see their --help)")
     report.add_argument("run", nargs="?", default="latest", help="run id, latest, or latest:LABEL")
-    report.add_argument("--baseline", type=_baseline_spec, default=None,
+    report.add_argument("--baseline", type=_run_spec, default=None,
                         help="also compare with this run: id, latest or latest:LABEL (the newest before RUN)")
     report.add_argument("--store", default=None)
     report.add_argument("--report-dir", default=None)

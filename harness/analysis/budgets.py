@@ -1,24 +1,15 @@
-"""Budget verdicts and variant-vs-baseline comparisons: pure functions over records.
-
-Used twice with the same result: by the suites to pass or fail a test, and by the report
-to show the verdict from the store alone.
+"""Budget verdicts (latency, memory, power) and variant-vs-baseline comparisons: pure
+functions over records. ``harness.analysis.record_verdict`` picks the check for a record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from harness.analysis.verdict import Verdict
 from harness.records import MeasurementRecord
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # "pass" | "fail" | "no-budget" | "error" | "unavailable"
-    message: str
-    value: float | None = None
-    limit: float | None = None
-    statistic: str | None = None
 
 
 def format_latency_ms(value_ms: float) -> str:
@@ -85,22 +76,6 @@ def power_verdict(target: str, variant_id: str, summary: Mapping[str, Any],
     return Verdict("pass" if ok else "fail", f"{target}: {variant_id} mean power {shown}{label} "
                    f"{'meets' if ok else 'exceeds'} the budget {limit:.2f} W ({budget.get('source', 'manifest')})",
                    value=load, limit=limit, statistic="load_mean_w")
-
-
-def record_verdict(record: MeasurementRecord) -> Verdict:
-    """The verdict of any stored record, recomputed from what the store holds."""
-    if record.status != "ok":
-        return Verdict("error", str(record.meta.get("error", "measurement failed")))
-    if record.metric == "power":
-        return power_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
-    if record.metric == "memory":
-        return memory_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
-    if record.metric == "fidelity":
-        from harness.analysis.fidelity import fidelity_verdict, settings_from_meta
-
-        return fidelity_verdict(record.target, record.variant_id, record.summary,
-                                settings_from_meta(record.meta.get("fidelity_settings")))
-    return latency_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ Inputs:
   meta has runtime_info, runtime_options, budget, memory phases, input, files);
 - environments: {target: environment} as the store keeps it ({"declared", "device": the agent's
   env capture, with cpu_flags, cpu_governors, thermal, loadavg}) or the bare device dict;
-- provenance: how each model file was made, keyed by sha256 (`provenance_index(zoo_dir)`
-  reads the zoo's build-info.json files): calibration size, tool, options.
+- provenance: how each model file was made, keyed by sha256
+  (`harness.analysis.provenance.provenance_index(zoo_dir)` reads the zoo's build-info.json
+  files): calibration size, tool, options.
 
 The rules (each tested with a record set that triggers it and one that does not):
     int8-slower-no-int8-isa    int8 slower than its fp32 baseline, and the CPU lacks int8
@@ -35,16 +36,17 @@ The rules (each tested with a record set that triggers it and one that does not)
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from harness.analysis.provenance import file_provenance
+from harness.analysis.record_verdict import record_verdict
+from harness.analysis.stats import HIGH_CV, is_noisy
 from harness.records import MeasurementRecord
 
 INT8_SLOWER_MARGIN = 0.05  # int8 must be this much slower (p50) before a hint is given
 SMALL_CALIBRATION = 100  # calibration sets below this many inputs are called small
-HIGH_ROBUST_CV = 0.10  # as harness.analysis.stats.HIGH_CV
 IMPORT_SHARE = 0.60  # runtime import above this share of peak RSS "dominates"
 INT8_ISA_NAMES = "VNNI (avx512_vnni / avx_vnni), AMX (amx_int8) or ARM dotprod (asimddp) / i8mm"
 
@@ -107,22 +109,23 @@ def rule_int8_slower(records: Sequence[MeasurementRecord], environments: Mapping
             continue
         info = record.meta.get("runtime_info") or {}
         flags = _device_env(environments, record.target).get("cpu_flags") or {}
+        min_ratio = best / reference_best if best and reference_best else None
         evidence = {
             "p50_ms": value, "baseline_p50_ms": reference, "ratio": value / reference, "baseline": base.variant_id,
-            "min_ms": best, "baseline_min_ms": reference_best,
-            "min_ratio": best / reference_best if best and reference_best else None,
+            "min_ms": best, "baseline_min_ms": reference_best, "min_ratio": min_ratio,
             "slower_at": "p50" if typical else "best case (min)",
             "precision_executed": info.get("precision_executed", info.get("precision")),
             "int8_kernels": info.get("int8_kernels"), "int8_ops": info.get("int8_ops"),
             "cpu_model": _device_env(environments, record.target).get("cpu_model"),
-            "cpu_flags": list(flags.get("present") or []), "int8_dot_product": list(flags.get("int8_dot_product") or []),
+            "cpu_flags": list(flags.get("present") or []),
+            "int8_dot_product": list(flags.get("int8_dot_product") or []),
             "cpu_flags_source": flags.get("source"),
         }
         if typical:
             slower = f"p50 {value:.2f} ms vs {reference:.2f} ms for {base.variant_id} ({value / reference:.2f}x)"
-        else:
+        else:  # best_case: both minimums are there
             slower = (f"best case {best:.2f} ms vs {reference_best:.2f} ms for {base.variant_id} "
-                      f"({best / reference_best:.2f}x; p50 {value:.2f} vs {reference:.2f} ms on a loaded machine)")
+                      f"({min_ratio:.2f}x; p50 {value:.2f} vs {reference:.2f} ms on a loaded machine)")
         if flags.get("source") and not flags.get("int8_dot_product"):
             hints.append(_hint(
                 "int8-slower-no-int8-isa", "warning",
@@ -157,7 +160,8 @@ def rule_optimisation_off(records: Sequence[MeasurementRecord], environments: Ma
                 off.append("IR optimisation (ir_optim: false)")
             if info.get("mkldnn", options.get("mkldnn", True)) is False:
                 off.append("MKLDNN/oneDNN kernels (mkldnn: false)")
-        elif runtime == "onnxruntime" and info.get("graph_optimization", options.get("graph_optimization")) == "disable":
+        elif (runtime == "onnxruntime"
+              and info.get("graph_optimization", options.get("graph_optimization")) == "disable"):
             off.append("graph optimisation (graph_optimization: disable)")
         if not off:
             continue
@@ -214,8 +218,6 @@ def rule_memory_budget(records: Sequence[MeasurementRecord], environments: Mappi
 def rule_fidelity_after_quantization(records: Sequence[MeasurementRecord], environments: Mapping[str, Any] | None,
                                      provenance: Mapping[str, Any] | None) -> list[Hint]:
     """A quantized variant fails fidelity: calibration size and recipe from its provenance."""
-    from harness.analysis.budgets import record_verdict
-
     hints = []
     for record in _ok(records, "fidelity"):
         if not _is_int8(record) or record.summary.get("baseline_only"):
@@ -299,7 +301,7 @@ def rule_latency_variance(records: Sequence[MeasurementRecord], environments: Ma
     for record in _ok(records, "latency"):
         summary = record.summary
         robust_cv = summary.get("robust_cv")
-        if robust_cv is None or robust_cv <= HIGH_ROBUST_CV:
+        if not is_noisy(robust_cv):
             continue
         env = _device_env(environments, record.target)
         governors = dict(env.get("cpu_governors") or {})
@@ -324,7 +326,7 @@ def rule_latency_variance(records: Sequence[MeasurementRecord], environments: Ma
                           "benchmark to idle cores")
         hints.append(_hint(
             "high-latency-variance", "warning",
-            f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%} (> {HIGH_ROBUST_CV:.0%}), "
+            f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%} (> {HIGH_CV:.0%}), "
             f"p99/p50 {summary.get('p99', 0) / summary['p50']:.1f}x; likely {'; '.join(causes)}" if summary.get("p50")
             else f"high latency variance for {record.variant_id}: robust CV {robust_cv:.0%}; {'; '.join(causes)}",
             record, {"robust_cv": robust_cv, "cv": summary.get("cv"), "p50_ms": summary.get("p50"),
@@ -382,37 +384,3 @@ def hints_for(hints: Sequence[Hint], target: str, variant_id: str, metric: str |
     """The hints the report shows next to one number (target, variant, and optionally metric)."""
     return [h for h in hints if h["target"] == target and h["applies_to"] == variant_id
             and (metric is None or h["metric"] == metric)]
-
-
-# --------------------------------------------------------------------------- provenance
-
-
-def file_provenance(record: MeasurementRecord, provenance: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """How the record's model file was made (build-info variant entry), matched by sha256."""
-    for entry in (record.meta.get("files") or {}).values():
-        made = (provenance or {}).get((entry or {}).get("sha256"))
-        if made:
-            return made
-    return {}
-
-
-def provenance_index(zoo_dir: str | Path) -> dict[str, Mapping[str, Any]]:
-    """{sha256 of a built file: its build-info variant entry (+ "model")} over a zoo directory.
-
-    Reads every `<zoo_dir>/<model>/build-info.json`; unreadable ones are skipped."""
-    index: dict[str, Mapping[str, Any]] = {}
-    for path in sorted(Path(zoo_dir).glob("*/build-info.json")):
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        files = info.get("files") or {}
-        for name, entry in (info.get("variants") or {}).items():
-            if not isinstance(entry, Mapping):
-                continue
-            made = {**entry, "model": info.get("model"), "variant_dir": name}
-            for file in entry.get("files") or []:
-                sha = (files.get(file) or {}).get("sha256")
-                if sha:
-                    index[sha] = made
-    return index

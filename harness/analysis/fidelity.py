@@ -13,12 +13,16 @@ otherwise any variant "agrees" and the check proves nothing.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.analysis.budgets import Verdict
+from harness.analysis.verdict import Verdict
+
+if TYPE_CHECKING:  # at run time settings_from_meta imports it, only when settings are read
+    from harness.config.manifest import FidelitySettings
 
 FIDELITY_SEED_BASE = 1000  # latency uses seed 0, PTQ calibration 10000+
 
@@ -64,8 +68,9 @@ def baseline_diversity(baseline: Sequence[Sequence[np.ndarray]]) -> dict[str, An
     spread = baseline_spread(baseline)
     logits = [_primary_logits(o) for o in baseline]
     distinct_top1 = None
-    if all(l is not None for l in logits):
-        distinct_top1 = len({tuple(np.argmax(l, axis=-1).tolist()) for l in logits})
+    present = [rows for rows in logits if rows is not None]
+    if len(present) == len(logits):
+        distinct_top1 = len({tuple(np.argmax(rows, axis=-1).tolist()) for rows in present})
     scale = float(np.mean([np.linalg.norm(_flat(o)) for o in baseline])) if baseline else 0.0
     meaningful = spread > 1e-6 * max(scale, 1e-12) and (distinct_top1 is None or distinct_top1 >= 2)
     return {"inputs": len(baseline), "spread": spread, "output_norm": scale,
@@ -86,7 +91,7 @@ def fidelity_metrics(baseline: Sequence[Sequence[np.ndarray]], variant: Sequence
     cosines, max_abs, relative = [], [], []
     top1_hits = top5_hits = positions = 0
     classifier = True
-    for base_out, var_out in zip(baseline, variant):
+    for base_out, var_out in zip(baseline, variant, strict=True):
         b, v = _flat(base_out), _flat(var_out)
         if not (np.all(np.isfinite(v))):
             relative.append(float("inf"))
@@ -122,7 +127,7 @@ def fidelity_metrics(baseline: Sequence[Sequence[np.ndarray]], variant: Sequence
     }
 
 
-def settings_from_meta(stored: dict[str, Any] | None):
+def settings_from_meta(stored: Mapping[str, Any] | None) -> FidelitySettings:
     """FidelitySettings as stored with a record (defaults for keys an old record lacks)."""
     from harness.config.manifest import FidelitySettings
 
@@ -130,8 +135,9 @@ def settings_from_meta(stored: dict[str, Any] | None):
     return FidelitySettings(**{k: v for k, v in (stored or {}).items() if k in known})
 
 
-def fidelity_verdict(target: str, variant_id: str, summary: dict[str, Any], settings: Any) -> Verdict:
-    """Pass or fail against the variant's fidelity settings (manifest.FidelitySettings)."""
+def fidelity_verdict(target: str, variant_id: str, summary: Mapping[str, Any], settings: FidelitySettings
+                     ) -> Verdict:
+    """Pass or fail against the variant's fidelity settings."""
     if summary.get("baseline_only"):
         diversity = summary["baseline"]
         if not diversity["meaningful"]:
@@ -157,7 +163,8 @@ def fidelity_verdict(target: str, variant_id: str, summary: dict[str, Any], sett
     cosine = summary.get("cosine_min")
     if settings.min_cosine is not None and (cosine is None or cosine < settings.min_cosine):
         problems.append(f"cosine {cosine if cosine is None else f'{cosine:.4f}'} < {settings.min_cosine}")
-    shown = (f"top-1 {top1:.1%}, " if top1 is not None else "") + f"mean relative error {summary['relative_error_mean']:.3g}"
+    shown = ((f"top-1 {top1:.1%}, " if top1 is not None else "")
+             + f"mean relative error {summary['relative_error_mean']:.3g}")
     if problems:
         return Verdict("fail", f"{target}: {variant_id} outputs disagree with its baseline: {'; '.join(problems)} "
                        f"on {summary['inputs']} inputs: wrong outputs, whatever its speed")

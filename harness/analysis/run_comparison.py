@@ -1,17 +1,11 @@
-"""A run against a stored baseline run: resolve ``--baseline``, pair, decide, per metric.
-
-    --baseline=<run id | latest | latest:LABEL>
-
-``latest`` / ``latest:LABEL`` is the newest *complete* run (with that label) that started
-before the candidate run and is not the candidate itself: a nightly run with
-``--baseline latest:nightly`` compares with the previous night, and the first night has
-nothing to compare with (said, not an error). An explicit run id must exist.
+"""A candidate run against a stored reference run (the one ``--baseline`` names): pair,
+decide, per metric.
 
 Every (target, model, variant, metric) of either run gets exactly one `RunVerdict`; keys
 that cannot be compared (not measured, failed, no samples, sensor unavailable) have status
 "missing" with the side and the reason (``regression.pair_runs``), never dropped.
 
-How each metric is decided:
+How each metric is decided (its value, samples and threshold: ``metric_rules``):
 
 - latency: ``regression.decide`` on the raw per-iteration samples (statistic: p50), with
   ``run_sd`` estimated from the label's history (``regression.estimate_run_sd`` over the
@@ -20,165 +14,51 @@ How each metric is decided:
 - power: ``decide`` on the sensor's samples inside the timed load window (statistic: mean
   power), ``run_sd`` from the history of mean load power;
 - memory (peak RSS) and fidelity (top-1 agreement, else minimum cosine): one number per
-  run, from a fresh process or from seeded inputs, so there are no samples to test. The
-  ratio is called against the threshold; its ci and p-value come from the run-to-run sd of
-  the label's history when there is one (4+ runs), and are None (said in the reason)
-  when there is not.
+  run, so there are no samples to test. The ratio is called against the threshold; its ci
+  and p-value come from the run-to-run sd of the label's history when there is one (4+
+  runs), and are None (said in the reason) when there is not.
 
-The threshold of a key is the manifest's ``regression_threshold`` for that metric, stored
-with each measurement, else the caller's default (``regression.DEFAULT_THRESHOLD``).
-
-Reads the store; the decisions themselves are ``harness.analysis.regression``'s (pure).
+Which run ``--baseline`` names is ``harness.analysis.run_spec``'s. Reads the store; the
+decisions themselves are ``harness.analysis.regression``'s (pure).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from harness.analysis.metric_rules import RULES, MetricRule, comparable, threshold_for, with_samples
+from harness.analysis.regression import (
+    CANDIDATE_SIDE,
+    DEFAULT_ALPHA,
+    DEFAULT_RUN_SD,
+    DEFAULT_THRESHOLD,
+    REFERENCE_SIDE,
+    MissingPair,
+    Pair,
+    decide,
+    estimate_run_sd,
+    pair_runs,
+)
+from harness.analysis.run_spec import resolve_complete_run
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
-from harness.analysis.regression import (DEFAULT_ALPHA, DEFAULT_RUN_SD, DEFAULT_THRESHOLD, MissingPair, Pair, decide,
-                         estimate_run_sd, pair_runs)
 from harness.store import Store
 
+Key = tuple[str, str, str, str]  # (target, model, variant, metric)
+
 HISTORY_RUNS = 12  # runs of the label read to estimate the run-to-run noise (4 is the minimum)
-_LATEST = re.compile(r"^latest(:[A-Za-z0-9][A-Za-z0-9._:-]{0,63})?$")
-_SPEC = re.compile(r"^(latest(:[A-Za-z0-9][A-Za-z0-9._:-]{0,63})?|[A-Za-z0-9][A-Za-z0-9._:-]{0,127})$")
-
-
-def check_spec(value: str) -> str:
-    """A well-formed ``--baseline`` value, or ValueError saying what is accepted."""
-    if not _SPEC.match(value or "") or (value.startswith("latest") and not _LATEST.match(value)):
-        raise ValueError(f"--baseline={value!r}: give a run id (`harness runs` lists them), latest, "
-                         "or latest:LABEL (e.g. latest:nightly, latest:release-1.4)")
-    return value
-
-
-def resolve_baseline(store: Store, spec: str, *, before: str | None = None,
-                     exclude: Iterable[str] = ()) -> tuple[RunInfo | None, str]:
-    """The run `spec` names and a note saying which it is; (None, why) when `latest[:LABEL]`
-    finds no earlier complete run. An unknown explicit run id is a HarnessError."""
-    check_spec(spec)
-    excluded = set(exclude)
-    if spec == "latest" or spec.startswith("latest:"):
-        label = spec.split(":", 1)[1] if ":" in spec else None
-        for run in store.runs(label=label, limit=500):
-            if run.id in excluded or run.status != "complete":
-                continue
-            if before is not None and run.started_at >= before:
-                continue
-            return run, f"{spec} = run {run.id}" + (f" ({run.started_at})" if run.started_at else "")
-        where = f" with label '{label}'" if label else ""
-        when = " before this run" if before or excluded else ""
-        return None, f"{spec}: no complete run{where}{when} in {store.url}: nothing to compare with"
-    run = store.get_run(spec)
-    if run is None:
-        raise HarnessError(f"--baseline {spec}: no run '{spec}' in {store.url}; `harness runs` lists the stored "
-                           "runs, or use latest:LABEL")
-    if run.id in excluded:
-        raise HarnessError(f"--baseline {spec}: that is the run being compared; name an earlier run")
-    note = f"run {run.id}" + ("" if run.status == "complete" else f" (status {run.status}: partial)")
-    return run, note
-
-
-# --------------------------------------------------------------------------- metrics
-
-@dataclass(frozen=True)
-class MetricRule:
-    """How one metric is compared: its per-run value, its samples (None: one value per run)."""
-
-    metric: str
-    statistic: str  # shown and passed to decide ("median" is shown as p50)
-    unit: str
-    higher_is_worse: bool
-    value: Callable[[MeasurementRecord], float | None]
-    samples: Callable[[MeasurementRecord], Sequence[float] | None] | None
-    what: str  # for reasons: "peak RSS", ...
-
-
-def _latency_samples(record: MeasurementRecord) -> Sequence[float] | None:
-    return record.samples or None
-
-
-def _power_samples(record: MeasurementRecord) -> Sequence[float] | None:
-    """The sensor's readings inside the timed load window (W), in time order."""
-    if (record.summary.get("status") or "") != "ok":
-        return None
-    markers = record.meta.get("power_markers") or {}
-    begin, end = markers.get("load_begin"), markers.get("load_end")
-    points = record.meta.get("power_timeline") or []
-    watts = [p[1] for p in points if p[1] is not None and (begin is None or p[0] >= begin)
-             and (end is None or p[0] <= end)]
-    return [w for w in watts if w > 0] or None
-
-
-def _power_value(record: MeasurementRecord) -> float | None:
-    return record.summary.get("load_mean_w") if (record.summary.get("status") or "") == "ok" else None
-
-
-def _fidelity_value(record: MeasurementRecord) -> float | None:
-    if record.summary.get("baseline_only"):
-        return None
-    for key in ("top1_agreement", "cosine_min"):
-        value = record.summary.get(key)
-        if value is not None:
-            return float(value)
-    return None
-
-
-RULES: Mapping[str, MetricRule] = {
-    "latency": MetricRule("latency", "median", "ms", True, lambda r: r.summary.get("p50"), _latency_samples,
-                          "p50 latency"),
-    "power": MetricRule("power", "mean", "W", True, _power_value, _power_samples, "mean power under load"),
-    "memory": MetricRule("memory", "peak", "bytes", True, lambda r: r.summary.get("peak_rss_bytes"), None,
-                         "peak RSS"),
-    "fidelity": MetricRule("fidelity", "agreement", "ratio", False, _fidelity_value, None,
-                           "agreement with the baseline model"),
-}
-
-
-def _comparable(record: MeasurementRecord) -> bool:
-    """Records that carry something to compare at all (a baseline's own fidelity record
-    holds only the diversity of its outputs: nothing to compare across runs)."""
-    if record.metric not in RULES:
-        return False
-    return not (record.metric == "fidelity" and record.summary.get("baseline_only"))
-
-
-def _with_samples(record: MeasurementRecord) -> tuple[MeasurementRecord, str | None]:
-    """The record with the samples its metric is decided on (pair_runs needs them), and why
-    an ok record cannot be compared (None when it can)."""
-    rule = RULES[record.metric]
-    if record.status != "ok":
-        return record, None
-    value = rule.value(record)
-    if value is None or not math.isfinite(float(value)) or float(value) <= 0:
-        state = record.summary.get("status")
-        why = f"power {state}" if record.metric == "power" and state and state != "ok" else f"no {rule.what}"
-        return dataclasses.replace(record, samples=None), why
-    samples = rule.samples(record) if rule.samples is not None else (float(value),)
-    if not samples:
-        return dataclasses.replace(record, samples=None), f"no {rule.what} samples"
-    return dataclasses.replace(record, samples=tuple(samples)), None
-
-
-def threshold_for(record: MeasurementRecord, default: float = DEFAULT_THRESHOLD) -> float:
-    """The manifest's regression threshold for the record's metric (stored in its meta)."""
-    stored = record.meta.get("regression_threshold") or {}
-    value = stored.get(record.metric, stored.get("*")) if isinstance(stored, Mapping) else stored
-    return float(value) if value else default
 
 
 # --------------------------------------------------------------------------- verdicts
 
 @dataclass(frozen=True)
 class RunVerdict:
-    """One (target, model, variant, metric) of the candidate run against the baseline run."""
+    """One (target, model, variant, metric) of the candidate run against the reference run."""
 
     target: str
     model: str
@@ -188,16 +68,16 @@ class RunVerdict:
     reason: str  # one line
     statistic: str = ""
     unit: str = ""
-    baseline_value: float | None = None
+    reference_value: float | None = None  # "baseline_value" in as_dict (report.json)
     candidate_value: float | None = None
-    ratio: float | None = None  # candidate / baseline
+    ratio: float | None = None  # candidate / reference
     ci: tuple[float, float] | None = None
     p_value: float | None = None
     threshold: float | None = None
     run_sd: float | None = None
     run_sd_source: str = ""
     method: str = ""  # "samples" (regression.decide) | "single value" | "" (missing)
-    side: str | None = None  # for missing: baseline | candidate | both
+    side: str | None = None  # for missing: REFERENCE_SIDE ("baseline") | CANDIDATE_SIDE | "both"
     higher_is_worse: bool = True
 
     @property
@@ -205,7 +85,7 @@ class RunVerdict:
         return f"{self.model}-{self.variant}"
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
+    def key(self) -> Key:
         return (self.target, self.model, self.variant, self.metric)
 
     @property
@@ -217,7 +97,8 @@ class RunVerdict:
         return f"{self.target}: {self.variant_id} {self.metric} {self.status}: {self.reason}"
 
     def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {("baseline_value" if name == "reference_value" else name): value
+                for name, value in dataclasses.asdict(self).items()}  # the key report.json has always had
         data["variant_id"] = self.variant_id
         data["change_pct"] = self.change_pct
         return data
@@ -227,10 +108,10 @@ class RunVerdict:
 class RunComparison:
     """Every key of two runs: verdicts in (target, model, variant, metric) order."""
 
-    baseline_run: RunInfo
+    reference_run: RunInfo
     candidate_run_id: str
     verdicts: tuple[RunVerdict, ...]
-    note: str = ""  # how the baseline was chosen (latest:nightly = run ...)
+    note: str = ""  # how the reference run was chosen (latest:nightly = run ...)
     history_label: str | None = None
     history_runs: int = 0
 
@@ -254,28 +135,30 @@ class RunComparison:
     def summary_line(self) -> str:
         counts = self.counts()
         compared = sum(n for status, n in counts.items() if status != "missing")
-        parts = [f"{counts[s]} {s}" for s in ("regression", "improvement", "no change", "inconclusive") if counts.get(s)]
+        parts = [f"{counts[s]} {s}" for s in ("regression", "improvement", "no change", "inconclusive")
+                 if counts.get(s)]
         text = f"{compared} compared" + (f": {', '.join(parts)}" if parts else "")
         if counts.get("missing"):
             text += f"; {counts['missing']} missing pair(s)"
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"baseline_run": self.baseline_run.id, "baseline_label": self.baseline_run.label,
-                "baseline_started_at": self.baseline_run.started_at, "baseline_git_sha": self.baseline_run.git_sha,
+        reference = self.reference_run  # stored under the "baseline_*" keys report.json has always had
+        return {"baseline_run": reference.id, "baseline_label": reference.label,
+                "baseline_started_at": reference.started_at, "baseline_git_sha": reference.git_sha,
                 "candidate_run": self.candidate_run_id, "note": self.note, "counts": self.counts(),
                 "history_label": self.history_label, "history_runs": self.history_runs,
                 "verdicts": [v.as_dict() for v in self.verdicts]}
 
 
-def _missing_verdict(item: MissingPair, why: Mapping[tuple[str, str], str]) -> RunVerdict:
+def _missing_verdict(item: MissingPair, why: Mapping[tuple[Key, str], str]) -> RunVerdict:
+    """The verdict on a key pair_runs could not pair; `why` (by key and side) replaces its
+    generic "no raw samples" with what the metric lacked (no p50 latency, power unavailable)."""
     reason = item.reason
-    key = item.key
-    if item.side in ("baseline", "both") and (key, "baseline") in why:
-        reason = reason.replace("no raw samples stored in the baseline run", f"{why[key, 'baseline']} in the baseline run")
-    if item.side in ("candidate", "both") and (key, "candidate") in why:
-        reason = reason.replace("no raw samples stored in the candidate run",
-                                f"{why[key, 'candidate']} in the candidate run")
+    for side in (REFERENCE_SIDE, CANDIDATE_SIDE):
+        if item.side in (side, "both") and (item.key, side) in why:
+            reason = reason.replace(f"no raw samples stored in the {side} run",
+                                    f"{why[item.key, side]} in the {side} run")
     rule = RULES.get(item.metric)
     return RunVerdict(item.target, item.model, item.variant, item.metric, "missing", reason,
                       statistic=_shown_statistic(rule.statistic) if rule else "", unit=rule.unit if rule else "",
@@ -290,8 +173,10 @@ def _single_value_verdict(pair: Pair, rule: MetricRule, threshold: float, run_sd
                           run_sd_source: str, alpha: float) -> RunVerdict:
     """Memory, fidelity: one number per run. Threshold first; significance from the history's
     run-to-run sd when there is one."""
-    base, cand = float(rule.value(pair.baseline)), float(rule.value(pair.candidate))
-    ratio = cand / base
+    ref_value, cand_value = rule.value(pair.reference), rule.value(pair.candidate)
+    assert ref_value is not None and cand_value is not None  # with_samples pairs only records with a value
+    ref, cand = float(ref_value), float(cand_value)
+    ratio = cand / ref
     log_ratio = math.log(ratio)
     ci = p_value = None
     if run_sd is not None:
@@ -322,38 +207,38 @@ def _single_value_verdict(pair: Pair, rule: MetricRule, threshold: float, run_sd
         status = "no change"
         reason = f"{shown} within {limit} ({basis})"
     return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, status, reason,
-                      statistic=rule.statistic, unit=rule.unit, baseline_value=base, candidate_value=cand,
+                      statistic=rule.statistic, unit=rule.unit, reference_value=ref, candidate_value=cand,
                       ratio=ratio, ci=ci, p_value=p_value, threshold=threshold, run_sd=run_sd,
                       run_sd_source=run_sd_source, method="single value", higher_is_worse=rule.higher_is_worse)
 
 
 class Comparer:
-    """Compares records of a candidate run with a baseline run, reading the baseline run's
+    """Compares records of a candidate run with a reference run, reading the reference run's
     records and the label's history once (a pytest session compares test by test)."""
 
-    def __init__(self, store: Store, baseline_run: RunInfo, *, candidate_run_id: str | None = None,
+    def __init__(self, store: Store, reference_run: RunInfo, *, candidate_run_id: str | None = None,
                  history_label: str | None = None, default_threshold: float = DEFAULT_THRESHOLD,
                  alpha: float = DEFAULT_ALPHA, history_runs: int = HISTORY_RUNS, note: str = "") -> None:
         self.store = store
-        self.baseline_run = baseline_run
+        self.reference_run = reference_run
         self.candidate_run_id = candidate_run_id
-        self.history_label = history_label if history_label is not None else baseline_run.label
+        self.history_label = history_label if history_label is not None else reference_run.label
         self.default_threshold = default_threshold
         self.alpha = alpha
         self.history_limit = history_runs
         self.note = note
-        self._baseline: list[MeasurementRecord] | None = None
-        self._history: dict[tuple[str, str, str, str], list[float | None]] | None = None
+        self._reference_records: list[MeasurementRecord] | None = None
+        self._history: dict[Key, list[float | None]] | None = None
         self._history_count = 0
 
     # --- what is read once --------------------------------------------------------------
     @property
-    def baseline_records(self) -> list[MeasurementRecord]:
-        if self._baseline is None:
-            self._baseline = [r for r in self.store.measurements(self.baseline_run.id) if _comparable(r)]
-        return self._baseline
+    def reference_records(self) -> list[MeasurementRecord]:
+        if self._reference_records is None:
+            self._reference_records = [r for r in self.store.measurements(self.reference_run.id) if comparable(r)]
+        return self._reference_records
 
-    def history(self) -> dict[tuple[str, str, str, str], list[float | None]]:
+    def history(self) -> dict[Key, list[float | None]]:
         """Per key, the per-run values of the label's last runs, oldest first (None where a
         run has no clean value): the series ``estimate_run_sd`` reads."""
         if self._history is None:
@@ -362,10 +247,10 @@ class Comparer:
                 runs = [r for r in self.store.runs(label=self.history_label, limit=self.history_limit + 1)
                         if r.id != self.candidate_run_id][: self.history_limit]
             runs.reverse()
-            series: dict[tuple[str, str, str, str], list[float | None]] = {}
+            series: dict[Key, list[float | None]] = {}
             for index, run in enumerate(runs):
                 for record in self.store.measurements(run.id):
-                    if not _comparable(record) or record.status != "ok":
+                    if not comparable(record) or record.status != "ok":
                         continue
                     value = RULES[record.metric].value(record)
                     clean = not record.summary.get("warnings") if record.metric == "latency" else True
@@ -376,7 +261,7 @@ class Comparer:
             self._history_count = len(runs)
         return self._history
 
-    def run_sd(self, key: tuple[str, str, str, str]) -> tuple[float | None, str]:
+    def run_sd(self, key: Key) -> tuple[float | None, str]:
         values = self.history().get(key, [])
         clean = [v for v in values if v is not None]
         estimate = estimate_run_sd(values) if len(clean) >= 4 else None
@@ -388,50 +273,50 @@ class Comparer:
     # --- deciding -----------------------------------------------------------------------
     def _decide(self, pair: Pair) -> RunVerdict:
         rule = RULES[pair.metric]
-        threshold = threshold_for(pair.candidate, threshold_for(pair.baseline, self.default_threshold))
+        threshold = threshold_for(pair.candidate, threshold_for(pair.reference, self.default_threshold))
         run_sd, source = self.run_sd(pair.key)
         if rule.samples is None:
             return _single_value_verdict(pair, rule, threshold, run_sd, source, self.alpha)
         used_sd = run_sd if run_sd is not None else DEFAULT_RUN_SD
         if run_sd is None:
             source = f"default {DEFAULT_RUN_SD:.0%}: {source}"
-        decision = decide(pair.baseline.samples, pair.candidate.samples, threshold=threshold, alpha=self.alpha,
+        decision = decide(pair.reference.samples, pair.candidate.samples, threshold=threshold, alpha=self.alpha,
                           statistic=rule.statistic, higher_is_worse=rule.higher_is_worse, run_sd=used_sd)
         reason = decision.reason.replace("p50", rule.what, 1) if rule.metric == "latency" else \
             decision.reason.replace(rule.statistic, rule.what, 1)
         return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, decision.status, reason,
-                          statistic=decision.statistic, unit=rule.unit, baseline_value=rule.value(pair.baseline),
+                          statistic=decision.statistic, unit=rule.unit, reference_value=rule.value(pair.reference),
                           candidate_value=rule.value(pair.candidate), ratio=decision.ratio, ci=decision.ci,
                           p_value=decision.p_value, threshold=threshold, run_sd=used_sd, run_sd_source=source,
                           method="samples", higher_is_worse=rule.higher_is_worse)
 
     def compare(self, candidate_records: Iterable[MeasurementRecord],
-                keys: set[tuple[str, str, str, str]] | None = None) -> list[RunVerdict]:
+                keys: set[Key] | None = None) -> list[RunVerdict]:
         """Verdicts for every key of either side (restricted to `keys` when given)."""
-        why: dict[tuple[tuple[str, str, str, str], str], str] = {}
+        why: dict[tuple[Key, str], str] = {}
 
         def prepared(records: Iterable[MeasurementRecord], side: str) -> list[MeasurementRecord]:
             out = []
             for record in records:
-                if not _comparable(record):
+                if not comparable(record):
                     continue
                 key = (record.target, record.model, record.variant, record.metric)
                 if keys is not None and key not in keys:
                     continue
-                record, problem = _with_samples(record)
+                record, problem = with_samples(record)
                 if problem:
                     why[key, side] = problem
                 out.append(record)
             return out
 
-        pairs, missing = pair_runs(prepared(self.baseline_records, "baseline"),
-                                   prepared(candidate_records, "candidate"), metric=None)
+        pairs, missing = pair_runs(prepared(self.reference_records, REFERENCE_SIDE),
+                                   prepared(candidate_records, CANDIDATE_SIDE), metric=None)
         verdicts = [self._decide(pair) for pair in pairs] + [_missing_verdict(m, why) for m in missing]
         return sorted(verdicts, key=lambda v: v.key)
 
     def verdict(self, record: MeasurementRecord) -> RunVerdict | None:
         """The verdict on one freshly measured record (None: a metric with nothing to compare)."""
-        if not _comparable(record):
+        if not comparable(record):
             return None
         key = (record.target, record.model, record.variant, record.metric)
         found = self.compare([record], keys={key})
@@ -440,24 +325,25 @@ class Comparer:
     def comparison(self, candidate_run_id: str) -> RunComparison:
         records = self.store.measurements(candidate_run_id)
         verdicts = self.compare(records)
-        return RunComparison(self.baseline_run, candidate_run_id, tuple(verdicts), note=self.note,
+        return RunComparison(self.reference_run, candidate_run_id, tuple(verdicts), note=self.note,
                              history_label=self.history_label, history_runs=self._history_count)
 
 
-def compare_runs(store: Store, candidate_run_id: str, baseline: str | RunInfo, *,
+def compare_runs(store: Store, candidate_run_id: str, reference: str | RunInfo, *,
                  default_threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
                  history_runs: int = HISTORY_RUNS) -> RunComparison | None:
-    """The candidate run against `baseline` (a RunInfo or a spec resolved relative to the
-    candidate); None when a `latest[:LABEL]` spec finds no earlier run."""
+    """The candidate run against the `reference` run (a RunInfo, or a run spec resolved
+    relative to the candidate); None when a `latest[:LABEL]` spec finds no earlier run."""
     candidate = store.get_run(candidate_run_id)
     if candidate is None:
         raise HarnessError(f"no run '{candidate_run_id}' in {store.url}; `harness runs` lists the stored runs")
-    if isinstance(baseline, RunInfo):
-        run, note = baseline, f"run {baseline.id}"
+    if isinstance(reference, RunInfo):
+        run: RunInfo | None = reference
+        note = f"run {reference.id}"
     else:
-        run, note = resolve_baseline(store, baseline, before=candidate.started_at, exclude=(candidate.id,))
-        if run is None:
-            return None
+        run, note = resolve_complete_run(store, reference, before=candidate.started_at, exclude=(candidate.id,))
+    if run is None:
+        return None
     comparer = Comparer(store, run, candidate_run_id=candidate.id, history_label=run.label or candidate.label,
                         default_threshold=default_threshold, alpha=alpha, history_runs=history_runs, note=note)
     return comparer.comparison(candidate.id)

@@ -9,7 +9,8 @@ below the true quantile (normal approximation), so no bootstrap randomness is in
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 PERCENTILES = (50, 90, 95, 99)
 Z_95 = 1.959963984540054
@@ -66,6 +67,26 @@ def drift_ratio(values_in_time_order: Sequence[float]) -> float | None:
     return percentile(last, 50) / percentile(first, 50)
 
 
+def robust_cv(sorted_values: Sequence[float]) -> float | None:
+    """IQR / 1.349 over the median of already sorted values (the sd of a normal sample, read
+    from its quartiles, so a few outliers do not set it); None when the median is not > 0."""
+    median = percentile(sorted_values, 50)
+    if median <= 0:
+        return None
+    iqr = percentile(sorted_values, 75) - percentile(sorted_values, 25)
+    return (iqr / 1.349) / median
+
+
+def is_noisy(robust_cv_value: float | None) -> bool:
+    """The harness's noise flag: robust CV above HIGH_CV."""
+    return robust_cv_value is not None and robust_cv_value > HIGH_CV
+
+
+def is_drifting(drift: float | None) -> bool:
+    """The harness's drift flag: last third of the run more than DRIFT_LIMIT off the first."""
+    return drift is not None and abs(drift - 1) > DRIFT_LIMIT
+
+
 def summarize_latency(samples_ns: Sequence[int], window_ns: int | None = None) -> dict:
     """Summary statistics in milliseconds, with percentile CIs, throughput and flags."""
     if not samples_ns:
@@ -86,10 +107,9 @@ def summarize_latency(samples_ns: Sequence[int], window_ns: int | None = None) -
         summary[f"p{q}_ci"] = [low, high]
     q1, q3 = percentile(ordered, 25), percentile(ordered, 75)
     iqr = q3 - q1
-    median = summary["p50"]
     summary["iqr"] = iqr
     summary["cv"] = std / mean if mean > 0 else None
-    summary["robust_cv"] = (iqr / 1.349) / median if median > 0 else None
+    summary["robust_cv"] = robust_cv(ordered)
     summary["outliers"] = sum(1 for v in ms if v > q3 + 3 * iqr)
     if window_ns:
         summary["throughput"] = len(ms) / (window_ns / 1e9)
@@ -100,16 +120,16 @@ def summarize_latency(samples_ns: Sequence[int], window_ns: int | None = None) -
     return summary
 
 
-def latency_warnings(summary: dict) -> list[str]:
+def latency_warnings(summary: Mapping[str, Any]) -> list[str]:
     """Human-readable flags for a latency summary: noise and drift."""
     warnings = []
-    robust_cv = summary.get("robust_cv")
-    if robust_cv is not None and robust_cv > HIGH_CV:
+    noise = summary.get("robust_cv")
+    if is_noisy(noise):
         warnings.append(
-            f"high variance: robust CV {robust_cv:.0%} (>{HIGH_CV:.0%}); check CPU governor, "
+            f"high variance: robust CV {noise:.0%} (>{HIGH_CV:.0%}); check CPU governor, "
             "background load and thermal state")
     drift = summary.get("drift")
-    if drift is not None and abs(drift - 1) > DRIFT_LIMIT:
+    if drift is not None and is_drifting(drift):
         direction = "slower" if drift > 1 else "faster"
         warnings.append(
             f"drift: last third of the run {abs(drift - 1):.0%} {direction} than the first "

@@ -75,7 +75,7 @@ class DeviceCgroups:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> "DeviceCgroups":
+    def from_dict(cls, data: dict[str, str]) -> DeviceCgroups:
         return cls(cpu=data["cpu"], cpuacct=data["cpuacct"], memory=data["memory"])
 
 

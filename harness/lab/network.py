@@ -66,7 +66,7 @@ class LinkPlan:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> "LinkPlan":
+    def from_dict(cls, data: dict[str, object]) -> LinkPlan:
         return cls(**data)  # type: ignore[arg-type]
 
 

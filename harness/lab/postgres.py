@@ -29,9 +29,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from harness.lab.sshd import LabError, free_port
 
@@ -165,13 +165,14 @@ class PostgresCluster:
             return False
         return self._run([str(self.bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode == 0
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         """initdb if needed, then start the server and wait until it accepts connections."""
         self.initdb()
         if self.running:
-            raise LabError(f"PostgreSQL in {self.directory} is already running: stop it first (pg_ctl stop -D {self.data_dir})")
+            raise LabError(f"PostgreSQL in {self.directory} is already running: stop it first "
+                           f"(pg_ctl stop -D {self.data_dir})")
         fixed = self.port != 0
-        for attempt in range(1 if fixed else 3):
+        for _attempt in range(1 if fixed else 3):
             if not fixed:
                 self.port = free_port(self.host)
             lines = {"listen_addresses": f"'{self.host}'", "port": str(self.port), "unix_socket_directories": "''",
@@ -199,7 +200,7 @@ class PostgresCluster:
         if done.returncode != 0 and self.running:
             self._run([pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30"])
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -116,7 +116,7 @@ class SshdServer:
         }
         self.config_path.write_text("".join(f"{key} {value}\n" for key, value in lines.items()))
 
-    def start(self) -> "SshdServer":
+    def start(self) -> SshdServer:
         require_sshd()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         self.write_config()

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from harness.analysis.record_verdict import record_verdict
 from harness.analysis.run_comparison import Comparer, RunVerdict
-from harness.analysis.budgets import Verdict, record_verdict
-from harness.errors import HarnessError
+from harness.analysis.verdict import Verdict
 from harness.config.targets import Target
-from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
-from harness.records import MeasurementRecord
-from harness.run.session import HarnessSession
+from harness.errors import HarnessError
 from harness.plugin.state import SESSION_KEY
+from harness.records import MeasurementRecord
+from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
+from harness.run.session import HarnessSession
 
-# the --baseline run's records and history, read once per process (see hooks.pytest_configure)
+# the reference (--baseline) run's records and history, read once per process (see hooks.pytest_configure)
 COMPARER_KEY = pytest.StashKey[Comparer]()
 
 
 class Harness:
     """What a suite test calls: measure (recorded at once), then require budgets.
 
-    With --baseline, each measurement is compared with the baseline run's right after it is
-    recorded (the baseline's samples are already in the store); with --fail-on-regression a
-    regression fails the test with the verdict's reason."""
+    With --baseline, each measurement is compared with the reference run's right after it is
+    recorded (the reference run's samples are already in the store); with --fail-on-regression
+    a regression fails the test with the verdict's reason."""
 
     def __init__(self, session: HarnessSession, comparer: Comparer | None = None) -> None:
         self.session = session
@@ -51,20 +53,24 @@ class Harness:
             self.session.error_count += 1
             pytest.fail(failure, pytrace=False)
         self.session.measurement_count += 1
-        self._compare_with_baseline(record)
+        self._compare_with_reference_run(record)
         return record
 
-    def baseline_verdict(self, record: MeasurementRecord) -> RunVerdict | None:
-        """The record against the --baseline run (None without one, or nothing to compare)."""
+    def reference_run_verdict(self, record: MeasurementRecord) -> RunVerdict | None:
+        """The record against the reference (--baseline) run (None without one, or nothing to
+        compare)."""
         if self.comparer is None:
             return None
         self.comparer.candidate_run_id = record.run_id
         return self.comparer.verdict(record)
 
-    def _compare_with_baseline(self, record: MeasurementRecord) -> None:
+    def _compare_with_reference_run(self, record: MeasurementRecord) -> None:
+        comparer = self.comparer
+        if comparer is None:
+            return
         failure = None
         try:
-            verdict = self.baseline_verdict(record)
+            verdict = self.reference_run_verdict(record)
         except HarnessError as exc:
             verdict, failure = None, f"comparison with the baseline run failed: {exc}"
         if failure is not None:
@@ -73,7 +79,7 @@ class Harness:
             return
         self.regressions.append(verdict)
         if self.session.options.fail_on_regression:
-            message = f"{verdict.line()} (baseline run {self.comparer.baseline_run.id})"
+            message = f"{verdict.line()} (baseline run {comparer.reference_run.id})"
             budget = record_verdict(record)
             if budget.status in ("fail", "error"):
                 message += f"; and {budget.message}"

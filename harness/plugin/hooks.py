@@ -8,11 +8,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.analysis.run_comparison import Comparer, RunComparison, resolve_baseline
+from harness.analysis.run_comparison import Comparer, RunComparison
+from harness.analysis.run_spec import resolve_complete_run
 from harness.config.sweep_specs import SweepSpecError, parse_sweep_options
 from harness.config.variants import ModelVariant
 from harness.errors import HarnessError
@@ -26,7 +27,10 @@ from harness.run.session import HarnessSession, SessionOptions
 from harness.run.sweep_points import DeclaredShape, InputShapeOf, SweepPoint, expand
 from harness.store import open_store
 
-BASELINE_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
+if TYPE_CHECKING:
+    from harness.config.manifest import ModelVariant
+
+REFERENCE_RUN_NOTE_KEY = pytest.StashKey[str]()  # what --baseline resolved to, for the summary
 COMPARISON_KEY = pytest.StashKey[Any]()  # RunComparison of the whole run, or an error line
 JUNIT_KEY = pytest.StashKey[Any]()  # the LogXML the plugin registered (no --junitxml given)
 DECLARED_SHAPES_KEY = pytest.StashKey[dict[str, DeclaredShape | None]]()  # variant id -> its model's input shape
@@ -37,37 +41,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class XdistController:
-    """Registered only when pytest-xdist is active: hands the controller's run id to every
-    worker, so all workers record into one run and the controller reports it."""
+    """Registered only when pytest-xdist is active: hands the controller's run id (and its
+    reference run's) to every worker, so all workers record into one run, compare with the
+    same run, and the controller reports it."""
 
-    def __init__(self, run_id: str, loadgroup: bool, baseline_run_id: str | None = None) -> None:
+    def __init__(self, run_id: str, loadgroup: bool, reference_run_id: str | None = None) -> None:
         self.run_id = run_id
         self.loadgroup = loadgroup
-        self.baseline_run_id = baseline_run_id
+        self.reference_run_id = reference_run_id
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["harness_run_id"] = self.run_id
         node.workerinput["harness_loadgroup"] = self.loadgroup
-        node.workerinput["harness_baseline_run_id"] = self.baseline_run_id
+        node.workerinput["harness_reference_run_id"] = self.reference_run_id
 
 
-def _resolve_resume(options: SessionOptions, resume: str) -> str:
-    """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none)."""
-    from harness.cli import resolve_run
+def _resolve_resume(options: SessionOptions, spec: str) -> str:
+    """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none);
+    latest is the newest run of any status (an interrupted one is what is resumed)."""
+    from harness.cli import resolve_any_run
 
     try:
         store = open_store(options.store_url)
         try:
-            return resolve_run(store, resume)
+            return resolve_any_run(store, spec)
         finally:
             store.close()
     except HarnessError as exc:
         raise pytest.UsageError(f"--resume: {exc}") from None
 
 
-def _resolve_baseline(options: SessionOptions, config: pytest.Config) -> SessionOptions:
-    """--baseline resolved once, before anything is measured (a worker takes the
-    controller's answer); the comparer reads the baseline run lazily, at the first test."""
+def _resolve_reference_run(options: SessionOptions, config: pytest.Config) -> SessionOptions:
+    """--baseline resolved to the reference run once, before anything is measured (a worker
+    takes the controller's answer); the comparer reads that run lazily, at the first test.
+    The run id goes to SessionOptions.baseline_run_id, stored with the run's options."""
     if options.fail_on_regression and not options.baseline:
         raise pytest.UsageError("--fail-on-regression needs --baseline=<run id | latest | latest:LABEL>")
     if not options.baseline:
@@ -76,15 +83,15 @@ def _resolve_baseline(options: SessionOptions, config: pytest.Config) -> Session
     try:
         store = open_store(options.store_url)  # the comparer's own read connection
         if workerinput is not None:
-            run_id = workerinput.get("harness_baseline_run_id")
+            run_id = workerinput.get("harness_reference_run_id")
             run = store.get_run(run_id) if run_id else None
             note = f"run {run_id}" if run_id else "none"
         else:
-            run, note = resolve_baseline(store, options.baseline, before=utc_now(),
-                                         exclude=(options.run_id,) if options.run_id else ())
+            run, note = resolve_complete_run(store, options.baseline, before=utc_now(),
+                                             exclude=(options.run_id,) if options.run_id else ())
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[BASELINE_NOTE_KEY] = note
+    config.stash[REFERENCE_RUN_NOTE_KEY] = note
     if run is None:
         store.close()
         return options
@@ -120,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         options = dataclasses.replace(options, run_id=_resolve_resume(options, options.resume))
     elif getattr(config.option, "numprocesses", None):
         options = dataclasses.replace(options, run_id=new_run_id())
-    options = _resolve_baseline(options, config)
+    options = _resolve_reference_run(options, config)
     session = HarnessSession(options)
     if workerinput is None and getattr(config.option, "numprocesses", None):
         # one worker per device at a time (tests carry xdist_group(<target>) marks), so two
@@ -128,7 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
         loadgroup = getattr(config.option, "dist", "no") in ("no", "load", "loadgroup")
         if loadgroup:
             config.option.dist = "loadgroup"
-        assert options.run_id is not None  # resumed or new, above
+        assert options.run_id is not None  # set above: the resumed run's or a new id
         config.pluginmanager.register(XdistController(options.run_id, loadgroup, options.baseline_run_id),
                                       "harness-xdist-controller")
     config.stash[SESSION_KEY] = session
@@ -320,7 +327,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def _write_comparison(write, harness: HarnessSession, config: pytest.Config) -> None:
     """Regressions and missing pairs against the --baseline run, one line each."""
-    note = config.stash.get(BASELINE_NOTE_KEY, harness.options.baseline)
+    note = config.stash.get(REFERENCE_RUN_NOTE_KEY, harness.options.baseline)
     comparison = config.stash.get(COMPARISON_KEY, None)
     if harness.options.baseline_run_id is None:
         write(f"baseline: {note}")

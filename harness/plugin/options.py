@@ -34,8 +34,8 @@ def parse_run_label(value: str) -> str:
 
 
 def parse_seconds(value: str) -> float:
-    from harness.errors import ConfigError
     from harness.config.units import parse_duration
+    from harness.errors import ConfigError
 
     try:
         return parse_duration(value, "--lock-timeout", "value")
@@ -43,11 +43,12 @@ def parse_seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
-def parse_baseline(value: str) -> str:
-    from harness.analysis.run_comparison import check_spec
+def parse_run_spec(value: str) -> str:
+    """A --baseline value (run id, latest or latest:LABEL), or a usage error saying what is accepted."""
+    from harness.analysis.run_spec import check_run_spec
 
     try:
-        return check_spec(value)
+        return check_run_spec(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -80,7 +81,7 @@ def add_options(parser: pytest.Parser) -> None:
                     help="after each latency measurement, run the runtime's own op profiler (outside the timed window)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not render the HTML report at the end of the run")
-    group.addoption("--baseline", action="store", type=parse_baseline, default=None,
+    group.addoption("--baseline", action="store", type=parse_run_spec, default=None,
                     help="compare with a stored run: a run id, latest, or latest:LABEL (e.g. latest:nightly); "
                          "every (target, variant, metric) is paired, missing pairs are listed")
     group.addoption("--fail-on-regression", action="store_true", default=False,

@@ -3,9 +3,9 @@ benchmark.json (pytest-benchmark's format) and junit.xml (when pytest wrote none
 
 Data flow: store records -> pandas frame (one row per target x variant, rows.py) ->
 template. The same rows go to report.json, so a machine reads exactly what a person sees.
-The comparison with a baseline run (harness.analysis.run_comparison) is added when the run
+The comparison with a reference run (harness.analysis.run_comparison) is added when the run
 was made with --baseline (the resolved run id is stored with the run's options) or when a
-baseline is given here.
+run spec for one is given here. report.json keeps its keys ("baseline_run", "vs_baseline_run").
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ def _tradeoff_figure(target: str, rows: list[dict[str, Any]], sizes: dict[str, f
     return figures.tradeoff(target, points, y_kind), note
 
 
-def _baseline_section(store: Store, run_id: str, baseline: str | None,
-                      comparison: RunComparison | None) -> tuple[RunComparison | None, dict[str, Any] | None]:
-    """The comparison to show: the one given, one against `baseline` (a spec), or against
-    the run the pytest session resolved --baseline to (stored with the run's options)."""
+def _reference_run_section(store: Store, run_id: str, reference_spec: str | None,
+                           comparison: RunComparison | None) -> tuple[RunComparison | None, dict[str, Any] | None]:
+    """The comparison to show: the one given, one against the run `reference_spec` names, or
+    against the run the pytest session resolved --baseline to (stored with the run's options)."""
     run = store.get_run(run_id)
-    spec = baseline
+    spec = reference_spec
     if comparison is None and spec is None and run is not None and run.options.get("baseline"):
         stored = run.options.get("baseline_run_id")
         if stored is None:
@@ -87,21 +87,21 @@ def _baseline_section(store: Store, run_id: str, baseline: str | None,
             return None, {"note": f"--baseline {spec}: no earlier complete run to compare with", "compared": False}
     if comparison is None:
         return None, None
-    base = comparison.baseline_run
+    reference = comparison.reference_run
     return comparison, {
         "compared": True, "note": comparison.note, "counts": comparison.counts(),
         "summary": comparison.summary_line(),
-        "run": {"id": base.id, "label": base.label, "started_at": base.started_at, "git_sha": base.git_sha,
-                "status": base.status},
+        "run": {"id": reference.id, "label": reference.label, "started_at": reference.started_at,
+                "git_sha": reference.git_sha, "status": reference.status},
         "history_label": comparison.history_label, "history_runs": comparison.history_runs,
         "missing": [json_safe(v.as_dict()) for v in comparison.missing],
     }
 
 
-def build_run_report_data(store: Store, run_id: str, baseline: str | None = None,
+def build_run_report_data(store: Store, run_id: str, reference_spec: str | None = None,
                           comparison: RunComparison | None = None) -> dict[str, Any]:
     """Everything the run report shows, as plain values (figures as data URIs)."""
-    return _build(store, run_id, baseline, comparison)[0]
+    return _build(store, run_id, reference_spec, comparison)[0]
 
 
 def _provenance_by_sha(records: Sequence[MeasurementRecord]) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def _sweep_sections(records: Sequence[MeasurementRecord]) -> list[dict[str, Any]
     return sections
 
 
-def _build(store: Store, run_id: str, baseline: str | None, comparison: RunComparison | None
+def _build(store: Store, run_id: str, reference_spec: str | None, comparison: RunComparison | None
            ) -> tuple[dict[str, Any], Sequence[MeasurementRecord], Any]:
     run = store.get_run(run_id)
     if run is None:
@@ -177,7 +177,7 @@ def _build(store: Store, run_id: str, baseline: str | None, comparison: RunCompa
     records = store.measurements(run_id)
     frame = latency_rows(records)
     environments = store.environments(run_id)
-    comparison, baseline_data = _baseline_section(store, run_id, baseline, comparison)
+    comparison, reference_run_data = _reference_run_section(store, run_id, reference_spec, comparison)
     by_target: dict[str, list[MeasurementRecord]] = {}
     for record in records:
         by_target.setdefault(record.target, []).append(record)
@@ -226,7 +226,7 @@ def _build(store: Store, run_id: str, baseline: str | None, comparison: RunCompa
         "run": json_safe(run.__dict__ | {"options": dict(run.options)}),
         "complete": run.status == "complete",
         "counts": {k: int(v) for k, v in counts.items()},
-        "baseline_run": baseline_data,
+        "baseline_run": reference_run_data,
         "targets": targets,
     }
     return data, records, environments
@@ -236,14 +236,14 @@ FIGURE_KEYS = ("figure", "power_figure", "tradeoff_figure")
 JSON_INDENT_LIMIT = 1000  # measurements; larger runs get compact JSON files
 
 
-def render_run_report(store: Store, run_id: str, report_dir: Path, *, baseline: str | None = None,
+def render_run_report(store: Store, run_id: str, report_dir: Path, *, reference_spec: str | None = None,
                       comparison: RunComparison | None = None, junit: bool = True) -> Path:
     """Write index.html, report.json, summary.md, benchmark.json and junit.xml under
     report_dir/<run_id>/; returns the HTML path. `baseline` (a run id, latest or
     latest:LABEL) adds the comparison with that run; `comparison` is one already made.
     junit.xml is written from the store only when `junit` is set and none is there yet (a
     pytest session places its own there instead)."""
-    data, records, environments = _build(store, run_id, baseline, comparison)
+    data, records, environments = _build(store, run_id, reference_spec, comparison)
     out = Path(report_dir) / run_id
     for_json = {**data, "targets": [{k: v for k, v in t.items() if k not in FIGURE_KEYS}
                                     for t in data["targets"]]}
@@ -256,7 +256,7 @@ def render_run_report(store: Store, run_id: str, report_dir: Path, *, baseline: 
                                      indent=indent),
     }
     if junit and not (out / "junit.xml").exists():
-        vs_baseline = [v for t in data["targets"] for v in t["vs_baseline_run"]]
-        files["junit.xml"] = exports.junit_from_store(data["run"], records, vs_baseline)
+        vs_reference_run = [v for t in data["targets"] for v in t["vs_baseline_run"]]
+        files["junit.xml"] = exports.junit_from_store(data["run"], records, vs_reference_run)
     write_page(out, "report", files)
     return out / "index.html"

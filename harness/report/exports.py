@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.budgets import record_verdict
+from harness.analysis.record_verdict import record_verdict
 from harness.records import MeasurementRecord
 from harness.report.pages import format_change, format_value
 
@@ -43,14 +43,14 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(f"**Budgets:** {'❌ ' if failing else '✅ '}" +
                  (", ".join(f"{n} {md(s)}" for s, n in sorted(counts.items())) or "nothing measured"))
-    baseline = data.get("baseline_run")
-    if baseline:
-        if baseline.get("compared"):
-            regressed = (baseline.get("counts") or {}).get("regression", 0)
-            lines.append(f"**vs baseline run `{md(baseline['run']['id'])}`** ({md(baseline['note'])}): "
-                         f"{'❌ ' if regressed else ''}{md(baseline['summary'])}")
+    reference_run = data.get("baseline_run")
+    if reference_run:
+        if reference_run.get("compared"):
+            regressed = (reference_run.get("counts") or {}).get("regression", 0)
+            lines.append(f"**vs baseline run `{md(reference_run['run']['id'])}`** ({md(reference_run['note'])}): "
+                         f"{'❌ ' if regressed else ''}{md(reference_run['summary'])}")
         else:
-            lines.append(f"**Baseline:** {md(baseline['note'])}")
+            lines.append(f"**Baseline:** {md(reference_run['note'])}")
     lines += ["", "| target | variant | p50 | vs its baseline model | vs baseline run (p50) | verdict |",
               "|---|---|---:|---:|---|---|"]
     problems: list[str] = []
@@ -80,10 +80,10 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
                                    f"{verdict['reason']}")
     if regressions:
         lines += ["", "#### Regressions against the baseline run", ""] + [f"- {md(r)}" for r in regressions]
-    if baseline and baseline.get("missing"):
+    if reference_run and reference_run.get("missing"):
         lines += ["", "#### Not compared (missing pairs)", ""]
         lines += [f"- {md(m['target'])}: {md(m['variant_id'])} {md(m['metric'])}: {md(m['reason'])}"
-                  for m in baseline["missing"]]
+                  for m in reference_run["missing"]]
     if problems:
         lines += ["", "#### Budget failures and errors", ""] + [f"- {md(p)}" for p in problems if p]
     lines += ["", f"<sub>harness {md(data.get('harness_version'))}; full report: index.html next to this file</sub>",
@@ -195,9 +195,9 @@ def pytest_benchmark_json(run: Mapping[str, Any], records: Sequence[MeasurementR
 # --------------------------------------------------------------------------- junit.xml
 
 def junit_from_store(run: Mapping[str, Any], records: Sequence[MeasurementRecord],
-                     vs_baseline: Sequence[Mapping[str, Any]] = ()) -> str:
+                     vs_reference_run: Sequence[Mapping[str, Any]] = ()) -> str:
     """JUnit XML of a stored run: one test case per measurement (its budget verdict) and,
-    with a baseline comparison, one per regression check. Written when pytest's own JUnit
+    with a comparison against a reference run, one per regression check. Written when pytest's own JUnit
     XML is not at hand (a re-render, or a run whose --junitxml went elsewhere)."""
     suite = ET.Element("testsuite", name="harness", timestamp=str(run.get("started_at") or ""),
                        hostname=str(run.get("host") or ""))
@@ -222,7 +222,7 @@ def junit_from_store(run: Mapping[str, Any], records: Sequence[MeasurementRecord
             counts["skipped"] += 1
         else:
             ET.SubElement(case, "system-out").text = verdict.message
-    for item in vs_baseline:
+    for item in vs_reference_run:
         case = ET.SubElement(suite, "testcase", classname="harness.analysis.run_comparison",
                              name=f"regression[{item['target']}-{item['variant_id']}-{item['metric']}]", time="0")
         counts["tests"] += 1

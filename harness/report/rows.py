@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.budgets import compare_to_baselines, record_verdict
+from harness.analysis.budgets import compare_to_baselines
+from harness.analysis.record_verdict import record_verdict
 from harness.records import MeasurementRecord
 
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",

@@ -6,11 +6,12 @@ From the store only. FAIL when any of:
 - the candidate run did not complete;
 - a budget is missed or a measurement failed (latency, memory, power, fidelity verdicts, as
   stored and recomputed by harness.analysis.budgets);
-- a (target, variant, metric) regressed against the baseline run (harness.analysis.run_comparison);
-- something measured in the baseline run has no result in the candidate (a gap in the
+- a (target, variant, metric) regressed against the reference run (the --baseline run,
+  harness.analysis.run_comparison);
+- something measured in the reference run has no result in the candidate (a gap in the
   evidence).
-Inconclusive comparisons, variants new since the baseline and unavailable sensors do not
-fail it; they are listed as notes.
+Inconclusive comparisons, variants new since the reference run and unavailable sensors do
+not fail it; they are listed as notes. signoff.json keeps its keys ("baseline", ...).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.analysis.budgets import record_verdict
-from harness.analysis.run_comparison import compare_runs, resolve_baseline
+from harness.analysis.record_verdict import record_verdict
+from harness.analysis.regression import CANDIDATE_SIDE, REFERENCE_SIDE
+from harness.analysis.run_comparison import compare_runs
+from harness.analysis.run_spec import resolve_complete_run
 from harness.errors import HarnessError
 from harness.records import RunInfo
 from harness.report.pages import environment, json_safe, write_page
@@ -34,7 +37,7 @@ METRICS = ("latency", "memory", "power", "fidelity")
 
 
 def _resolve_candidate(store: Store, spec: str) -> RunInfo:
-    run, note = resolve_baseline(store, spec)
+    run, note = resolve_complete_run(store, spec)
     if run is None:
         raise HarnessError(f"--candidate {note}")
     return run
@@ -70,12 +73,13 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
     }
 
 
-def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) -> dict[str, Any]:
+def build_signoff_data(store: Store, candidate_spec: str, reference_spec: str) -> dict[str, Any]:
     candidate = _resolve_candidate(store, candidate_spec)
-    baseline, note = resolve_baseline(store, baseline_spec, before=candidate.started_at, exclude=(candidate.id,))
-    if baseline is None:
+    reference, note = resolve_complete_run(store, reference_spec, before=candidate.started_at,
+                                           exclude=(candidate.id,))
+    if reference is None:
         raise HarnessError(f"--baseline {note}")
-    comparison = compare_runs(store, candidate.id, baseline)
+    comparison = compare_runs(store, candidate.id, reference)
     records = store.measurements(candidate.id)
     environments = store.environments(candidate.id)
     frame = latency_rows(records)
@@ -99,9 +103,9 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
         reasons.append(f"{len(budget_problems)} budget(s) missed or measurement(s) failed")
     regressions = comparison.regressions if comparison else []
     if regressions:
-        reasons.append(f"{len(regressions)} regression(s) against {baseline.id}")
-    gaps = [v for v in (comparison.missing if comparison else []) if v.side in ("candidate", "both")]
-    new = [v for v in (comparison.missing if comparison else []) if v.side == "baseline"]
+        reasons.append(f"{len(regressions)} regression(s) against {reference.id}")
+    gaps = [v for v in (comparison.missing if comparison else []) if v.side in (CANDIDATE_SIDE, "both")]
+    new = [v for v in (comparison.missing if comparison else []) if v.side == REFERENCE_SIDE]
     if gaps:
         reasons.append(f"{len(gaps)} result(s) of the baseline run have no counterpart in the candidate")
     if new:
@@ -118,7 +122,7 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
         targets.append({"name": target, "rows": rows, "vs_baseline": verdicts,
                         "device": _device(dict(environments.get(target) or {}), runtimes.get(target, {})),
                         "verdict": "FAIL" if failing or any(v["status"] == "regression" for v in verdicts)
-                        or any(v["status"] == "missing" and v["side"] in ("candidate", "both") for v in verdicts)
+                        or any(v["status"] == "missing" and v["side"] in (CANDIDATE_SIDE, "both") for v in verdicts)
                         else "PASS"})
     return {
         "signoff_version": SIGNOFF_VERSION, "harness_version": __version__,
@@ -126,21 +130,21 @@ def build_signoff_data(store: Store, candidate_spec: str, baseline_spec: str) ->
         "budget_problems": budget_problems, "regressions": [json_safe(v.as_dict()) for v in regressions],
         "gaps": [json_safe(v.as_dict()) for v in gaps],
         "candidate": json_safe(candidate.__dict__ | {"options": dict(candidate.options)}),
-        "baseline": json_safe(baseline.__dict__ | {"options": dict(baseline.options)}),
+        "baseline": json_safe(reference.__dict__ | {"options": dict(reference.options)}),
         "baseline_note": note, "counts": comparison.counts() if comparison else {},
         "history_label": comparison.history_label if comparison else None,
         "targets": targets,
     }
 
 
-def signoff_dir_name(candidate: str, baseline: str) -> str:
-    return "signoff-" + re.sub(r"[^A-Za-z0-9._-]", "_", f"{candidate}-vs-{baseline}")
+def signoff_dir_name(candidate: str, reference: str) -> str:
+    return "signoff-" + re.sub(r"[^A-Za-z0-9._-]", "_", f"{candidate}-vs-{reference}")
 
 
-def render_signoff_report(store: Store, candidate_spec: str, baseline_spec: str, report_dir: Path
+def render_signoff_report(store: Store, candidate_spec: str, reference_spec: str, report_dir: Path
                           ) -> tuple[Path, dict[str, Any]]:
-    """Write index.html and signoff.json under report_dir/signoff-<candidate>-vs-<baseline>/."""
-    data = build_signoff_data(store, candidate_spec, baseline_spec)
+    """Write index.html and signoff.json under report_dir/signoff-<candidate>-vs-<reference>/."""
+    data = build_signoff_data(store, candidate_spec, reference_spec)
     out = Path(report_dir) / signoff_dir_name(data["candidate"]["id"], data["baseline"]["id"])
     write_page(out, "sign-off report", {
         "index.html": environment().get_template("signoff.html.j2").render(**data),

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
+from harness.analysis.metric_rules import RULES, threshold_for
 from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
-from harness.analysis.run_comparison import RULES, threshold_for
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.report import figures

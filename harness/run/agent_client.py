@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from harness.agent import PROTOCOL_VERSION
 from harness.agent.protocol import EVENTS
@@ -22,9 +23,9 @@ from harness.transport.base import ContentCache, Transport, agent_files
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "agent"
 # agent phases as users name them in "out of memory at <phase>"
-PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window", "first-inference": "inference",
-               "warmup": "inference",
-               "measure": "inference", "outputs": "inference", "profile": "operator profile"}
+PHASE_NAMES = {"start": "start-up", "import": "runtime import", "load": "model load", "idle": "idle power window",
+               "first-inference": "inference", "warmup": "inference", "measure": "inference", "outputs": "inference",
+               "profile": "operator profile"}
 STDERR_LINES_IN_ERRORS = 3
 
 

@@ -66,14 +66,14 @@ def latency_job(variant, remote_files: dict[str, str], env_capture=None) -> dict
 
 
 def _describe_files(files: dict[str, str]) -> dict[str, dict[str, Any]]:
-    return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
+    return {role: {"name": os.path.basename(path), "bytes": os.path.getsize(path), "sha256": sha256_file(Path(path))}
             for role, path in files.items()}
 
 
 def variant_provenance(files: dict[str, dict[str, Any]], paths: dict[str, str]) -> dict[str, Any] | None:
     """How the variant's files were made (tool, versions, options, calibration, task accuracy),
     from the zoo's build-info next to them, matched by sha256; None for files made elsewhere."""
-    from harness.analysis.diagnosis import provenance_index
+    from harness.analysis.provenance import provenance_index
 
     model = paths.get("model")
     if not model:

@@ -10,8 +10,9 @@ import queue
 import shutil
 import subprocess
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO
 
 from harness.errors import TransportError
 from harness.transport.base import CommandResult, QueuedLines, sha256_file

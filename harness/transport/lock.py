@@ -19,7 +19,8 @@ import os
 import posixpath
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.errors import TransportError
 from harness.transport.base import Transport
@@ -65,7 +66,7 @@ class DeviceLock:
     def held(self) -> bool:
         return self._process is not None
 
-    def acquire(self) -> "DeviceLock":
+    def acquire(self) -> DeviceLock:
         if self._process is not None:
             raise TransportError(f"{self.transport.target_name}: the device lock is already held by this DeviceLock")
         target = self.transport.target_name
@@ -152,7 +153,7 @@ class DeviceLock:
         except (TimeoutError, TransportError):
             process.kill()
 
-    def __enter__(self) -> "DeviceLock":
+    def __enter__(self) -> DeviceLock:
         return self.acquire()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Decision, decide, run_flags
-from harness.analysis.regression import _normal_quantile as normal_quantile
+from harness.analysis.regression.normal import normal_quantile
 
 PAIRS = 500
 EFFECT = 0.05  # the slowdown the detection goal is about
@@ -304,7 +304,7 @@ def fit_run(samples: np.ndarray) -> dict[str, float]:
 
 
 def fit_profile(store_path: str, model: str, variant: str) -> NoiseProfile:
-    from harness.analysis.regression import _bootstrap_statistic, block_length
+    from harness.analysis.regression.bootstrap import block_length, bootstrap_statistic
     from harness.store import open_store
 
     store = open_store(store_path)
@@ -314,7 +314,7 @@ def fit_profile(store_path: str, model: str, variant: str) -> NoiseProfile:
             if (m.metric, m.model, m.variant, m.status) == ("latency", model, variant, "ok") and m.samples:
                 samples = np.asarray(m.samples, dtype=float)
                 fit = fit_run(samples)
-                replicates = _bootstrap_statistic(samples, "median", 400, block_length(samples),
+                replicates = bootstrap_statistic(samples, "median", 400, block_length(samples),
                                                   np.random.default_rng(0))
                 fit["se"] = float(np.std(np.log(replicates), ddof=1))
                 (flagged if run_flags(samples) else clean).append(fit)

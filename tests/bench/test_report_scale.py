@@ -89,7 +89,7 @@ def test_render_10k_measurements(benchmark, big_store, tmp_path: Path) -> None:
 
 def test_render_10k_measurements_with_baseline_comparison(benchmark, big_store, tmp_path: Path) -> None:
     started = time.perf_counter()
-    path = benchmark.pedantic(render_run_report, args=(big_store, "cand", tmp_path), kwargs={"baseline": "base"},
+    path = benchmark.pedantic(render_run_report, args=(big_store, "cand", tmp_path), kwargs={"reference_spec": "base"},
                               rounds=1, iterations=1)
     elapsed = time.perf_counter() - started
     html = path.read_text(encoding="utf-8")

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.analysis.budgets import compare_to_baselines, record_verdict
+from harness.analysis.budgets import compare_to_baselines
+from harness.analysis.record_verdict import record_verdict
 from harness.analysis.regression import decide, pair_runs
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError
@@ -214,7 +215,7 @@ def _comparisons(store: Store, baseline_id: str, candidate_id: str) -> dict[str,
     baseline, candidate = store.measurements(baseline_id), store.measurements(candidate_id)
     pairs, missing = pair_runs(baseline, candidate, metric=None)
     return {
-        "decisions": [(p.key, decide(p.baseline.samples, p.candidate.samples, resamples=200)) for p in pairs],
+        "decisions": [(p.key, decide(p.reference.samples, p.candidate.samples, resamples=200)) for p in pairs],
         "missing": missing,
         "baselines": [compare_to_baselines(records) for records in (baseline, candidate)],
         "verdicts": [record_verdict(r) for r in (*baseline, *candidate)],

@@ -93,7 +93,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     _night(store, "candidate", 10, 1.3, label="rc")
     out = root / "reports"
     paths = {
-        "run": render_run_report(store, "night6", out, baseline="latest:nightly"),
+        "run": render_run_report(store, "night6", out, reference_spec="latest:nightly"),
         "trend": render_trend_report(store, "nightly", 30, out),
         "signoff": render_signoff_report(store, "candidate", "latest:release-1.4", out)[0],
     }

@@ -12,21 +12,11 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.diagnosis import (
-    RULES,
-    diagnose,
-    file_provenance,
-    hints_for,
-    provenance_index,
-    rule_fidelity_after_quantization,
-    rule_import_dominates,
-    rule_int8_slower,
-    rule_latency_variance,
-    rule_memory_budget,
-    rule_optimisation_off,
-    rule_unsupported_operator,
-    unsupported_operator,
-)
+from harness.analysis.diagnosis import (RULES, diagnose, hints_for, rule_fidelity_after_quantization,
+                                        rule_import_dominates, rule_int8_slower, rule_latency_variance,
+                                        rule_memory_budget, rule_optimisation_off, rule_unsupported_operator,
+                                        unsupported_operator)
+from harness.analysis.provenance import file_provenance, provenance_index
 from harness.records import MeasurementRecord
 
 REPO = Path(__file__).resolve().parents[2]

@@ -176,7 +176,7 @@ def test_identical_runs_are_no_change() -> None:
     for _ in range(5):
         d = decide(run(rng), run(rng), run_sd=QUIET)
         assert d.status == "no change", d.reason
-        assert d.n_baseline == d.n_candidate == 1000
+        assert d.n_reference == d.n_candidate == 1000
         assert d.ci[0] < d.ratio < d.ci[1]
     # with the default (noisier) run-to-run sd a single pair may be too noisy to call, but
     # is never a regression
@@ -225,7 +225,7 @@ def test_repeated_runs_narrow_the_run_to_run_part() -> None:
     cand = [run(rng, n=300, scale=1.05 * math.exp(o)) for o in offsets[5:]]
     single = decide(base[0], cand[0], run_sd=0.015)
     several = decide(base, cand, run_sd=0.015)
-    assert several.n_baseline == 1500
+    assert several.n_reference == 1500
     assert several.se < single.se
     assert several.status == "regression", several.reason
 
@@ -270,7 +270,7 @@ def test_pair_runs_lists_everything_missing() -> None:
                  record("c", "nosamples", samples=())]
     pairs, missing = pair_runs(baseline, candidate)
     assert [p.model for p in pairs] == ["both"]
-    assert pairs[0].baseline.run_id == "b" and pairs[0].candidate.run_id == "c"
+    assert pairs[0].reference.run_id == "b" and pairs[0].candidate.run_id == "c"
     by_model = {m.model: m for m in missing}
     assert set(by_model) == {"a", "fails", "gone", "new", "nosamples"}
     assert by_model["a"].side == "candidate" and "not measured in the candidate run" in by_model["a"].reason
@@ -286,7 +286,7 @@ def test_pair_runs_lists_everything_missing() -> None:
 def test_pair_runs_uses_the_later_of_duplicate_records() -> None:
     pairs, missing = pair_runs([record("b", "m", id=1, samples=(1,)), record("b", "m", id=2, samples=(2,))],
                                [record("c", "m", id=3)])
-    assert not missing and pairs[0].baseline.samples == (2,)
+    assert not missing and pairs[0].reference.samples == (2,)
 
 
 # --------------------------------------------------------------------------- step detection

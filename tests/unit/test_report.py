@@ -94,7 +94,7 @@ def test_run_report_compares_with_a_baseline_run_and_lists_missing_pairs(tmp_pat
     store = open_store(tmp_path / "r.sqlite")
     _night(store, "n1", 1, {"fp32": 1.0, "int8": 0.5, "gone": 1.0})
     _night(store, "n2", 2, {"fp32": 1.0, "int8": 0.7})
-    path = render_run_report(store, "n2", tmp_path / "reports", baseline="latest:nightly")
+    path = render_run_report(store, "n2", tmp_path / "reports", reference_spec="latest:nightly")
     html = path.read_text()
     assert 'id="baseline-run"' in html and "latest:nightly = run n1" in html
     assert 'data-pair="m-int8" data-metric="latency" data-status="regression"' in html

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.run_comparison import Comparer, check_spec, compare_runs, resolve_baseline, threshold_for
+from harness.analysis.metric_rules import threshold_for
+from harness.analysis.run_spec import check_run_spec, resolve_complete_run
+from harness.analysis.run_comparison import Comparer, compare_runs
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.store import open_store
@@ -50,13 +52,13 @@ def store(tmp_path: Path):
 
 @pytest.mark.parametrize("spec", ["latest", "latest:nightly", "latest:release-1.4", "20261122-101500-1a2b3c"])
 def test_valid_specs(spec: str) -> None:
-    assert check_spec(spec) == spec
+    assert check_run_spec(spec) == spec
 
 
 @pytest.mark.parametrize("spec", ["", "latest:", "latest:night ly", "run id", "../etc"])
 def test_invalid_specs_say_what_is_accepted(spec: str) -> None:
     with pytest.raises(ValueError, match="latest:LABEL"):
-        check_spec(spec)
+        check_run_spec(spec)
 
 
 def test_latest_label_is_the_newest_complete_earlier_run(store) -> None:
@@ -65,22 +67,22 @@ def test_latest_label_is_the_newest_complete_earlier_run(store) -> None:
     add_run(store, "n3", 3, status="interrupted")
     add_run(store, "r1", 4, label="release-1.4")
     add_run(store, "n5", 5)  # the candidate itself
-    run, note = resolve_baseline(store, "latest:nightly", before="2026-11-05T02:00:00.000+00:00", exclude=("n5",))
+    run, note = resolve_complete_run(store, "latest:nightly", before="2026-11-05T02:00:00.000+00:00", exclude=("n5",))
     assert run.id == "n2" and "latest:nightly = run n2" in note  # n3 was interrupted, n5 is the candidate
-    run, _ = resolve_baseline(store, "latest", exclude=("n5",))
+    run, _ = resolve_complete_run(store, "latest", exclude=("n5",))
     assert run.id == "r1"
-    run, _ = resolve_baseline(store, "latest:release-1.4")
+    run, _ = resolve_complete_run(store, "latest:release-1.4")
     assert run.id == "r1"
 
 
 def test_first_night_has_nothing_to_compare_with(store) -> None:
-    run, note = resolve_baseline(store, "latest:nightly")
+    run, note = resolve_complete_run(store, "latest:nightly")
     assert run is None and "no complete run with label 'nightly'" in note
 
 
 def test_unknown_run_id_is_an_error_naming_it(store) -> None:
     with pytest.raises(HarnessError, match="no run 'nope'.*harness runs"):
-        resolve_baseline(store, "nope")
+        resolve_complete_run(store, "nope")
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ def test_planted_regression_is_called_with_ratio_ci_and_p(store) -> None:
     assert verdict.p_value < 0.01 and verdict.method == "samples"
     assert "beyond threshold 3%" in verdict.reason and verdict.reason.startswith("p50 latency +")
     assert comparison.regressions == [verdict]
-    assert comparison.baseline_run.id == "base" and "latest:nightly = run base" in comparison.note
+    assert comparison.reference_run.id == "base" and "latest:nightly = run base" in comparison.note
 
 
 def test_identical_runs_are_not_a_regression(store) -> None:
@@ -122,7 +124,7 @@ def test_history_gives_the_run_to_run_noise(store) -> None:
         add_latency(store, f"n{day}", "fp32", latency(rng, 1.0 * (1 + 0.003 * rng.standard_normal()), sigma=0.01))
     comparison = compare_runs(store, "n7", "latest:nightly")
     (verdict,) = comparison.verdicts
-    assert comparison.baseline_run.id == "n6"
+    assert comparison.reference_run.id == "n6"
     assert "runs of label nightly" in verdict.run_sd_source and verdict.run_sd < 0.01
     assert verdict.status == "no change", verdict.reason
 
