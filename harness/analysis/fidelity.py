@@ -15,14 +15,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from harness.analysis.fidelity_settings import FidelitySettings
 from harness.analysis.verdict import Verdict
-
-if TYPE_CHECKING:  # at run time settings_from_meta imports it, only when settings are read
-    from harness.config.manifest import FidelitySettings
 
 FIDELITY_SEED_BASE = 1000  # latency uses seed 0, PTQ calibration 10000+
 
@@ -129,8 +127,6 @@ def fidelity_metrics(baseline: Sequence[Sequence[np.ndarray]], variant: Sequence
 
 def settings_from_meta(stored: Mapping[str, Any] | None) -> FidelitySettings:
     """FidelitySettings as stored with a record (defaults for keys an old record lacks)."""
-    from harness.config.manifest import FidelitySettings
-
     known = {f for f in FidelitySettings.__dataclass_fields__}
     return FidelitySettings(**{k: v for k, v in (stored or {}).items() if k in known})
 

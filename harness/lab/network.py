@@ -168,7 +168,8 @@ def set_rate(plan: LinkPlan, rate: str | None) -> None:
         if rate:
             raise LabError("link rates need namespace mode (loopback mode shares one interface)")
         return
-    ends = [(None, plan.veth), (plan.netns, DEVICE_IFACE)]
+    assert plan.veth is not None  # set with netns (namespace mode)
+    ends: list[tuple[str | None, str]] = [(None, plan.veth), (plan.netns, DEVICE_IFACE)]
     for netns, dev in ends:
         if rate:
             _run(_in_ns(netns, ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate,
@@ -181,6 +182,7 @@ def qdiscs(plan: LinkPlan) -> str:
     """``tc qdisc show`` of both ends of the device's link."""
     if plan.netns is None:
         return ""
+    assert plan.veth is not None  # set with netns (namespace mode)
     host = _run(["tc", "qdisc", "show", "dev", plan.veth], "tc", check=False).stdout
     device = _run(_in_ns(plan.netns, ["tc", "qdisc", "show", "dev", DEVICE_IFACE]), "tc", check=False).stdout
     return host + device

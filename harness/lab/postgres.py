@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.lab.sshd import LabError, free_port
 
@@ -91,6 +92,7 @@ class PostgresCluster:
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).resolve()
         self.bindir = Path(self.bindir) if self.bindir else find_bindir()
+        self._tools: Path = self.bindir  # bindir, known to be set from here on
         self.data_dir = self.directory / "data"
         self.log_file = self.directory / "postgres.log"
         self._account = _service_account() if os.geteuid() == 0 else None
@@ -112,9 +114,9 @@ class PostgresCluster:
 
     # --- running tools as the cluster's OS user ----------------------------------------------
     def _run(self, argv: list[str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self._account is not None:
-            kwargs = dict(user=self._account.pw_uid, group=self._account.pw_gid, extra_groups=[])
+            kwargs = {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
         done = subprocess.run(argv, cwd=self.directory, env=env, capture_output=True, text=True,
                               timeout=timeout, **kwargs)
@@ -139,7 +141,7 @@ class PostgresCluster:
         if (self.data_dir / "PG_VERSION").exists():
             return
         self._prepare_directory()
-        argv = [str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user, "-E", "UTF8",
+        argv = [str(self._tools / "initdb"), "-D", str(self.data_dir), "-U", self.user, "-E", "UTF8",
                 "--no-locale", "--no-sync"]
         pwfile = self.directory / "initdb.pw"
         if self.password is not None:
@@ -163,7 +165,7 @@ class PostgresCluster:
     def running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        return self._run([str(self.bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode == 0
+        return self._run([str(self._tools / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode == 0
 
     def start(self) -> PostgresCluster:
         """initdb if needed, then start the server and wait until it accepts connections."""
@@ -181,7 +183,7 @@ class PostgresCluster:
             conf.write_text("".join(f"{key} = {value}\n" for key, value in lines.items()))
             if self._account is not None:
                 os.chown(conf, self._account.pw_uid, self._account.pw_gid)
-            done = self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
+            done = self._run([str(self._tools / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
                               "-w", "-t", str(START_TIMEOUT_S)], check=False, timeout=START_TIMEOUT_S + 30)
             if done.returncode == 0:
                 return self
@@ -195,7 +197,7 @@ class PostgresCluster:
         """Stop the server (fast: open sessions are ended); nothing to do when it is down."""
         if not self.running:
             return
-        pg_ctl = str(self.bindir / "pg_ctl")
+        pg_ctl = str(self._tools / "pg_ctl")
         done = self._run([pg_ctl, "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30"], check=False)
         if done.returncode != 0 and self.running:
             self._run([pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import io
 import os
 import queue
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from harness.errors import TransportError
 from harness.transport.base import CommandResult, QueuedLines, sha256_file
@@ -58,7 +59,8 @@ class LocalProcess(QueuedLines):
             self._lines.put(None)
 
     def _pump_stderr(self, stream: IO[bytes]) -> None:
-        for chunk in iter(lambda: stream.read1(8192), b""):
+        buffered = cast(io.BufferedReader, stream)  # Popen's pipes are buffered readers: read1 returns what is there
+        for chunk in iter(lambda: buffered.read1(8192), b""):
             with self._lock:
                 self._stderr.append(chunk)
                 self._stderr_size += len(chunk)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.errors import TransportError
-from harness.transport.base import Transport
+from harness.transport.base import RemoteProcess, Transport
 
 LOCK_FILE = "device.lock"
 DEFAULT_PACKAGE = "harness_agent"
@@ -60,7 +60,7 @@ class DeviceLock:
         self.path = posixpath.join(transport.workdir, LOCK_FILE)
         self.info = {"host": socket.gethostname(), "pid": os.getpid(), "run": run_id}
         self.waited_s = 0.0
-        self._process = None
+        self._process: RemoteProcess | None = None
 
     @property
     def held(self) -> bool:
