@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -263,7 +264,7 @@ runtimes:
 SPIN_MANIFEST = """
 version: 1
 defaults:
-  latency: {warmup_iterations: 2, warmup_duration: 0.2s, min_iterations: 20, min_duration: 1s, max_duration: 60s}
+  latency: {warmup_iterations: 2, warmup_duration: 0.2s, min_iterations: 20, min_duration: 0.6s, max_duration: 60s}
 models:
   spin:
     input: {name: x, shape: [1], dtype: float32}
@@ -279,7 +280,8 @@ def test_the_half_core_twin_runs_cpu_bound_work_at_the_speed_its_target_file_sta
 
     Checked through the suites on a workload whose length the test fixes in CPU time (the noop
     runtime's ``spin_us``), so the host's speed does not enter: 1.5 ms and 20 ms of work on the
-    twin (Python 3.6 agent, half a core) and on the unshaped local target, in one run.
+    twin (Python 3.6 agent, half a core) and on the unshaped local target, in three rounds of
+    back-to-back runs whose order alternates; the median ratio of the rounds is checked.
 
     The margin is shaping.TOLERANCE (25% either way). Measured on this 2-core machine kind over
     three idle runs and three with a CPU hog on one core, the twin/local ratios were p50
@@ -296,25 +298,32 @@ def test_the_half_core_twin_runs_cpu_bound_work_at_the_speed_its_target_file_sta
         f"{dict(twin.shaping)} (load average now {os.getloadavg()[0]:.1f})"
     models = tmp_path / "models.yaml"
     models.write_text(SPIN_MANIFEST)
-    out = tmp_path / "out"
-    done = run_pytest(["suites/test_latency.py", "--target=local,jetson-nano", f"--targets-dir={targets}",
-                       f"--manifest={models}"], out)
-    measured = {(m.target, m.variant): m.summary for m in records(out)[2] if m.status == "ok"}
-    assert len(measured) == 4, _shown(done)
-    load = Path("/proc/loadavg").read_text().split()[0]
-    figures = {}
-    for variant in ("short", "long"):
-        twin_s, local_s = measured[("jetson-nano", variant)], measured[("local", variant)]
-        figures[variant] = {"p50": twin_s["p50"] / local_s["p50"], "p90": twin_s["p90"] / local_s["p90"],
-                            "throughput": twin_s["throughput"] / local_s["throughput"],
-                            "ms": (round(local_s["p50"], 3), round(twin_s["p50"], 3))}
-    shown = f"twin / local ratios {figures} (load average {load}); the twin's target file: {statement}"
+    # three rounds, each target measured right after the other, in alternating order: a change of
+    # the host's load between the two runs of one round moves one ratio, not the median of three
+    rounds: list[dict[str, dict[str, float]]] = []
+    for number, order in enumerate((("local", "jetson-nano"), ("jetson-nano", "local"), ("local", "jetson-nano"))):
+        measured = {}
+        for target in order:
+            out = tmp_path / f"round-{number}-{target}"
+            done = run_pytest(["suites/test_latency.py", f"--target={target}", f"--targets-dir={targets}",
+                               f"--manifest={models}"], out)
+            measured.update({(m.target, m.variant): m.summary for m in records(out)[2] if m.status == "ok"})
+            assert {v for t, v in measured if t == target} == {"short", "long"}, _shown(done)
+        rounds.append({variant: {"p50": measured[("jetson-nano", variant)]["p50"] / measured[("local", variant)]["p50"],
+                                 "p90": measured[("jetson-nano", variant)]["p90"] / measured[("local", variant)]["p90"],
+                                 "throughput": measured[("jetson-nano", variant)]["throughput"]
+                                 / measured[("local", variant)]["throughput"]}
+                       for variant in ("short", "long")})
+    figures = {variant: {figure: statistics.median(r[variant][figure] for r in rounds)
+                         for figure in ("p50", "p90", "throughput")} for variant in ("short", "long")}
+    shown = (f"twin / local ratios, median of 3 rounds {figures}; rounds {rounds} (load average "
+             f"{os.getloadavg()[0]:.1f}); the twin's target file: {statement}")
     for variant, ratios in figures.items():
         assert abs(ratios["p50"] / 2 - 1) <= shaping.TOLERANCE, shown
         assert abs(ratios["p90"] / 2 - 1) <= shaping.TOLERANCE, shown
         assert abs(ratios["throughput"] / 0.5 - 1) <= shaping.TOLERANCE, shown
     # the report says it beside the twin's numbers
-    (page,) = (out / "reports").glob("*/index.html")
+    (page,) = (tmp_path / "round-2-jetson-nano" / "reports").glob("*/index.html")
     assert html.escape(twin.shaping["cpu"]) in page.read_text(), page
     print("\n" + shown)
 
