@@ -23,13 +23,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-
-if TYPE_CHECKING:  # the store is imported when a command needs it: `harness --help` stays fast
-    from harness.records import RunInfo
-    from harness.store import Store
 
 
 def _repo_default(relative: str) -> Path:
@@ -123,28 +118,6 @@ def _open_store(url: str | None):
     return open_store(url or _repo_default(str(DEFAULT_STORE)))
 
 
-def newest_run(store: Store, label: str | None = None) -> RunInfo | None:
-    """The newest run (with `label`, if given) whatever its status: the one to report or to
-    resume. (A comparison's `latest` is the newest *complete* run instead:
-    harness.analysis.run_spec.latest_complete_run.)"""
-    runs = store.runs(label=label, limit=1)
-    return runs[0] if runs else None
-
-
-def resolve_any_run(store: Store, spec: str) -> str:
-    """`latest`, `latest:LABEL` (``newest_run``, of any status) or a run id -> run id."""
-    if spec == "latest" or spec.startswith("latest:"):
-        label = spec.split(":", 1)[1] if ":" in spec else None
-        run = newest_run(store, label)
-        if run is None:
-            where = f" with label '{label}'" if label else ""
-            raise HarnessError(f"no runs{where} in {store.url}; run the suites first")
-        return run.id
-    if store.get_run(spec) is None:
-        raise HarnessError(f"no run '{spec}' in {store.url}; `harness runs` lists the stored runs")
-    return spec
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
     runs = store.runs(label=args.label, limit=args.limit)
@@ -158,6 +131,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.analysis.run_spec import resolve_any_run
     from harness.report.build import render_run_report
 
     store = _open_store(args.store)

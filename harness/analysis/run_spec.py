@@ -7,8 +7,11 @@ and the candidate of ``harness report signoff --candidate``.
 (with that label); for a reference run, one that started before the candidate run and is
 not the candidate itself. A nightly run with ``--baseline latest:nightly`` compares with
 the previous night, and the first night has nothing to compare with (said, not an error).
-An explicit run id must exist. (In ``--resume latest`` and ``harness report latest`` it
-means the newest run of any status: ``harness.cli.newest_run``.)
+An explicit run id must exist.
+
+In ``--resume latest`` and ``harness report latest`` it means something else: the newest
+run of *any* status (``newest_run``, ``resolve_any_run``), since an interrupted run is the
+one to resume or to report. The two meanings are named apart here, side by side.
 """
 
 from __future__ import annotations
@@ -68,3 +71,24 @@ def resolve_complete_run(store: Store, spec: str, *, before: str | None = None,
         raise HarnessError(f"--baseline {spec}: that is the run being compared; name an earlier run")
     note = f"run {run.id}" + ("" if run.status == "complete" else f" (status {run.status}: partial)")
     return run, note
+
+
+def newest_run(store: Store, label: str | None = None) -> RunInfo | None:
+    """The newest run (with `label`, if given) whatever its status: the one to report or to
+    resume. (A comparison's `latest` is the newest *complete* run: ``latest_complete_run``.)"""
+    runs = store.runs(label=label, limit=1)
+    return runs[0] if runs else None
+
+
+def resolve_any_run(store: Store, spec: str) -> str:
+    """`latest`, `latest:LABEL` (``newest_run``, of any status) or a run id -> run id."""
+    if spec == "latest" or spec.startswith("latest:"):
+        label = spec.split(":", 1)[1] if ":" in spec else None
+        run = newest_run(store, label)
+        if run is None:
+            where = f" with label '{label}'" if label else ""
+            raise HarnessError(f"no runs{where} in {store.url}; run the suites first")
+        return run.id
+    if store.get_run(spec) is None:
+        raise HarnessError(f"no run '{spec}' in {store.url}; `harness runs` lists the stored runs")
+    return spec

@@ -59,7 +59,7 @@ class XdistController:
 def _resolve_resume(options: SessionOptions, spec: str) -> str:
     """--resume RUN|latest|latest:LABEL -> the run id to continue (a usage error if none);
     latest is the newest run of any status (an interrupted one is what is resumed)."""
-    from harness.cli import resolve_any_run
+    from harness.analysis.run_spec import resolve_any_run
 
     try:
         store = open_store(options.store_url)
