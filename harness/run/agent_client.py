@@ -18,7 +18,7 @@ from typing import Any
 from harness.agent import PROTOCOL_VERSION
 from harness.agent.protocol import EVENTS
 from harness.errors import AgentError, ConnectionLost, TransportError, Unreachable
-from harness.transport.base import ContentCache, Transport, agent_files
+from harness.transport.base import ContentCache, Transport, agent_files, lines_until
 
 AGENT_PACKAGE = "harness_agent"  # the agent's package name on the device
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "agent"
@@ -173,13 +173,7 @@ def _collect(process, target: str, timeout_s: float,
     profile: dict[str, Any] | None = None
     phase = "start"
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            line = process.read_line(timeout=remaining)
-            if line is None:
-                break
+        for line in lines_until(process, deadline):
             event = _decode_event(line, target)
             kind = event["event"]
             if kind == "hello":

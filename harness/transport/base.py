@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import queue
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +70,19 @@ class RemoteProcess(Protocol):
         """Exit status (negative signal number if killed by a signal)."""
 
     def kill(self) -> None: ...
+
+
+def lines_until(process: RemoteProcess, deadline: float) -> Iterator[bytes]:
+    """The process's stdout lines until its output ends; TimeoutError once the monotonic
+    `deadline` passes with no line (what a reader of a job's or a helper's events waits for)."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        line = process.read_line(timeout=remaining)
+        if line is None:
+            return
+        yield line
 
 
 class QueuedLines:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.errors import TransportError
-from harness.transport.base import RemoteProcess, Transport
+from harness.transport.base import RemoteProcess, Transport, lines_until
 
 LOCK_FILE = "device.lock"
 DEFAULT_PACKAGE = "harness_agent"
@@ -79,13 +79,7 @@ class DeviceLock:
         last_holder: Any = object()
         holder: Any = None
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                line = process.read_line(timeout=remaining)
-                if line is None:
-                    raise self._failed(process, "the lock helper exited without taking the lock")
+            for line in lines_until(process, deadline):
                 try:
                     event = json.loads(line.decode("utf-8"))
                 except ValueError:
@@ -110,6 +104,7 @@ class DeviceLock:
                     raise self._failed(process, str(event.get("message", "")))
                 else:
                     raise self._failed(process, f"unexpected lock helper event: {line[:80]!r}")
+            raise self._failed(process, "the lock helper exited without taking the lock")
         except TimeoutError:
             process.kill()
             raise TransportError(f"{target}: device busy: no answer from the lock helper on {self.path} within "
