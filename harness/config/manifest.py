@@ -78,7 +78,8 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 _TOP_KEYS = ("version", "zoo_dir", "defaults", "models")
 _DEFAULTS_KEYS = ("latency", "fidelity", "budget_statistic")
-_LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration")
+_LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration",
+                 "max_iterations")
 _FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_relative_error", "min_cosine")
 _MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants", "regression_threshold", "sweeps")
 _VARIANT_KEYS = (
@@ -147,6 +148,7 @@ def _read_latency(section: Section, base: LatencySettings) -> LatencySettings:
         "min_iterations": lambda: section.get_int("min_iterations", minimum=1),
         "min_duration_s": lambda: section.get_duration("min_duration"),
         "max_duration_s": lambda: section.get_duration("max_duration", positive=True),
+        "max_iterations": lambda: section.get_int("max_iterations", minimum=1),
     }
     yaml_keys = dict(zip(getters, _LATENCY_KEYS, strict=True))
     overrides = {attr: get() for attr, get in getters.items() if section.has(yaml_keys[attr])}
@@ -156,6 +158,12 @@ def _read_latency(section: Section, base: LatencySettings) -> LatencySettings:
             "max_duration",
             f"max_duration ({settings.max_duration_s:g}s) is shorter than min_duration "
             f"({settings.min_duration_s:g}s): raise max_duration or lower min_duration",
+        )
+    if settings.max_iterations < settings.min_iterations:
+        raise section.error(
+            "max_iterations",
+            f"max_iterations ({settings.max_iterations}) is below min_iterations ({settings.min_iterations}): "
+            "raise max_iterations or lower min_iterations",
         )
     return settings
 

@@ -33,6 +33,8 @@ from harness.config.sections import (
 from harness.config.target_paths import LocalPaths, RemotePaths
 from harness.config.targets import (
     ARCHES,
+    DEFAULT_KEEPALIVE_S,
+    DEFAULT_LINK_TIMEOUT_S,
     KINDS,
     KNOWN_HOSTS_POLICIES,
     NAME_PATTERN,
@@ -65,7 +67,7 @@ _TOP_KEYS = (
 _SHAPING_KEYS = ("cpu", "statement", "calibrated", "calibration")
 _CONNECTION_KEYS = (
     "transport", "host", "port", "user", "key_file", "jump_host", "ssh_config_host",
-    "known_hosts", "known_hosts_file", "connect_timeout",
+    "known_hosts", "known_hosts_file", "connect_timeout", "keepalive", "link_timeout",
 )  # fmt: skip
 _SSH_ONLY_KEYS = _CONNECTION_KEYS[1:]
 _PASSWORD_MESSAGE = "passwords are not allowed in target files; use key_file or an ssh-agent"
@@ -203,10 +205,21 @@ def _read_connection(top: Section, base_dir: str) -> Connection:
         key_file=_read_key_file(section, base_dir),
         jump_host=_read_jump_host(section),
         ssh_config_host=alias,
-        known_hosts=section.get_choice("known_hosts", KNOWN_HOSTS_POLICIES, "strict"),
+        known_hosts=section.get_choice("known_hosts", KNOWN_HOSTS_POLICIES, None),
         known_hosts_file=_read_local_path(section, "known_hosts_file", base_dir),
         connect_timeout_s=section.get_duration("connect_timeout", 10.0, positive=True),
+        keepalive_s=_read_at_least(section, "keepalive", DEFAULT_KEEPALIVE_S, 1.0,
+                                   "paramiko sends keepalives in whole seconds"),
+        link_timeout_s=_read_at_least(section, "link_timeout", DEFAULT_LINK_TIMEOUT_S, 0.001,
+                                      "TCP_USER_TIMEOUT counts whole milliseconds"),
     )
+
+
+def _read_at_least(section: Section, name: str, default: float, minimum: float, why: str) -> float:
+    value: float = section.get_duration(name, default, positive=True)
+    if value < minimum:
+        raise section.error(name, f"{value:g}s is too short: use {minimum:g}s or more ({why})")
+    return value
 
 
 def _optional_word(section: Section, name: str, pattern: re.Pattern[str], what: str) -> str | None:

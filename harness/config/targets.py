@@ -32,6 +32,13 @@ _JUMP_PATTERN = re.compile(
 )
 
 
+DEFAULT_KEEPALIVE_S = 5.0
+DEFAULT_LINK_TIMEOUT_S = 15.0
+"""A dead link is noticed within about keepalive + link_timeout (20 s by default): the
+keepalive makes the host send something, and what it sent going unacknowledged for
+link_timeout drops the connection (harness.transport.ssh.connection)."""
+
+
 @dataclass(frozen=True)
 class Connection:
     """How to reach the device. ``key_file`` is a path on this machine, never key material."""
@@ -43,9 +50,11 @@ class Connection:
     key_file: str | None = None
     jump_host: str | None = None
     ssh_config_host: str | None = None
-    known_hosts: str = "strict"
-    known_hosts_file: str | None = None  # on this machine; default ~/.ssh/known_hosts
+    known_hosts: str | None = None  # None: not in the target file (ssh_config's StrictHostKeyChecking, else strict)
+    known_hosts_file: str | None = None  # on this machine; default: ssh_config's UserKnownHostsFile, ~/.ssh/known_hosts
     connect_timeout_s: float = 10.0
+    keepalive_s: float = DEFAULT_KEEPALIVE_S  # an SSH keepalive after this long without traffic from the host
+    link_timeout_s: float = DEFAULT_LINK_TIMEOUT_S  # TCP_USER_TIMEOUT: unacknowledged data this long drops it
 
 
 @dataclass(frozen=True)

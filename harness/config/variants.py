@@ -37,13 +37,15 @@ class InputSpec:
 @dataclass(frozen=True)
 class LatencySettings:
     """Warm up for both ``warmup_iterations`` and ``warmup_duration_s``, then iterate until
-    both ``min_iterations`` and ``min_duration_s`` are reached, stopping at ``max_duration_s``."""
+    both ``min_iterations`` and ``min_duration_s`` are reached, stopping at ``max_duration_s``
+    or ``max_iterations``, whichever comes first."""
 
     warmup_iterations: int = 10
     warmup_duration_s: float = 0.5
     min_iterations: int = 50
     min_duration_s: float = 2.0
     max_duration_s: float = 60.0
+    max_iterations: int = 200_000
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,12 @@ def _place_junit(config: pytest.Config, report_dir: Path | None) -> None:
     final = report_dir / "junit.xml"
     try:
         shutil.move(scratch, final)
+        # the scratch file was made private (mkstemp: 0600); the report's files are as this
+        # process's umask makes them (0644 usually), so a CI runner collecting them as another
+        # user can read it too
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(final, 0o666 & ~umask)
     except OSError:
         return
     logxml.logfile = str(final)

@@ -29,7 +29,7 @@ from harness.transport.base import sha256_file
 MEASUREMENT_SEED = 0  # the seed of the input used for timing; fidelity uses its own set
 # a memory job needs only a few inferences to reach its steady-state peak
 MEMORY_LATENCY = {"warmup_iterations": 3, "warmup_duration_s": 0.0, "min_iterations": 10,
-                  "min_duration_s": 0.1, "max_duration_s": 30.0}
+                  "min_duration_s": 0.1, "max_duration_s": 30.0, "max_iterations": 200_000}
 
 Progress = Callable[[dict[str, Any]], None]
 DEVICE_TIMEOUT_MARGIN_S = 5.0
@@ -54,6 +54,7 @@ def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **e
             "min_iterations": settings.min_iterations,
             "min_duration_s": settings.min_duration_s,
             "max_duration_s": settings.max_duration_s,
+            "max_iterations": settings.max_iterations,
         },
         "env": env,
         **extra,
@@ -196,7 +197,7 @@ def measure_memory(device: Device, variant, store: Store, run_id: str, on_progre
     """Peak RSS of a fresh agent process, split into runtime import, model load and inference."""
     quick = dataclasses.replace(variant, latency=dataclasses.replace(variant.latency, **{
         key: MEMORY_LATENCY[key] for key in ("warmup_iterations", "warmup_duration_s", "min_iterations",
-                                             "min_duration_s", "max_duration_s")}))
+                                             "min_duration_s", "max_duration_s", "max_iterations")}))
 
     def produce(meta):
         run = _run_agent(device, quick, "memory", on_progress)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.transport.base import CommandResult, ContentCache, RemoteProcess, Transport
@@ -18,8 +17,7 @@ def open_transport(target, progress: Callable[[str], None] | None = None) -> Tra
     if kind == "local":
         return LocalTransport(target.name, target.workdir)
     if kind == "ssh":
-        known_hosts = target.connection.known_hosts_file
-        return SSHTransport(target, known_hosts_path=Path(known_hosts) if known_hosts else None, progress=progress)
+        return SSHTransport(target, progress=progress)  # it reads connection.known_hosts_file itself
     raise HarnessError(f"{target.source}: connection.transport: '{kind}' transport is not available "
                        "in this version (supported: local, ssh)")
 

@@ -109,7 +109,8 @@ def test_all_does_not_select_examples() -> None:
 def test_ssh_target_defaults_and_kept_paths(tmp_path: Path) -> None:
     target = load_target(write(tmp_path, ssh_target(runtimes={"paddle-lite": "venvs/lite/bin/python"})))
     assert target.connection.port == 22
-    assert target.connection.known_hosts == "strict"
+    assert target.connection.known_hosts is None  # not given: ssh_config StrictHostKeyChecking, else strict
+    assert (target.connection.keepalive_s, target.connection.link_timeout_s) == (5.0, 15.0)
     assert target.connection.connect_timeout_s == 10.0
     assert target.workdir == "harness-work"
     assert target.runtimes["paddle-lite"].python == "venvs/lite/bin/python"

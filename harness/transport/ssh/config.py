@@ -1,8 +1,10 @@
 """Where to connect: the target's SSH endpoint (and its jump hops) from the target file and ssh_config.
 
 ssh_config (``~/.ssh/config`` unless given) is honoured for the alias or host: HostName, Port,
-User, IdentityFile, IdentitiesOnly, HostKeyAlias and ProxyJump (a chain ``a,b`` works). Values
-written in the target file win over ssh_config (``port`` only when it is not the default 22).
+User, IdentityFile, IdentitiesOnly, HostKeyAlias, ProxyJump (a chain ``a,b`` works),
+UserKnownHostsFile, GlobalKnownHostsFile and StrictHostKeyChecking (``yes`` / ``accept-new``;
+see harness.transport.ssh.known_hosts), as OpenSSH does. Values written in the target file win
+over ssh_config (``port`` only when it is not the default 22).
 ProxyCommand is refused with a hint to use ProxyJump. A jump host also tries the target's
 ``key_file``.
 """
@@ -10,6 +12,8 @@ ProxyCommand is refused with a hint to use ProxyJump. A jump host also tries the
 from __future__ import annotations
 
 import getpass
+import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,9 @@ class Endpoint:
     identities_only: bool = False
     host_key_alias: str | None = None
     jumps: tuple[Endpoint, ...] = field(default=())  # hops before this one, outermost first
+    known_hosts_files: tuple[str, ...] = ()  # ssh_config UserKnownHostsFile (the first is written to)
+    global_known_hosts_files: tuple[str, ...] | None = None  # ssh_config GlobalKnownHostsFile; None: not set
+    strict_host_key_checking: str | None = None  # ssh_config StrictHostKeyChecking, lower case; None: not set
 
     @property
     def address(self) -> str:
@@ -89,7 +96,30 @@ def resolve_endpoint(target: Target, config: paramiko.SSHConfig) -> Endpoint:
     jumps = _jump_chain(jump_spec, config, target, (conn.key_file,) if conn.key_file else (), 0)
     return Endpoint(label=name, hostname=hostname, port=port, user=user, key_files=key_files,
                     identities_only=options.get("identitiesonly", "no").lower() == "yes",
-                    host_key_alias=options.get("hostkeyalias"), jumps=jumps)
+                    host_key_alias=options.get("hostkeyalias"), jumps=jumps, **_host_key_options(options))
+
+
+def _host_key_options(options: SSHOptions) -> dict[str, Any]:
+    """UserKnownHostsFile / GlobalKnownHostsFile (each a list of paths, quoted or ~-relative)
+    and StrictHostKeyChecking, as ssh_config gives them for one host."""
+    def paths(key: str) -> tuple[str, ...] | None:
+        if key not in options:
+            return None
+        value = options[key]
+        # paramiko strips the quotes of a value quoted as a whole ("/a b/known_hosts"): such a
+        # value with a space is one path when that file exists; otherwise a list, as OpenSSH reads it
+        if '"' in value or "'" in value:
+            items = shlex.split(value)
+        elif Path(os.path.expanduser(value)).is_file():
+            items = [value]
+        else:
+            items = value.split()
+        return tuple(os.path.expanduser(p) for p in items if p.lower() != "none")
+
+    strict = options.get("stricthostkeychecking")
+    return {"known_hosts_files": paths("userknownhostsfile") or (),
+            "global_known_hosts_files": paths("globalknownhostsfile"),
+            "strict_host_key_checking": strict.lower() if strict else None}
 
 
 def _local_user(target: Target) -> str:
@@ -144,5 +174,5 @@ def _jump_chain(spec: str | None, config: paramiko.SSHConfig, target: Target, fa
             port=port if port is not None else _config_port(options, target, host),
             user=user or options.get("user") or _local_user(target), key_files=keys,
             identities_only=options.get("identitiesonly", "no").lower() == "yes",
-            host_key_alias=options.get("hostkeyalias")))
+            host_key_alias=options.get("hostkeyalias"), **_host_key_options(options)))
     return tuple(hops)

@@ -3,10 +3,11 @@
 - One connection per transport, opened on first use and reused: TCP_NODELAY on the socket
   (an exec goes from ~45 ms to ~3 ms on loopback).
 - A dead link is detected within a bound, not after the kernel's ~15 min of retransmits:
-  an SSH keepalive goes out after KEEPALIVE_S without traffic from the host, and the socket's
-  TCP_USER_TIMEOUT (LINK_TIMEOUT_S) drops the connection once anything sent stays
-  unacknowledged that long. A link that goes silent is therefore noticed within about
-  KEEPALIVE_S + LINK_TIMEOUT_S (20 s); what was running on it fails with "connection lost to
+  an SSH keepalive goes out after ``connection.keepalive`` (default KEEPALIVE_S, 5 s) without
+  traffic from the host, and the socket's TCP_USER_TIMEOUT (``connection.link_timeout``,
+  default LINK_TIMEOUT_S, 15 s) drops the connection once anything sent stays unacknowledged
+  that long. A link that goes silent is therefore noticed within about keepalive +
+  link_timeout (20 s by default); what was running on it fails with "connection lost to
   <target> during <phase>". Through a jump host only the first hop's socket carries the
   timeout (the jump host's own TCP watches the leg behind it).
 - A connection that broke is re-opened by the next call with a bounded retry: after
@@ -31,7 +32,7 @@ from typing import TypeVar
 
 import paramiko
 
-from harness.config.targets import Target
+from harness.config.targets import DEFAULT_KEEPALIVE_S, DEFAULT_LINK_TIMEOUT_S, Target
 from harness.errors import ConnectionLost, TransportError, Unreachable
 from harness.transport.ssh.auth import authenticate
 from harness.transport.ssh.channel import ExitSignalTransport
@@ -41,8 +42,8 @@ from harness.transport.ssh.known_hosts import KnownHosts, prefer_known_key_types
 
 Progress = Callable[[str], None]
 
-KEEPALIVE_S = 5
-LINK_TIMEOUT_S = 15
+KEEPALIVE_S = DEFAULT_KEEPALIVE_S  # the defaults of connection.keepalive / connection.link_timeout
+LINK_TIMEOUT_S = DEFAULT_LINK_TIMEOUT_S
 SFTP_REPLY_TIMEOUT_S = 120.0
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0)
 KILL_WAIT_S = 5.0
@@ -247,7 +248,7 @@ class SSHLink:
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
         try:
-            known = self._known_hosts.keys_for(hop.known_hosts_name)
+            known = self._known_hosts.keys_for(hop)
             prefer_known_key_types(transport, [k for k in known if k.marker is None])
             try:
                 transport.start_client(timeout=timeout)
@@ -260,7 +261,8 @@ class SSHLink:
                                   transient=True) from None
             self._known_hosts.check(hop, server_key, known, via is not None)
             authenticate(transport, hop, final, self.target_name)
-            transport.set_keepalive(KEEPALIVE_S)  # with LINK_TIMEOUT_S on the socket: a dead link is noticed
+            # with the socket's TCP_USER_TIMEOUT (link_timeout): a dead link is noticed
+            transport.set_keepalive(round(self.target.connection.keepalive_s))
             return transport
         except BaseException:
             transport.close()
@@ -297,5 +299,6 @@ class SSHLink:
                               "device", transient=True) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: give up on data unacknowledged this long
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, LINK_TIMEOUT_S * 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                            max(1, round(self.target.connection.link_timeout_s * 1000)))
         return sock

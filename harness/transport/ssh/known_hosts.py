@@ -1,9 +1,10 @@
 """Host keys: which keys known_hosts records for a server, and whether the one it offers is trusted.
 
 Host keys are verified against known_hosts (OpenSSH format, hashed names and wildcards
-understood; ``[host]:port`` for a port other than 22), the user's file and, unless a file was
-named for the target, the system-wide /etc/ssh/ssh_known_hosts (read, never written). The
-target's ``connection.known_hosts`` policy decides about a key not recorded there:
+understood; ``[host]:port`` for a port other than 22): the file named for the target, or
+ssh_config's UserKnownHostsFile, or the user's file, and the system-wide files (read, never
+written); see `KnownHosts`. The policy (the target's ``connection.known_hosts``, else ssh_config's
+StrictHostKeyChecking) decides about a key not recorded there:
 ``strict``: the host is refused with its SHA256 fingerprint and how to accept it;
 ``accept-new``: the key is appended to the user's known_hosts file. A changed key is always
 refused, naming both fingerprints and the line to remove.
@@ -108,18 +109,40 @@ def prefer_known_key_types(transport: paramiko.Transport, known: list[KnownKey])
 class KnownHosts:
     """The known_hosts files one target's connections trust, and its policy for a new key.
 
-    ``path`` None: the user's ``~/.ssh/known_hosts`` plus the system-wide file, as OpenSSH
-    reads them by default; a path named for the target is the only file read."""
+    Which files, per server (a jump host may have ssh_config entries of its own), as OpenSSH:
+    a ``known_hosts_file`` named in the target file (``path``) is the only one read and written;
+    otherwise the server's ssh_config ``UserKnownHostsFile`` (new keys go into the first),
+    else ``~/.ssh/known_hosts``, plus ``GlobalKnownHostsFile`` (default /etc/ssh/ssh_known_hosts),
+    read only. The policy for a key not recorded there: the target file's
+    ``connection.known_hosts`` when it gives one, else ssh_config's ``StrictHostKeyChecking``
+    (``accept-new``: accepted and recorded; ``yes``, and anything else, strict: the harness
+    never connects to a server whose key it cannot verify, so ``no`` does not turn checking off)."""
 
     def __init__(self, target: Target, path: Path | None, debug: Callable[[str], None]) -> None:
         self._target = target
         self._debug = debug
-        self.file = Path(path) if path else Path("~/.ssh/known_hosts").expanduser()
-        self._global_files: tuple[Path, ...] = () if path else (GLOBAL_KNOWN_HOSTS,)
+        named = path or target.connection.known_hosts_file
+        self._path = Path(named) if named else None
 
-    def keys_for(self, name: str) -> list[KnownKey]:
-        """What every trusted file records for `name` (a server's `known_hosts_name`)."""
-        return [entry for file in (self.file, *self._global_files) for entry in known_keys(file, name)]
+    def files(self, hop: Endpoint) -> tuple[Path, tuple[Path, ...]]:
+        """The file new keys of `hop` are written to, and the other files read for it."""
+        if self._path is not None:
+            return self._path, ()
+        user = [Path(f) for f in hop.known_hosts_files] or [Path("~/.ssh/known_hosts").expanduser()]
+        system = (hop.global_known_hosts_files if hop.global_known_hosts_files is not None
+                  else (str(GLOBAL_KNOWN_HOSTS),))
+        return user[0], (*user[1:], *(Path(f) for f in system))
+
+    def policy(self, hop: Endpoint) -> str:
+        given = self._target.connection.known_hosts
+        if given is not None:
+            return given
+        return "accept-new" if hop.strict_host_key_checking == "accept-new" else "strict"
+
+    def keys_for(self, hop: Endpoint) -> list[KnownKey]:
+        """What every trusted file records for `hop` (under its `known_hosts_name`)."""
+        written, others = self.files(hop)
+        return [entry for file in (written, *others) for entry in known_keys(file, hop.known_hosts_name)]
 
     def check(self, hop: Endpoint, key: paramiko.PKey, known: list[KnownKey], jumped: bool) -> None:
         """Raise unless `key` (offered by `hop`) is recorded in `known`, or is new and the
@@ -127,7 +150,7 @@ class KnownHosts:
         (the hint to fetch the key says so)."""
         target_name = self._target.name
         name = hop.known_hosts_name
-        file = self.file
+        file = self.files(hop)[0]
         for entry in known:
             if entry.marker == "@revoked" and _same_key(entry.key, key):
                 raise TransportError(f"{target_name}: host key {describe_key(key)} of {name} is marked "
@@ -143,8 +166,8 @@ class KnownHosts:
                 f"{old.file}:{old.line} records {old.key.fingerprint}. Someone may be intercepting the connection; "
                 f"if the device was re-imaged, remove line {old.line} (ssh-keygen -R '{name}' -f {old.file}) and "
                 "connect again")
-        if self._target.connection.known_hosts == "accept-new":
-            self._remember(name, key)
+        if self.policy(hop) == "accept-new":
+            self._remember(file, name, key)
             self._debug(f"accepted new host key {describe_key(key)} for {name} into {file}")
             return
         scan = f"ssh-keyscan -p {hop.port} {hop.hostname} >> {file}"
@@ -158,8 +181,7 @@ class KnownHosts:
             f"after checking the fingerprint with the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), accept it "
             f"with `{scan}`, or set connection.known_hosts: accept-new in {self._target.source}")
 
-    def _remember(self, name: str, key: paramiko.PKey) -> None:
-        file = self.file
+    def _remember(self, file: Path, name: str, key: paramiko.PKey) -> None:
         try:
             file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             prefix = ""
