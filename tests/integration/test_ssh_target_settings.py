@@ -91,7 +91,8 @@ def test_a_host_key_missing_from_that_file_is_refused_naming_it(device: Device, 
 def test_strict_host_key_checking_accept_new_records_the_key_in_the_user_known_hosts_file(
         device: Device, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh_known_hosts"
-    assert _echo(SSHTransport(device.target(), ssh_config_path=device.ssh_config(fresh, strict="accept-new"))) == "hello"
+    config = device.ssh_config(fresh, strict="accept-new")
+    assert _echo(SSHTransport(device.target(), ssh_config_path=config)) == "hello"
     assert f"[127.0.0.1]:{device.server.port} ssh-ed25519 " in fresh.read_text()
 
 
