@@ -14,7 +14,7 @@ from harness.config.targets import Target
 from harness.errors import HarnessError
 from harness.plugin.state import SESSION_KEY
 from harness.records import MeasurementRecord
-from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power
+from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power, record_failure
 from harness.run.session import HarnessSession
 
 # the reference (--baseline) run's records and history, read once per process (see hooks.pytest_configure)
@@ -46,9 +46,15 @@ class Harness:
         failure = None
         try:
             device = self.session.device(target)  # connecting and locking can fail too (unreachable)
-            record = measure(device, run.id)
         except HarnessError as exc:
             failure = str(exc)
+            if variant is not None and metric is not None:  # the report shows the device was not reached
+                record_failure(self.session.store, run.id, target, variant, metric, failure)
+        else:
+            try:
+                record = measure(device, run.id)  # records its own error row when it fails
+            except HarnessError as exc:
+                failure = str(exc)
         if failure is not None:  # outside the except: no chained traceback in the output
             self.session.error_count += 1
             pytest.fail(failure, pytrace=False)

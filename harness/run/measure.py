@@ -19,6 +19,7 @@ from typing import Any
 from harness.agent import PROTOCOL_VERSION
 from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
 from harness.analysis.stats import summarize_latency
+from harness.config.targets import Target
 from harness.errors import HarnessError
 from harness.records import RECORD_VERSION, MeasurementRecord
 from harness.run.agent_client import AgentRun
@@ -145,21 +146,34 @@ def _record(store: Store, record: MeasurementRecord) -> MeasurementRecord:
     return dataclasses.replace(record, id=store.record_measurement(record))
 
 
-def _measure(device: Device, variant, store: Store, run_id: str, metric: str, unit: str,
+METRIC_UNITS = {"latency": "ms", "memory": "bytes", "fidelity": "ratio", "power": "W"}
+
+
+def record_failure(store: Store, run_id: str, target: Target, variant, metric: str, message: str,
+                   meta: dict[str, Any] | None = None) -> MeasurementRecord:
+    """Store the error row of a measurement that could not be made, so the report and the
+    sign-off page show it (a device unreachable, its lock not taken, the agent failing)."""
+    return _record(store, MeasurementRecord(
+        run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric=metric,
+        unit=METRIC_UNITS[metric], status="error", summary={},
+        meta={**(meta if meta is not None else variant_meta(variant, target.name)), "error": message},
+        recorded_at=_now()))
+
+
+def _measure(device: Device, variant, store: Store, run_id: str, metric: str,
              produce: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any], tuple[int, ...] | None]],
              on_environment: Callable[[dict[str, Any]], None] | None) -> MeasurementRecord:
     """Record what `produce(meta)` returns (summary, extra meta, samples), or an error row."""
     target = device.target
     meta = variant_meta(variant, target.name)
     base = dict(run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric=metric,
-                unit=unit)
+                unit=METRIC_UNITS[metric])
     try:
         meta["files"] = _describe_files(dict(variant.files)) if not variant.missing_files() else {}
         meta["provenance"] = variant_provenance(meta["files"], dict(variant.files)) if meta["files"] else None
         summary, extra_meta, samples = produce(meta)
     except HarnessError as exc:
-        _record(store, MeasurementRecord(**base, status="error", summary={}, meta={**meta, "error": str(exc)},
-                                         recorded_at=_now()))
+        record_failure(store, run_id, target, variant, metric, str(exc), meta)
         raise
     if on_environment is not None and extra_meta.get("_hello_env") is not None:
         on_environment(extra_meta["_hello_env"])
@@ -182,7 +196,7 @@ def measure_latency(device: Device, variant, store: Store, run_id: str, on_progr
         return (latency_summary(run), {**agent_meta(run), **extra, "_hello_env": run.hello.get("env", {})},
                 tuple(run.latency_ns))
 
-    return _measure(device, variant, store, run_id, "latency", "ms", produce, on_environment)
+    return _measure(device, variant, store, run_id, "latency", produce, on_environment)
 
 
 def op_profile_meta(run: AgentRun) -> dict[str, Any]:
@@ -205,7 +219,7 @@ def measure_memory(device: Device, variant, store: Store, run_id: str, on_progre
         return (memory_summary(run, model_bytes), {**agent_meta(run), "_hello_env": run.hello.get("env", {})},
                 None)
 
-    return _measure(device, variant, store, run_id, "memory", "bytes", produce, on_environment)
+    return _measure(device, variant, store, run_id, "memory", produce, on_environment)
 
 
 def memory_summary(run: AgentRun, model_file_bytes: int) -> dict[str, Any]:
@@ -259,7 +273,7 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
         outputs, run_meta = outputs_of(variant)
         return fidelity_metrics(reference_outputs, outputs), run_meta, None
 
-    return _measure(device, variant, store, run_id, "fidelity", "ratio", produce, None)
+    return _measure(device, variant, store, run_id, "fidelity", produce, None)
 
 
 POWER_MIN_DURATION_S = 3.0  # enough load-window samples for a 10 Hz sensor, with margin
@@ -289,7 +303,7 @@ def measure_power(device: Device, variant, store: Store, run_id: str, on_progres
                  "power_errors": run.power.get("errors", [])}
         return summary, extra, None
 
-    return _measure(device, variant, store, run_id, "power", "W", produce, on_environment)
+    return _measure(device, variant, store, run_id, "power", produce, on_environment)
 
 
 def latency_summary(run: AgentRun) -> dict[str, Any]:
