@@ -217,16 +217,19 @@ def build_report_parser(kind: str) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from harness.config.targets import TARGETS_DIR_ENV
+
+    targets_dir = os.environ.get(TARGETS_DIR_ENV) or "targets"  # --targets-dir, else $HARNESS_TARGETS_DIR
     parser = argparse.ArgumentParser(prog="harness", description="Edge model benchmarking harness")
     commands = parser.add_subparsers(dest="command", required=True)
 
     targets = commands.add_parser("targets", help="declared devices").add_subparsers(dest="action", required=True)
     listing = targets.add_parser("list", help="list the targets in a targets directory")
-    listing.add_argument("--targets-dir", default="targets")
+    listing.add_argument("--targets-dir", default=targets_dir)
     listing.set_defaults(func=cmd_targets_list)
     check = targets.add_parser("check", help="reach a target and probe its interpreters and runtimes")
     check.add_argument("name")
-    check.add_argument("--targets-dir", default="targets")
+    check.add_argument("--targets-dir", default=targets_dir)
     check.set_defaults(func=cmd_targets_check)
     setup = targets.add_parser(
         "setup", help="install the runtimes the target file's setup section lists on the device",
@@ -234,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "pushes them over the target's transport and unpacks them into <workdir>/envs/<runtime> "
                     "on the device; the device needs no internet and no pip. Idempotent.")
     setup.add_argument("name")
-    setup.add_argument("--targets-dir", default="targets")
+    setup.add_argument("--targets-dir", default=targets_dir)
     setup.add_argument("--runtime", action="append", help="only this runtime of the setup section (repeatable)")
     setup.set_defaults(func=cmd_targets_setup)
 

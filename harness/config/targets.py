@@ -18,6 +18,8 @@ from harness.config.sections import empty_mapping
 from harness.errors import UnknownTargetError
 
 KINDS = ("arm-cortex", "jetson", "x86-gpu", "x86-cpu", "local")
+TARGETS_DIR_ENV = "HARNESS_TARGETS_DIR"
+"""Where target files are when --targets-dir is not given (`harness lab up` says to export it)."""
 ARCHES = ("x86_64", "aarch64", "armv7l")
 TRANSPORTS = ("local", "ssh")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new")

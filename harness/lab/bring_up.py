@@ -13,6 +13,7 @@ import stat
 import time
 from pathlib import Path
 
+from harness.config.targets import TARGETS_DIR_ENV
 from harness.lab import cgroups, network, shaping
 from harness.lab.chroot import prepare_chroot
 from harness.lab.device_sshd import device_server, sshd_alive
@@ -23,7 +24,7 @@ from harness.lab.power_daemon import ensure_power
 from harness.lab.progress import Progress, format_size
 from harness.lab.rootfs import build_rootfs, ensure_binfmt
 from harness.lab.sshd import LabError, generate_key
-from harness.lab.state import DEFAULT_STATE_DIR, DeviceState, LabState, default_cache_dir
+from harness.lab.state import DEFAULT_STATE_DIR, DeviceState, LabState, default_cache_dir, lab_state_dir
 from harness.lab.target_files import write_targets
 from harness.lab.users import ensure_home_mount, ensure_user
 
@@ -78,6 +79,9 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, spec: LabSpec = DEFAULT_LAB, p
     progress(f"lab: up in {state.up_seconds:.1f}s; targets in {state.targets_dir} "
              f"(pytest suites/ --targets-dir {state.targets_dir} --target=NAME; "
              f"ssh -F {state.ssh_config} NAME)")
+    if Path(state.state_dir) == lab_state_dir():  # the lab the suites look for by name
+        progress(f"lab: while it is up, `pytest suites/ --target=NAME` finds its devices without --targets-dir; "
+                 f"for `harness targets ...`: export {TARGETS_DIR_ENV}={state.targets_dir}")
     if state.mode != "netns":
         progress("lab: NOTE: running in FALLBACK loopback mode (see above)")
     return state

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.lab import DEFAULT_STATE_DIR, down, format_status, status, up
+from harness.lab import down, format_status, status, up
 from harness.lab.devices import ARM64_QEMU, DEFAULT_LAB, WITH_ARM_LAB
-
-STATE_DIR_ENV = "HARNESS_LAB_DIR"
+from harness.lab.state import STATE_DIR_ENV, lab_state_dir
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+    return Path(args.state_dir) if args.state_dir else lab_state_dir()
 
 
 def _say(line: str) -> None:

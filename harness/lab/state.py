@@ -150,4 +150,26 @@ class LabState:
         return cls(**data, devices=devices)
 
 
-__all__ = ["DEFAULT_STATE_DIR", "LIVE_FIELDS", "STATE_VERSION", "DeviceState", "LabState", "default_cache_dir"]
+STATE_DIR_ENV = "HARNESS_LAB_DIR"
+"""The lab's state dir when the commands are not given one (default: DEFAULT_STATE_DIR)."""
+
+
+def lab_state_dir() -> Path:
+    """The state dir of *the* lab of this checkout: ``$HARNESS_LAB_DIR``, else DEFAULT_STATE_DIR."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).resolve()
+
+
+def targets_dir_of_the_lab_up(state_dir: Path | None = None) -> Path | None:
+    """Where the target files of the lab up in `state_dir` (default `lab_state_dir()`) are, or
+    None when none is up there."""
+    try:
+        state = LabState.load(state_dir or lab_state_dir())
+    except (LabError, OSError, ValueError, TypeError, KeyError):
+        return None  # a damaged or foreign state file: not a lab to take targets from
+    if state is None or not state.devices or not Path(state.targets_dir).is_dir():
+        return None
+    return Path(state.targets_dir)
+
+
+__all__ = ["DEFAULT_STATE_DIR", "LIVE_FIELDS", "STATE_DIR_ENV", "STATE_VERSION", "DeviceState", "LabState",
+           "default_cache_dir", "lab_state_dir", "targets_dir_of_the_lab_up"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,8 @@ def _tell_terminal(config: pytest.Config, message: str) -> None:
     (e.g. "waiting for the device lock held by ...")."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
+    if reporter is None:  # while pytest is still configuring (the terminal comes later): stderr
+        print(f"harness: {message}", file=sys.stderr, flush=True)
         return
     if capture is not None:
         with capture.global_and_fixture_disabled():

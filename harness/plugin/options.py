@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from harness.config.targets import TARGETS_DIR_ENV
 from harness.run.session import SessionOptions
 from harness.store import DEFAULT_STORE
 
@@ -60,7 +62,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--target-tag", action="store", default=None,
                     help="only targets carrying this tag (combines with --target)")
     group.addoption("--targets-dir", action="store", default=None,
-                    help="directory of target YAML files (default: targets/ in the rootdir)")
+                    help="directory of target YAML files (default: $HARNESS_TARGETS_DIR, else targets/ in the "
+                         "rootdir, plus the devices of the lab `harness lab up` brought up)")
     group.addoption("--manifest", action="store", default=None,
                     help="model manifest (default: suites/models.yaml in the rootdir)")
     group.addoption("--run-label", action="store", type=parse_run_label, default=None,
@@ -104,10 +107,12 @@ def session_options(config: pytest.Config) -> SessionOptions:
         store_url = store
     else:
         store_url = str((here / store).resolve())
+    targets_dir = config.getoption("--targets-dir") or os.environ.get(TARGETS_DIR_ENV) or None
     return SessionOptions(
         target_spec=config.getoption("--target") or "local",
         target_tag=config.getoption("--target-tag"),
-        targets_dir=_path(config.getoption("--targets-dir"), here, root / "targets"),
+        targets_dir=_path(targets_dir, here, root / "targets"),
+        targets_dir_given=targets_dir is not None,
         manifest_path=_path(config.getoption("--manifest"), here, root / "suites" / "models.yaml"),
         run_label=config.getoption("--run-label"),
         store_url=store_url,

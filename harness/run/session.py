@@ -10,6 +10,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from harness.config.manifest import load_manifest
@@ -18,7 +19,7 @@ from harness.config.sweep_specs import Sweep
 from harness.config.target_files import load_inventory
 from harness.config.targets import Inventory, Target
 from harness.config.variants import Manifest
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError, UnknownTargetError
 from harness.records import RunInfo
 from harness.run.device import Device
 from harness.run.run_info import new_run, utc_now
@@ -43,6 +44,7 @@ class SessionOptions:
     is_worker: bool = False  # a pytest-xdist worker: measures, but the controller finishes and reports
     baseline: str | None = None  # --baseline as given: a run id, latest or latest:LABEL
     baseline_run_id: str | None = None  # what it resolved to when the run started (None: nothing to compare)
+    targets_dir_given: bool = False  # --targets-dir or $HARNESS_TARGETS_DIR: only that directory is used
     fail_on_regression: bool = False  # a regression against the baseline run fails its test
     resume: str | None = None  # --resume as given: measure only what this stored run is missing
 
@@ -93,7 +95,24 @@ class HarnessSession:
         return self._manifest
 
     def selected_targets(self) -> tuple[Target, ...]:
-        return self.inventory.select(self.options.target_spec, self.options.target_tag)
+        """The targets --target names. A name the targets directory lacks is looked up among the
+        devices of the lab `harness lab up` brought up on this checkout (unless a directory was
+        given: then the error says the lab has such a device)."""
+        try:
+            return self.inventory.select(self.options.target_spec, self.options.target_tag)
+        except UnknownTargetError as unknown:
+            lab = lab_inventory()
+            names = [n.strip() for n in self.options.target_spec.split(",") if n.strip() and n.strip() != "all"]
+            missing = [n for n in names if n not in self.inventory.targets]
+            if lab is None or not missing or not all(n in lab.targets for n in missing):
+                raise
+            if self.options.targets_dir_given:
+                raise UnknownTargetError(f"{unknown}; the lab that is up has {', '.join(missing)}: use "
+                                         f"--targets-dir {lab.directory}") from None
+            self.notify(f"{', '.join(missing)}: from the lab that is up ({lab.directory})")
+            combined = {**self.inventory.targets, **{n: lab.targets[n] for n in missing}}
+            self._inventory = Inventory(directory=self.inventory.directory, targets=MappingProxyType(combined))
+            return self._inventory.select(self.options.target_spec, self.options.target_tag)
 
     # --- the run --------------------------------------------------------------------------
     @property
@@ -173,3 +192,16 @@ class HarnessSession:
                 pass
         if self.run is not None and status is not None:
             self.store.finish_run(self.run.id, utc_now(), status)
+
+
+def lab_inventory() -> Inventory | None:
+    """The targets of the lab `harness lab up` brought up on this checkout, if one is up."""
+    from harness.lab.state import targets_dir_of_the_lab_up
+
+    directory = targets_dir_of_the_lab_up()
+    if directory is None:
+        return None
+    try:
+        return load_inventory(directory)
+    except ConfigError:
+        return None  # being rewritten by a `lab up` right now, or damaged: not used

@@ -332,6 +332,42 @@ def test_status_command(lab_up, capsys) -> None:
     assert "cpu: 0.5 core: CFS bandwidth (cgroup v1)" in text and "measured at lab up" in text, text
 
 
+NOOP_MANIFEST = """
+version: 1
+defaults:
+  latency: {warmup_iterations: 0, warmup_duration: 0s, min_iterations: 5, min_duration: 0s, max_duration: 10s}
+models:
+  noop:
+    input: {name: x, shape: [1], dtype: float32}
+    variants:
+      v: {kind: fp32, format: none, runtime: noop}
+"""
+
+
+def test_the_design_cards_command_finds_a_lab_device_by_name_while_the_lab_is_up(lab_up, tmp_path) -> None:
+    """`pytest suites/ --target=slow-link` with no --targets-dir: the name is not in targets/, so
+    the lab that is up (its state dir: $HARNESS_LAB_DIR, else .harness/lab) supplies it. An
+    explicit --targets-dir still wins, and its unknown-target error names the lab's device."""
+    state, _, _ = lab_up
+    (tmp_path / "models.yaml").write_text(NOOP_MANIFEST)
+    env = {**os.environ, "HARNESS_LAB_DIR": state.state_dir}
+    env.pop("HARNESS_TARGETS_DIR", None)
+
+    def suites(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "suites/test_latency.py", "--target=slow-link",
+                               f"--manifest={tmp_path / 'models.yaml'}", f"--store={tmp_path / 'results.sqlite'}",
+                               "--no-report", "-q", "-p", "no:cacheprovider", *extra],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+    found = suites()
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert f"slow-link: from the lab that is up ({state.targets_dir})" in found.stdout + found.stderr
+    refused = suites(f"--targets-dir={REPO / 'targets'}")
+    assert refused.returncode != 0
+    assert f"the lab that is up has slow-link: use --targets-dir {state.targets_dir}" in \
+        refused.stdout + refused.stderr, refused.stdout + refused.stderr
+
+
 # ----------------------------------------------------------------------------- down (runs last)
 
 
