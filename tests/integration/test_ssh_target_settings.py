@@ -1,4 +1,5 @@
-"""What a target file and ssh_config say about the SSH link, honoured against a real sshd.
+"""What a target file and ssh_config say about the SSH link, and how the link kills what it left
+behind, against a real sshd.
 
 ssh_config's UserKnownHostsFile, GlobalKnownHostsFile and StrictHostKeyChecking are honoured,
 as OpenSSH honours them; the target file's own setting wins. And the link's keepalive and
@@ -146,3 +147,41 @@ def test_a_bad_link_setting_names_its_key(device: Device, key: str, value: str, 
     with pytest.raises(ConfigError) as caught:
         device.target(**{key: value})
     assert needle in str(caught.value), caught.value
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # field 22
+
+
+def test_a_processes_start_time_is_known_and_its_kill_checks_it(device: Device) -> None:
+    transport = SSHTransport(device.target(), ssh_config_path=device.ssh_config(device.known_hosts))
+    try:
+        process = transport.start(["sleep", "300"])
+        pid = process.remote_pid
+        assert pid and process._remote_start == _start_time(pid)  # the device is this machine (loopback)
+        process.kill()
+        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    finally:
+        transport.close()
+
+
+def test_an_orphan_whose_pid_now_names_another_process_is_not_killed(device: Device) -> None:
+    """What a lost connection left is killed by remote pid on the next connection; by then the
+    device may have given that pid to another process. The kill checks the start time."""
+    config = device.ssh_config(device.known_hosts)
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        started = _start_time(bystander.pid)
+        transport = SSHTransport(device.target(), ssh_config_path=config)
+        transport._link.leave_orphan(bystander.pid, False, str(int(started) - 7))  # ours had that pid earlier
+        transport.run(["true"])  # the first connection kills what a lost one left
+        transport.close()
+        assert bystander.poll() is None, "a reused pid was killed"
+        transport = SSHTransport(device.target(), ssh_config_path=config)
+        transport._link.leave_orphan(bystander.pid, False, started)  # it really is the orphan
+        transport.run(["true"])
+        transport.close()
+        assert bystander.wait(timeout=10) == -9
+    finally:
+        if bystander.poll() is None:
+            bystander.kill()

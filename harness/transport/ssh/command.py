@@ -2,9 +2,11 @@
 
 The remote login shell (POSIX sh) receives ``cd DIR && exec env K=V ... sh -c WRAPPER sh
 ARGV...`` where every piece went through `shlex.quote`. WRAPPER reports the remote pid on the
-first stderr line (``harness-pid PID [group]``) and makes the process a process-group leader
-(the exec channel's own session, or `setsid` where available), so a kill can end the whole
-process tree on the device with a separate ``kill -KILL -PGID``.
+first stderr line (``harness-pid PID [group] [start=TICKS]``, TICKS the process's start time
+from /proc/PID/stat) and makes the process a process-group leader (the exec channel's own
+session, or `setsid` where available), so a kill can end the whole process tree on the device
+with a separate ``kill -KILL -PGID``. The kill checks the start time first: a pid the device
+has given to another process since (a long-dead link) is never hit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ WRAPPER = (
     # status would be setsid's parent's 0, at once.
     'if [ "$g" = 0 ]; then g=$(cat /proc/$$/stat 2>/dev/null | { read -r _ _ _ _ p _; echo "$p"; }); fi; '
     'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then g=$$; set -- setsid "$@"; fi; '
-    'if [ "$g" = "$$" ]; then echo "harness-pid $$ group" >&2; else echo "harness-pid $$" >&2; fi; '
+    # field 22 of /proc/PID/stat: the start time, read by another process (cut) like the pgrp
+    's=$(cut -d" " -f22 /proc/$$/stat 2>/dev/null); '
+    'if [ "$g" = "$$" ]; then echo "harness-pid $$ group start=$s" >&2; else echo "harness-pid $$ start=$s" >&2; fi; '
     'exec "$@"'
 )
 
@@ -61,10 +65,19 @@ def shell_command(target_name: str, argv: Sequence[str], cwd: str | None, env: M
     return " ".join(parts)
 
 
-def kill_argv(pid: int, group: bool) -> list[str]:
-    """SIGKILL for a remote process, or for its whole process group when it leads one."""
+def kill_argv(pid: int, group: bool, start: str | None = None) -> list[str]:
+    """SIGKILL for a remote process, or for its whole process group when it leads one.
+
+    With its `start` time (from the wrapper), only if /proc/PID still shows that start time: a
+    pid reused by another process since is left alone. A group whose leader is gone is still
+    killed (its number cannot be reused while a member of the group lives)."""
     # `kill -KILL -PGID`, not `kill -KILL -- -PGID`: dash's kill rejects `--`
-    return ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
+    kill = ["kill", "-KILL", f"-{pid}"] if group else ["kill", "-KILL", str(pid)]
+    if not start or not start.isdigit():
+        return kill
+    now = f"s=$(cut -d' ' -f22 /proc/{pid}/stat 2>/dev/null); "
+    unchanged = f'[ "$s" = {start} ]' if not group else f'{{ [ -z "$s" ] || [ "$s" = {start} ]; }}'
+    return ["sh", "-c", f"{now}{unchanged} && {' '.join(kill)}"]
 
 
 def describe_command(argv: Sequence[str], shown_args: int = 5) -> str:

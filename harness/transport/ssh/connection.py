@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import errno
+import shlex
 import socket
 import threading
 import time
@@ -117,7 +118,8 @@ class SSHLink:
         self._connection: Connection | None = None
         self._lock = threading.RLock()
         self._broken = False
-        self._orphans: list[tuple[int, bool]] = []  # (remote pid, leads a group) cut off with a dead link
+        # (remote pid, leads a group, its start time) cut off with a dead link
+        self._orphans: list[tuple[int, bool, str | None]] = []
 
     @property
     def endpoint(self) -> Endpoint:
@@ -137,9 +139,10 @@ class SSHLink:
     def connection_lost(self, phase: str, reason: str = "") -> ConnectionLost:
         return ConnectionLost(self.target_name, phase, reason)
 
-    def leave_orphan(self, pid: int, group: bool) -> None:
-        """A remote process that could not be killed (its link is gone): the next connection kills it."""
-        self._orphans.append((pid, group))
+    def leave_orphan(self, pid: int, group: bool, start: str | None = None) -> None:
+        """A remote process that could not be killed (its link is gone): the next connection
+        kills it, if that pid still has this start time (see command.kill_argv)."""
+        self._orphans.append((pid, group, start))
 
     def connected(self) -> Connection:
         """The live connection, opened now if needed (one that broke: with the backoff series)."""
@@ -210,11 +213,11 @@ class SSHLink:
         the device's sshd has not noticed is orphaned would otherwise run on (and hold the
         device lock) until the device's own TCP gives up on the dead link."""
         orphans, self._orphans = self._orphans, []
-        for pid, group in orphans:
-            argv = kill_argv(pid, group)
+        for pid, group, start in orphans:
+            argv = kill_argv(pid, group, start)
             try:
                 channel = connection.transport.open_session(timeout=self.target.connection.connect_timeout_s)
-                channel.exec_command(" ".join(argv) + " 2>/dev/null")
+                channel.exec_command(shlex.join(argv) + " 2>/dev/null")
                 channel.status_event.wait(KILL_WAIT_S)
                 channel.close()
                 self.debug(f"killed remote pid {pid} left by the lost connection")

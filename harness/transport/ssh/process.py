@@ -41,6 +41,7 @@ class SSHProcess(QueuedLines):
         self.what = what
         self._remote_pid: int | None = None
         self._remote_group = False
+        self._remote_start: str | None = None  # the start time /proc/PID/stat gave (clock ticks after boot)
         self._pid_known = threading.Event()
         self._killed = False
         self._collect = collect
@@ -154,6 +155,8 @@ class SSHProcess(QueuedLines):
                 if fields and fields[0].isdigit():
                     self._remote_pid = int(fields[0])
                     self._remote_group = fields[1:2] == [b"group"]
+                    starts = [f[len(b"start="):].decode() for f in fields[1:] if f.startswith(b"start=")]
+                    self._remote_start = starts[0] if starts and starts[0].isdigit() else None
                     kept = bytes(head[:start] + head[newline + 1:])
                     head.clear()
                     self._pid_known.set()
@@ -214,17 +217,17 @@ class SSHProcess(QueuedLines):
         if self._channel.status_event.is_set() and getattr(self._channel, "got_status", False):
             self._close()
             return
-        pid, group = self.remote_pid, self.remote_group
+        pid, group, start = self.remote_pid, self.remote_group, self._remote_start
         self._killed = True
         if not channel_alive(self._channel):
             # the link is gone: no command can reach the device now; the next connection kills it
             if pid is not None and pid > 1:
-                self._link.leave_orphan(pid, group)
+                self._link.leave_orphan(pid, group, start)
             self._close()
             return
         if pid is not None and pid > 1:
             try:
-                run_unwrapped(self._link, kill_argv(pid, group), KILL_WAIT_S)
+                run_unwrapped(self._link, kill_argv(pid, group, start), KILL_WAIT_S)
             except TransportError as exc:  # best effort: the original error is what matters
                 self._link.debug(f"kill of remote pid {pid} failed: {exc}")
         self._channel.status_event.wait(KILL_WAIT_S)
