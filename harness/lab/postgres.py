@@ -9,6 +9,8 @@ nothing running) and by anyone who wants a lab database on one machine::
                                                                 # pg_ctl stop (fast) on exit
 
 Layout of `directory`: ``data/`` (the cluster, kept across starts), ``postgres.log``.
+A throw-away cluster (`private_cluster`) also records its owning process in ``OWNERS_DIR``:
+one whose owner was SIGKILLed is stopped and deleted by the next `private_cluster`.
 
 - Binaries: ``$HARNESS_PG_BINDIR``, else the directory of an ``initdb`` on PATH, else the
   newest ``/usr/lib/postgresql/<version>/bin`` (Debian/Ubuntu), else ``/usr/pgsql-*/bin``.
@@ -24,12 +26,13 @@ Layout of `directory`: ``data/`` (the cluster, kept across starts), ``postgres.l
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,12 +229,56 @@ class PostgresCluster:
             db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+OWNERS_DIR = Path(tempfile.gettempdir()) / "harness-pg-owners"
+"""Where each throw-away cluster says which process owns it: ``<cluster dir name>.json`` with
+the directory and the owner's pid and start time. A SIGKILLed owner cannot stop its cluster;
+the next `private_cluster` finds it here and does (`sweep_orphaned_clusters`)."""
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time (clock ticks after boot) of a live process, None when there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def sweep_orphaned_clusters(progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Stop and delete every throw-away cluster whose owning process is gone; returns their
+    directories. A cluster whose owner still runs (another test run) is left alone."""
+    swept = []
+    for record in sorted(OWNERS_DIR.glob("*.json")) if OWNERS_DIR.is_dir() else ():
+        try:
+            owner = json.loads(record.read_text())
+            directory, pid, start = Path(owner["directory"]), int(owner["pid"]), str(owner["start"])
+        except (OSError, ValueError, KeyError, TypeError):
+            record.unlink(missing_ok=True)  # unreadable: nothing to go by
+            continue
+        if _process_start(pid) == start:
+            continue
+        if (directory / "data" / "PG_VERSION").exists():
+            with contextlib.suppress(LabError, OSError, subprocess.SubprocessError):
+                PostgresCluster(directory).stop()
+        shutil.rmtree(directory, ignore_errors=True)
+        record.unlink(missing_ok=True)
+        swept.append(directory)
+        if progress is not None:
+            progress(f"stopped the PostgreSQL cluster in {directory}: its owner (pid {pid}) is gone")
+    return swept
+
+
 @contextlib.contextmanager
 def private_cluster(password: str | None = None, settings: Mapping[str, str] | None = None,
                     prefix: str = "harness-pg-") -> Iterator[PostgresCluster]:
     """A throw-away cluster in a fresh directory under the system temp dir: started on
-    entry, stopped and deleted on exit (also when the body raises)."""
+    entry, stopped and deleted on exit (also when the body raises). The clusters earlier
+    owners left running when they were killed are stopped first."""
+    sweep_orphaned_clusters()
     directory = Path(tempfile.mkdtemp(prefix=prefix))
+    OWNERS_DIR.mkdir(mode=0o700, exist_ok=True)
+    record = OWNERS_DIR / f"{directory.name}.json"
+    record.write_text(json.dumps({"directory": str(directory), "pid": os.getpid(),
+                                  "start": _process_start(os.getpid())}))
     cluster = None
     try:
         cluster = PostgresCluster(directory, password=password, settings=dict(settings or {}))
@@ -243,4 +290,5 @@ def private_cluster(password: str | None = None, settings: Mapping[str, str] | N
                 cluster.stop()
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+            record.unlink(missing_ok=True)
 
