@@ -42,6 +42,30 @@ CPU_FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx
 INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
+def _isa_family(machine):
+    # type: (str) -> str
+    machine = machine.lower()
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        return "x86"
+    if machine.startswith(("aarch64", "arm")):
+        return "arm"
+    return machine
+
+
+def cpuinfo_is_the_hosts(machine, cpuinfo):
+    # type: (str, str) -> bool
+    """True when /proc/cpuinfo describes another architecture than the one this interpreter runs
+    on: under qemu-user (an emulated device) the kernel's file is the host's, passed through."""
+    lowered = cpuinfo.lower()
+    if "vendor_id" in lowered or "\nflags" in "\n" + lowered:
+        described = "x86"
+    elif "cpu implementer" in lowered or "\nfeatures" in "\n" + lowered:
+        described = "arm"
+    else:
+        return False  # nothing to tell by
+    return described != _isa_family(machine)
+
+
 def _cpu_flags():
     # type: () -> dict
     """{"source", "present": flags of interest found, "int8_dot_product": int8 accelerating ones};
@@ -153,6 +177,8 @@ def capture(extra_files=(), extra_commands=()):
         "python_executable": sys.executable,
         "cpu_model": _cpu_model(),
         "cpu_flags": _cpu_flags(),
+        # qemu-user passes the host's /proc/cpuinfo through: then model and flags are the host's
+        "cpu_info_is_host": cpuinfo_is_the_hosts(platform.machine(), _read("/proc/cpuinfo", 1 << 20)),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": _affinity(),
         "mem_total_bytes": _mem_total_bytes(),

@@ -119,7 +119,9 @@ def rule_int8_slower(records: Sequence[MeasurementRecord], environments: Mapping
             "cpu_model": _device_env(environments, record.target).get("cpu_model"),
             "cpu_flags": list(flags.get("present") or []),
             "int8_dot_product": list(flags.get("int8_dot_product") or []),
-            "cpu_flags_source": flags.get("source"),
+            "cpu_flags_source": ("the host's /proc/cpuinfo (qemu-user): not this device's"
+                                 if _device_env(environments, record.target).get("cpu_info_is_host")
+                                 else flags.get("source")),
         }
         if typical:
             slower = f"p50 {value:.2f} ms vs {reference:.2f} ms for {base.variant_id} ({value / reference:.2f}x)"

@@ -61,6 +61,7 @@ def _device(env: dict[str, Any], runtimes: dict[str, set[str]]) -> dict[str, Any
         "source": declared.get("source"),
         "hostname": device.get("hostname"), "os": device.get("os"), "kernel": device.get("kernel"),
         "firmware": device.get("l4t_release") or "–", "cpu_model": device.get("cpu_model"),
+        "cpu_info_is_host": bool(device.get("cpu_info_is_host")),
         "cpu_count": device.get("cpu_count"), "cpu_affinity": device.get("cpu_affinity"),
         "max_freq": freq_text, "governors": ", ".join(governors) or "not exposed",
         "freq_at_start": ", ".join(f"{cpu} {khz / 1000:.0f} MHz" for cpu, khz in sorted(current.items())[:8]

@@ -199,8 +199,11 @@ def test_latency_and_fidelity_suites_pass_on_the_emulated_device(set_up, demo_zo
     environment = store.environments(run.id)[NAME]
     assert environment["device"]["machine"] == "aarch64", environment["device"]
     assert environment["declared"]["emulated"] is True and "qemu-user" in environment["declared"]["emulation"]
+    # qemu-user passes the x86 host's /proc/cpuinfo through: the record and the report say whose it is
+    assert environment["device"]["cpu_info_is_host"] is True, environment["device"]
     report = next((out / "reports").glob("*/index.html")).read_text()
     assert "emulated device" in report and "qemu-user aarch64" in report
+    assert "the host's CPU model and flags: qemu-user passes the host's /proc/cpuinfo through" in report
 
 
 def test_a_model_for_another_arch_is_refused_before_it_is_pushed(set_up, demo_zoo, tmp_path) -> None:
