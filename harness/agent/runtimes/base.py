@@ -165,3 +165,19 @@ def require_file(files, role):
     if not os.path.isfile(path):
         raise AgentFailure("model-missing", "model file not found on device: %s" % path)
     return path
+
+
+def import_runtime_modules(runtime, modules, install=""):
+    # type: (str, tuple[str, ...], str) -> list
+    """The modules named (dotted names, imported in order) that a runtime needs.
+
+    If one is absent: AgentFailure("runtime-missing") saying `runtime` cannot be imported and,
+    where `install` names them, what to install for this interpreter."""
+    import importlib
+
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except ImportError as exc:
+        hint = (" (install %s for this interpreter, or declare the interpreter that has them)" % install
+                if install else "")
+        raise AgentFailure("runtime-missing", "%s cannot be imported: %s%s" % (runtime, exc, hint)) from exc

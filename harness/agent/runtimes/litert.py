@@ -27,7 +27,7 @@ the interpreter says about the model's tensors and execution plan is read in lit
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, require_file
+from .base import BaseAdapter, import_runtime_modules, require_file
 from .litert_graph import declared_shape, dtype_name, graph_summary, signature_list, tensor_signature
 from .litert_profiler import profile_compiled_model
 
@@ -46,14 +46,8 @@ class Adapter(BaseAdapter):
         return values
 
     def import_runtime(self):
-        try:
-            import numpy  # noqa: F401
-            from ai_edge_litert import interpreter as litert_interpreter
-        except ImportError as exc:
-            raise AgentFailure(
-                "runtime-missing", "ai_edge_litert cannot be imported: %s (install ai-edge-litert and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
-        self._litert = litert_interpreter
+        _, self._litert = import_runtime_modules(
+            "ai_edge_litert", ("numpy", "ai_edge_litert.interpreter"), install="ai-edge-litert and numpy")
 
     def version(self):
         try:

@@ -24,7 +24,7 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
+from .base import BaseAdapter, finish_profile, import_runtime_modules, require_file, unsupported_profile
 from .onnx_graph import FLOAT_PRECISIONS, int8_kernel_ops, quantization_ops, read_graph
 from .onnxruntime_trace import ort_profile_ops
 
@@ -70,13 +70,8 @@ class Adapter(BaseAdapter):
         return values
 
     def import_runtime(self):
-        try:
-            import numpy  # noqa: F401
-            import onnxruntime
-        except ImportError as exc:
-            raise AgentFailure(
-                "runtime-missing", "onnxruntime cannot be imported: %s (install onnxruntime and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
+        _, onnxruntime = import_runtime_modules(
+            "onnxruntime", ("numpy", "onnxruntime"), install="onnxruntime and numpy")
         self._ort = onnxruntime
         available = list(onnxruntime.get_available_providers())
         self.available_providers = available

@@ -13,7 +13,7 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
+from .base import BaseAdapter, finish_profile, import_runtime_modules, require_file, unsupported_profile
 
 # Op types that mark a quantized (QDQ / fake-quant) program.
 QUANT_OP_TYPES = (
@@ -43,11 +43,7 @@ class Adapter(BaseAdapter):
     }
 
     def import_runtime(self):
-        try:
-            import paddle.inference as inference  # noqa: F401
-        except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc) from exc
-        self._inference = inference
+        self._inference = import_runtime_modules("paddle.inference", ("paddle.inference",))[0]
 
     def version(self):
         import paddle
