@@ -15,7 +15,7 @@ from ..protocol import AgentFailure
 
 TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments, not imported on the device
 if TYPE_CHECKING:
-    from typing import Callable  # noqa: F401 (named only in type comments, which ruff does not read)
+    from typing import Any, Callable  # noqa: F401 (named only in type comments, which ruff does not read)
 
 
 class BaseAdapter(object):
@@ -165,6 +165,17 @@ def require_file(files, role):
     if not os.path.isfile(path):
         raise AgentFailure("model-missing", "model file not found on device: %s" % path)
     return path
+
+
+def predictor_runner(predictor):
+    # type: (Any) -> Callable[[], None]
+    """The runner of a predictor whose `run()` does one inference on the inputs already set
+    (Paddle Inference's and Paddle Lite's): each call is exactly one `predictor.run()`."""
+
+    def run_once():
+        predictor.run()
+
+    return run_once
 
 
 def import_runtime_modules(runtime, modules, install=""):

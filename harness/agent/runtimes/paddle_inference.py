@@ -13,7 +13,14 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, import_runtime_modules, require_file, unsupported_profile
+from .base import (
+    BaseAdapter,
+    finish_profile,
+    import_runtime_modules,
+    predictor_runner,
+    require_file,
+    unsupported_profile,
+)
 
 # Op types that mark a quantized (QDQ / fake-quant) program.
 QUANT_OP_TYPES = (
@@ -125,12 +132,7 @@ class Adapter(BaseAdapter):
         handle.copy_from_cpu(array)
 
     def runner(self):
-        predictor = self.predictor
-
-        def run_once():
-            predictor.run()
-
-        return run_once
+        return predictor_runner(self.predictor)
 
     def outputs(self):
         return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names]

@@ -7,7 +7,7 @@ venv, since paddlelite 2.13 has no cp311 wheels). Pitfall handled: under numpy 2
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, import_runtime_modules, require_file
+from .base import BaseAdapter, import_runtime_modules, predictor_runner, require_file
 
 POWER_MODES = ("LITE_POWER_HIGH", "LITE_POWER_LOW", "LITE_POWER_FULL", "LITE_POWER_NO_BIND",
                "LITE_POWER_RAND_HIGH", "LITE_POWER_RAND_LOW")
@@ -65,12 +65,7 @@ class Adapter(BaseAdapter):
         self.predictor.get_input(0).from_numpy(array)
 
     def runner(self):
-        predictor = self.predictor
-
-        def run_once():
-            predictor.run()
-
-        return run_once
+        return predictor_runner(self.predictor)
 
     def outputs(self):
         return [self.predictor.get_output(0).numpy()]
