@@ -49,6 +49,29 @@ class BaseAdapter(object):
             values[key] = value
         return values
 
+    def _require_at_least(self, values, key, minimum):
+        # type: (dict, str, int) -> None
+        """For an adapter's _validated(): option `key`, where set, is a number >= `minimum`."""
+        if values[key] is not None and values[key] < minimum:
+            raise AgentFailure(
+                "bad-option", "%s: option %s=%r must be >= %d" % (self.name, key, values[key], minimum))
+
+    def _require_single_input(self, names):
+        # type: (list[str]) -> None
+        """For set_inputs(): the model has exactly one input (`names`: its inputs' names)."""
+        if len(names) != 1:
+            raise AgentFailure(
+                "bad-option", "%s: model has %d inputs (%s); only single-input models are supported so far"
+                % (self.name, len(names), ", ".join(names)))
+
+    def _require_input_dtype(self, input_name, model_dtype, job_dtype):
+        # type: (str, str, str) -> None
+        """For set_inputs(): the Job's input dtype is the one the model's input declares."""
+        if model_dtype != job_dtype:
+            raise AgentFailure(
+                "bad-option", "%s: model input %r is %s but the job's input dtype is %s; set the variant's "
+                "input dtype to %s" % (self.name, input_name, model_dtype, job_dtype, model_dtype))
+
     def import_runtime(self):
         # type: () -> None
         pass

@@ -41,8 +41,7 @@ class Adapter(BaseAdapter):
 
     def _validated(self, options):
         values = BaseAdapter._validated(self, options)
-        if values["threads"] is not None and values["threads"] < 1:
-            raise AgentFailure("bad-option", "litert: option threads=%r must be >= 1" % (values["threads"],))
+        self._require_at_least(values, "threads", 1)
         return values
 
     def import_runtime(self):
@@ -79,17 +78,10 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        if len(self.input_details) != 1:
-            raise AgentFailure(
-                "bad-option", "litert: model has %d inputs (%s); only single-input models are supported so far"
-                % (len(self.input_details), ", ".join(d["name"] for d in self.input_details)))
+        self._require_single_input([d["name"] for d in self.input_details])
         detail = self.input_details[0]
         dtype = spec.get("dtype", "float32")
-        wanted = dtype_name(detail["dtype"])
-        if wanted != dtype:
-            raise AgentFailure(
-                "bad-option", "litert: model input %r is %s but the job's input dtype is %s; set the variant's "
-                "input dtype to %s" % (detail["name"], wanted, dtype, wanted))
+        self._require_input_dtype(detail["name"], dtype_name(detail["dtype"]), dtype)
         shape = [int(d) for d in spec["shape"]]
         current = [int(d) for d in detail["shape"]]
         if shape != current:

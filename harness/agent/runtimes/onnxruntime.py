@@ -65,8 +65,7 @@ class Adapter(BaseAdapter):
                 "names, e.g. [CPUExecutionProvider]" % (values["providers"],))
         values["providers"] = list(providers)
         for key in ("threads", "inter_threads"):
-            if values[key] is not None and values[key] < 0:
-                raise AgentFailure("bad-option", "onnxruntime: option %s=%r must be >= 0" % (key, values[key]))
+            self._require_at_least(values, key, 0)
         return values
 
     def import_runtime(self):
@@ -114,17 +113,10 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        if len(self.inputs) != 1:
-            raise AgentFailure(
-                "bad-option", "onnxruntime: model has %d inputs (%s); only single-input models are "
-                "supported so far" % (len(self.inputs), ", ".join(i.name for i in self.inputs)))
+        self._require_single_input([i.name for i in self.inputs])
         model_input = self.inputs[0]
         dtype = spec.get("dtype", "float32")
-        wanted = _ort_dtype(model_input.type)
-        if wanted != dtype:
-            raise AgentFailure(
-                "bad-option", "onnxruntime: model input %r is %s but the job's input dtype is %s; set the "
-                "variant's input dtype to %s" % (model_input.name, wanted, dtype, wanted))
+        self._require_input_dtype(model_input.name, _ort_dtype(model_input.type), dtype)
         shape = list(spec["shape"])
         declared = list(model_input.shape or [])
         fixed_mismatch = [i for i, dim in enumerate(declared)

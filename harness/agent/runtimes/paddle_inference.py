@@ -122,10 +122,7 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        if len(self.input_names) != 1:
-            raise AgentFailure(
-                "bad-option", "paddle-inference: model has %d inputs (%s); only single-input models "
-                "are supported so far" % (len(self.input_names), ", ".join(self.input_names)))
+        self._require_single_input(self.input_names)
         array = structured_input(spec["shape"], spec.get("dtype", "float32"), seed)
         handle = self.predictor.get_input_handle(self.input_names[0])
         handle.reshape(list(array.shape))
