@@ -103,7 +103,7 @@ class BaseAdapter(object):
 
     def profile(self, iterations):
         # type: (int) -> dict
-        """Per-operator time breakdown from the runtime's own profiler (see profiles.py).
+        """Per-operator time breakdown from the runtime's own profiler (format: see "op profiles" below).
 
         Adapters whose runtime has a profiler override this; the default says it has none."""
         return unsupported_profile("not supported by %s" % self.name)
@@ -199,6 +199,27 @@ def predictor_runner(predictor):
         predictor.run()
 
     return run_once
+
+
+def distribution_version(distribution, module):
+    # type: (str, object) -> str
+    """The installed version of `distribution` (importlib.metadata, Python 3.8+), else the
+    `__version__` of its imported `module`, else "unknown"."""
+    try:
+        from importlib import metadata  # 3.8+
+
+        return metadata.version(distribution)
+    except Exception:
+        return getattr(module, "__version__", "unknown")
+
+
+def first_line(exc, text=None):
+    # type: (BaseException, str | None) -> str
+    """The first non-blank line of `text` (default: str(exc)), at most 600 characters, or the
+    exception's type name where there is none: the runtime's own reason, to quote in a failure."""
+    text = str(exc) if text is None else text
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:600]
 
 
 def import_runtime_modules(runtime, modules, install=""):

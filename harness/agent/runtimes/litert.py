@@ -27,7 +27,7 @@ the interpreter says about the model's tensors and execution plan is read in lit
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, import_runtime_modules, require_file
+from .base import BaseAdapter, distribution_version, first_line, import_runtime_modules, require_file
 from .litert_graph import declared_shape, dtype_name, graph_summary, signature_list, tensor_signature
 from .litert_profiler import profile_compiled_model
 
@@ -49,14 +49,9 @@ class Adapter(BaseAdapter):
             "ai_edge_litert", ("numpy", "ai_edge_litert.interpreter"), install="ai-edge-litert and numpy")
 
     def version(self):
-        try:
-            from importlib import metadata  # 3.8+
+        import ai_edge_litert
 
-            return metadata.version("ai-edge-litert")
-        except Exception:
-            import ai_edge_litert
-
-            return getattr(ai_edge_litert, "__version__", "unknown")
+        return distribution_version("ai-edge-litert", ai_edge_litert)
 
     def _resolver(self):
         types = self._litert.OpResolverType
@@ -71,7 +66,7 @@ class Adapter(BaseAdapter):
                 experimental_op_resolver_type=self._resolver())
             self.interpreter.allocate_tensors()
         except Exception as exc:  # ValueError / RuntimeError with the runtime's own message
-            raise AgentFailure("model-load", "litert could not load %s: %s" % (model, _first_line(exc))) from exc
+            raise AgentFailure("model-load", "litert could not load %s: %s" % (model, first_line(exc))) from exc
         self.input_spec = input_spec
         self.input_details = self.interpreter.get_input_details()
         self.output_details = self.interpreter.get_output_details()
@@ -97,7 +92,7 @@ class Adapter(BaseAdapter):
                 self.interpreter.allocate_tensors()
             except Exception as exc:
                 raise AgentFailure("bad-option", "litert: cannot resize input %r to %s: %s"
-                                   % (detail["name"], shape, _first_line(exc))) from exc
+                                   % (detail["name"], shape, first_line(exc))) from exc
             self.input_details = self.interpreter.get_input_details()
             self.output_details = self.interpreter.get_output_details()
             detail = self.input_details[0]
@@ -153,12 +148,4 @@ class Adapter(BaseAdapter):
     def profile(self, iterations):
         return profile_compiled_model(self.model_path, self.options["threads"], self.options["xnnpack"],
                                       getattr(self, "_input", None), iterations)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _first_line(exc):
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:600]
 

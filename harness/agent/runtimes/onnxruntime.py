@@ -24,7 +24,14 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, import_runtime_modules, require_file, unsupported_profile
+from .base import (
+    BaseAdapter,
+    finish_profile,
+    first_line,
+    import_runtime_modules,
+    require_file,
+    unsupported_profile,
+)
 from .onnx_graph import FLOAT_PRECISIONS, int8_kernel_ops, quantization_ops, read_graph
 from .onnxruntime_trace import ort_profile_ops
 
@@ -289,6 +296,4 @@ _CPP_LOCATION = re.compile(r"\s*/onnxruntime_src/\S+:\d+\s+[^()]*\((?:[^()]|\([^
 
 
 def _first_line(exc):
-    text = _CPP_LOCATION.sub(" ", str(exc)).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:600]
+    return first_line(exc, _CPP_LOCATION.sub(" ", str(exc)))
