@@ -15,7 +15,7 @@ from ..protocol import AgentFailure
 
 TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments, not imported on the device
 if TYPE_CHECKING:
-    from typing import Callable  # noqa: F401 (named only in type comments, which ruff does not read)
+    from typing import Any, Callable  # noqa: F401 (named only in type comments, which ruff does not read)
 
 
 class BaseAdapter(object):
@@ -49,6 +49,29 @@ class BaseAdapter(object):
             values[key] = value
         return values
 
+    def _require_at_least(self, values, key, minimum):
+        # type: (dict, str, int) -> None
+        """For an adapter's _validated(): option `key`, where set, is a number >= `minimum`."""
+        if values[key] is not None and values[key] < minimum:
+            raise AgentFailure(
+                "bad-option", "%s: option %s=%r must be >= %d" % (self.name, key, values[key], minimum))
+
+    def _require_single_input(self, names):
+        # type: (list[str]) -> None
+        """For set_inputs(): the model has exactly one input (`names`: its inputs' names)."""
+        if len(names) != 1:
+            raise AgentFailure(
+                "bad-option", "%s: model has %d inputs (%s); only single-input models are supported so far"
+                % (self.name, len(names), ", ".join(names)))
+
+    def _require_input_dtype(self, input_name, model_dtype, job_dtype):
+        # type: (str, str, str) -> None
+        """For set_inputs(): the Job's input dtype is the one the model's input declares."""
+        if model_dtype != job_dtype:
+            raise AgentFailure(
+                "bad-option", "%s: model input %r is %s but the job's input dtype is %s; set the variant's "
+                "input dtype to %s" % (self.name, input_name, model_dtype, job_dtype, model_dtype))
+
     def import_runtime(self):
         # type: () -> None
         pass
@@ -80,7 +103,7 @@ class BaseAdapter(object):
 
     def profile(self, iterations):
         # type: (int) -> dict
-        """Per-operator time breakdown from the runtime's own profiler (see profiles.py).
+        """Per-operator time breakdown from the runtime's own profiler (format: see "op profiles" below).
 
         Adapters whose runtime has a profiler override this; the default says it has none."""
         return unsupported_profile("not supported by %s" % self.name)
@@ -165,3 +188,51 @@ def require_file(files, role):
     if not os.path.isfile(path):
         raise AgentFailure("model-missing", "model file not found on device: %s" % path)
     return path
+
+
+def predictor_runner(predictor):
+    # type: (Any) -> Callable[[], None]
+    """The runner of a predictor whose `run()` does one inference on the inputs already set
+    (Paddle Inference's and Paddle Lite's): each call is exactly one `predictor.run()`."""
+
+    def run_once():
+        predictor.run()
+
+    return run_once
+
+
+def distribution_version(distribution, module):
+    # type: (str, object) -> str
+    """The installed version of `distribution` (importlib.metadata, Python 3.8+), else the
+    `__version__` of its imported `module`, else "unknown"."""
+    try:
+        from importlib import metadata  # 3.8+
+
+        return metadata.version(distribution)
+    except Exception:
+        return getattr(module, "__version__", "unknown")
+
+
+def first_line(exc, text=None):
+    # type: (BaseException, str | None) -> str
+    """The first non-blank line of `text` (default: str(exc)), at most 600 characters, or the
+    exception's type name where there is none: the runtime's own reason, to quote in a failure."""
+    text = str(exc) if text is None else text
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:600]
+
+
+def import_runtime_modules(runtime, modules, install=""):
+    # type: (str, tuple[str, ...], str) -> list
+    """The modules named (dotted names, imported in order) that a runtime needs.
+
+    If one is absent: AgentFailure("runtime-missing") saying `runtime` cannot be imported and,
+    where `install` names them, what to install for this interpreter."""
+    import importlib
+
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except ImportError as exc:
+        hint = (" (install %s for this interpreter, or declare the interpreter that has them)" % install
+                if install else "")
+        raise AgentFailure("runtime-missing", "%s cannot be imported: %s%s" % (runtime, exc, hint)) from exc

@@ -12,12 +12,11 @@ QDQ fusions is fp32 with fake-quant ops): `describe()` answers it from the graph
 optimised (`SessionOptions.optimized_model_filepath`, written to a temp file after the
 measurement), counting QLinearConv/QLinearMatMul/ConvInteger/... there.
 
-The model file is parsed with a tiny protobuf reader over an mmap (no `onnx` package on the
-device, and the weights' pages are never touched), and only in `describe()`, which the job
-runner calls after the last memory snapshot: parsing never shows up in measured memory.
+The model file is read (onnx_graph.py: a tiny protobuf reader over an mmap) only in
+`describe()`, which the job runner calls after the last memory snapshot: parsing never shows
+up in measured memory. `profile()` reads ORT's own profiling trace (onnxruntime_trace.py).
 """
 
-import mmap
 import os
 import re
 import shutil
@@ -25,7 +24,16 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
+from .base import (
+    BaseAdapter,
+    finish_profile,
+    first_line,
+    import_runtime_modules,
+    require_file,
+    unsupported_profile,
+)
+from .onnx_graph import FLOAT_PRECISIONS, int8_kernel_ops, quantization_ops, read_graph
+from .onnxruntime_trace import ort_profile_ops
 
 GRAPH_OPTIMIZATION = {
     "disable": "ORT_DISABLE_ALL",
@@ -35,25 +43,6 @@ GRAPH_OPTIMIZATION = {
 }
 EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-
-# Ops that make a graph a quantized one (QDQ format, QOperator format, integer ops).
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
-INT8_KERNEL_OPS = (
-    "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearSigmoid",
-    "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
-    "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere", "QLinearConvTranspose", "QGemm",
-    "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
-    "DynamicQuantizeLSTM", "QAttention", "QEmbedLayerNormalization", "NhwcQLinearConv",
-)
-
-# TensorProto.DataType -> numpy-style name
-ELEMENT_TYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
-    19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4",
-}
-FLOAT_PRECISIONS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}
 # ORT NodeArg.type ("tensor(float)") -> numpy-style name
 ORT_TYPES = {
     "float": "float32", "float16": "float16", "double": "float64", "bfloat16": "bfloat16",
@@ -83,18 +72,12 @@ class Adapter(BaseAdapter):
                 "names, e.g. [CPUExecutionProvider]" % (values["providers"],))
         values["providers"] = list(providers)
         for key in ("threads", "inter_threads"):
-            if values[key] is not None and values[key] < 0:
-                raise AgentFailure("bad-option", "onnxruntime: option %s=%r must be >= 0" % (key, values[key]))
+            self._require_at_least(values, key, 0)
         return values
 
     def import_runtime(self):
-        try:
-            import numpy  # noqa: F401
-            import onnxruntime
-        except ImportError as exc:
-            raise AgentFailure(
-                "runtime-missing", "onnxruntime cannot be imported: %s (install onnxruntime and numpy "
-                "for this interpreter, or declare the interpreter that has them)" % exc) from exc
+        _, onnxruntime = import_runtime_modules(
+            "onnxruntime", ("numpy", "onnxruntime"), install="onnxruntime and numpy")
         self._ort = onnxruntime
         available = list(onnxruntime.get_available_providers())
         self.available_providers = available
@@ -137,17 +120,10 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        if len(self.inputs) != 1:
-            raise AgentFailure(
-                "bad-option", "onnxruntime: model has %d inputs (%s); only single-input models are "
-                "supported so far" % (len(self.inputs), ", ".join(i.name for i in self.inputs)))
+        self._require_single_input([i.name for i in self.inputs])
         model_input = self.inputs[0]
         dtype = spec.get("dtype", "float32")
-        wanted = _ort_dtype(model_input.type)
-        if wanted != dtype:
-            raise AgentFailure(
-                "bad-option", "onnxruntime: model input %r is %s but the job's input dtype is %s; set the "
-                "variant's input dtype to %s" % (model_input.name, wanted, dtype, wanted))
+        self._require_input_dtype(model_input.name, _ort_dtype(model_input.type), dtype)
         shape = list(spec["shape"])
         declared = list(model_input.shape or [])
         fixed_mismatch = [i for i, dim in enumerate(declared)
@@ -180,9 +156,8 @@ class Adapter(BaseAdapter):
         return [_as_array(value) for value in latest]
 
     def describe(self):
-        graph = _read_graph(self.model_path)
-        quant_ops = dict((op, n) for op, n in graph["ops"].items() if op in QDQ_OPS or op in INT8_KERNEL_OPS
-                         or op.startswith("QLinear"))
+        graph = read_graph(self.model_path)
+        quant_ops = quantization_ops(graph["ops"])
         if quant_ops:
             precision = "int8"  # type: str | None
         else:
@@ -275,42 +250,15 @@ class Adapter(BaseAdapter):
             so = self._session_options()
             so.optimized_model_filepath = path
             self._ort.InferenceSession(self.model_path, sess_options=so, providers=self.options["providers"])
-            ops = _read_graph(path)["ops"]
+            ops = read_graph(path)["ops"]
         except Exception:
             return None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return dict((op, n) for op, n in ops.items() if op in INT8_KERNEL_OPS or op.startswith("QLinear"))
+        return int8_kernel_ops(ops)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def ort_profile_ops(events, skip_runs=0):
-    """Per-node totals from an ORT profiling trace: [{"op", "type", "time_ms", "calls"}].
-
-    Node events that end before the end of the first `skip_runs` `model_run` events (warm-up)
-    are left out."""
-    if isinstance(events, dict):
-        events = events.get("traceEvents", [])
-    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
-                  key=lambda e: e.get("ts", 0))
-    cutoff = 0
-    if skip_runs and len(runs) > skip_runs:
-        last = runs[skip_runs - 1]
-        cutoff = last.get("ts", 0) + last.get("dur", 0)
-    nodes = {}  # type: dict[str, dict]
-    for event in events:
-        name = event.get("name", "")
-        if event.get("cat") != "Node" or not name.endswith("_kernel_time") or event.get("ts", 0) < cutoff:
-            continue
-        node = name[:-len("_kernel_time")]
-        args = event.get("args") or {}
-        entry = nodes.setdefault(node, {"op": node, "type": args.get("op_name", "?"), "time_ms": 0.0, "calls": 0,
-                                        "provider": args.get("provider", "")})
-        entry["time_ms"] += float(event.get("dur", 0)) / 1000.0
-        entry["calls"] += 1
-    return list(nodes.values())
 
 
 def _as_array(value):
@@ -348,112 +296,4 @@ _CPP_LOCATION = re.compile(r"\s*/onnxruntime_src/\S+:\d+\s+[^()]*\((?:[^()]|\([^
 
 
 def _first_line(exc):
-    text = _CPP_LOCATION.sub(" ", str(exc)).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:600]
-
-
-# --- a minimal protobuf reader (ModelProto -> GraphProto -> nodes / initializers) ---------
-
-
-def _varint(buf, pos):
-    result = 0
-    shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("malformed varint")
-
-
-def _fields(buf, start, end):
-    """Yield (field number, wire type, value or (offset, length)) of one message."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            yield number, wire, value
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            yield number, wire, (pos, length)
-            pos += length
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError("unsupported wire type %d" % wire)
-
-
-def _text(buf, span):
-    return bytes(buf[span[0]:span[0] + span[1]]).decode("utf-8", "replace")
-
-
-def _read_graph(path):
-    """Op-type counts, opset, producer and the dominant weight dtype of an ONNX model file."""
-    info = {"ops": {}, "opset": None, "producer": "", "weight_dtype": None,
-            "float_weight_dtype": None}  # type: dict
-    if not os.path.getsize(path):
-        return info
-    with open(path, "rb") as handle:
-        buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            producer = []  # type: list[str]
-            graph = None
-            for number, wire, value in _fields(buf, 0, len(buf)):
-                if number == 2 and wire == 2:
-                    producer.insert(0, _text(buf, value))
-                elif number == 3 and wire == 2:
-                    producer.append(_text(buf, value))
-                elif number == 7 and wire == 2:
-                    graph = value
-                elif number == 8 and wire == 2:  # OperatorSetIdProto
-                    domain, version = "", None
-                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
-                        if n == 1 and w == 2:
-                            domain = _text(buf, v)
-                        elif n == 2 and w == 0:
-                            version = v
-                    if domain in ("", "ai.onnx"):
-                        info["opset"] = version
-            info["producer"] = " ".join(p for p in producer if p)
-            if graph is None:
-                return info
-            weights = {}  # type: dict[str, int]  # dtype -> element count
-            for number, wire, value in _fields(buf, graph[0], graph[0] + graph[1]):
-                if number == 1 and wire == 2:  # NodeProto
-                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
-                        if n == 4 and w == 2:
-                            op = _text(buf, v)
-                            info["ops"][op] = info["ops"].get(op, 0) + 1
-                elif number == 5 and wire == 2:  # TensorProto initializer
-                    dtype, count = None, 1
-                    for n, w, v in _fields(buf, value[0], value[0] + value[1]):
-                        if n == 1:
-                            if w == 0:
-                                count *= max(v, 0)
-                            elif w == 2:  # packed dims
-                                p, stop = v[0], v[0] + v[1]
-                                while p < stop:
-                                    dim, p = _varint(buf, p)
-                                    count *= dim
-                        elif n == 2 and w == 0:
-                            dtype = ELEMENT_TYPES.get(v, "type-%d" % v)
-                    if dtype is not None:
-                        weights[dtype] = weights.get(dtype, 0) + count
-        finally:
-            buf.close()
-    floats = dict((k, v) for k, v in weights.items() if k in FLOAT_PRECISIONS)
-    info["weight_dtype"] = _dominant(weights)
-    info["float_weight_dtype"] = _dominant(floats)
-    return info
-
-
-def _dominant(counts):
-    return max(sorted(counts), key=lambda k: counts[k]) if counts else None
+    return first_line(exc, _CPP_LOCATION.sub(" ", str(exc)))

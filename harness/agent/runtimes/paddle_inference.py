@@ -13,7 +13,14 @@ import tempfile
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, finish_profile, require_file, unsupported_profile
+from .base import (
+    BaseAdapter,
+    finish_profile,
+    import_runtime_modules,
+    predictor_runner,
+    require_file,
+    unsupported_profile,
+)
 
 # Op types that mark a quantized (QDQ / fake-quant) program.
 QUANT_OP_TYPES = (
@@ -43,11 +50,7 @@ class Adapter(BaseAdapter):
     }
 
     def import_runtime(self):
-        try:
-            import paddle.inference as inference  # noqa: F401
-        except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddle.inference cannot be imported: %s" % exc) from exc
-        self._inference = inference
+        self._inference = import_runtime_modules("paddle.inference", ("paddle.inference",))[0]
 
     def version(self):
         import paddle
@@ -119,22 +122,14 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        if len(self.input_names) != 1:
-            raise AgentFailure(
-                "bad-option", "paddle-inference: model has %d inputs (%s); only single-input models "
-                "are supported so far" % (len(self.input_names), ", ".join(self.input_names)))
+        self._require_single_input(self.input_names)
         array = structured_input(spec["shape"], spec.get("dtype", "float32"), seed)
         handle = self.predictor.get_input_handle(self.input_names[0])
         handle.reshape(list(array.shape))
         handle.copy_from_cpu(array)
 
     def runner(self):
-        predictor = self.predictor
-
-        def run_once():
-            predictor.run()
-
-        return run_once
+        return predictor_runner(self.predictor)
 
     def outputs(self):
         return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names]

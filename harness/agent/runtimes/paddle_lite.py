@@ -7,7 +7,7 @@ venv, since paddlelite 2.13 has no cp311 wheels). Pitfall handled: under numpy 2
 
 from ..inputs import structured_input
 from ..protocol import AgentFailure
-from .base import BaseAdapter, require_file
+from .base import BaseAdapter, distribution_version, import_runtime_modules, predictor_runner, require_file
 
 POWER_MODES = ("LITE_POWER_HIGH", "LITE_POWER_LOW", "LITE_POWER_FULL", "LITE_POWER_NO_BIND",
                "LITE_POWER_RAND_HIGH", "LITE_POWER_RAND_LOW")
@@ -23,11 +23,7 @@ class Adapter(BaseAdapter):
     }
 
     def import_runtime(self):
-        try:
-            import numpy
-            from paddlelite import lite
-        except ImportError as exc:
-            raise AgentFailure("runtime-missing", "paddlelite cannot be imported: %s" % exc) from exc
+        numpy, lite = import_runtime_modules("paddlelite", ("numpy", "paddlelite.lite"))
         if int(numpy.__version__.split(".")[0]) >= 2 and not self.options["allow_numpy2"]:
             raise AgentFailure(
                 "runtime-missing",
@@ -36,12 +32,7 @@ class Adapter(BaseAdapter):
         self._lite = lite
 
     def version(self):
-        try:
-            from importlib import metadata  # 3.8+
-
-            return metadata.version("paddlelite")
-        except Exception:
-            return getattr(self._lite, "__version__", "unknown")
+        return distribution_version("paddlelite", self._lite)
 
     def load(self, files, input_spec):
         model = require_file(files, "model")
@@ -69,12 +60,7 @@ class Adapter(BaseAdapter):
         self.predictor.get_input(0).from_numpy(array)
 
     def runner(self):
-        predictor = self.predictor
-
-        def run_once():
-            predictor.run()
-
-        return run_once
+        return predictor_runner(self.predictor)
 
     def outputs(self):
         return [self.predictor.get_output(0).numpy()]
