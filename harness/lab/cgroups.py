@@ -190,11 +190,31 @@ def remove(groups: DeviceCgroups) -> None:
                 if attempt == 49:
                     raise LabError(f"cannot remove cgroup {directory}: {exc.strerror}") from exc
                 time.sleep(0.1)  # the kernel finishes reaping the killed processes
-        parent = os.path.dirname(directory)
+        _remove_if_no_groups_left(os.path.dirname(directory))
+
+
+def _remove_if_no_groups_left(parent: str, timeout_s: float = 5.0) -> None:
+    """Remove a lab's parent group once no device's group is left in it. Right after its last
+    child went, the kernel can still refuse (EBUSY while the child's state is torn down,
+    seen in the memory hierarchy on a loaded 2-core machine), so that is retried briefly;
+    another device's group still in it ends the attempt at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
-            os.rmdir(parent)  # only succeeds when no other device's group is left in it
-        except OSError:
-            pass
+            os.rmdir(parent)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            try:
+                children = [entry for entry in os.scandir(parent) if entry.is_dir()]
+            except OSError:
+                return
+            if children:
+                return  # another device of the lab is still up
+            if time.monotonic() >= deadline:
+                raise LabError(f"cannot remove cgroup {parent}: {exc.strerror}") from exc
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)

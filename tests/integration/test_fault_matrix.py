@@ -263,8 +263,11 @@ def test_sshd_killed_mid_measurement_fails_that_test_the_fleet_carries_on_nothin
     _, runs, measured = records(out)
     ok = sorted((m.target, m.variant) for m in measured if m.status == "ok")
     assert ok == sorted([(t, v) for t in fleet for v in ("v0", "v1", "v2") if t != "beta"] + [("beta", "v0")])
-    (error,) = [m for m in measured if m.status == "error"]
-    assert (error.target, error.variant) == ("beta", "v1") and error.meta["error"] == lost
+    # both of beta's failures are stored: the measurement cut off, and the one it never reached
+    errors = {m.variant: m for m in measured if m.status == "error"}
+    assert sorted(errors) == ["v1", "v2"] and {m.target for m in errors.values()} == {"beta"}, errors
+    error = errors["v1"]
+    assert error.meta["error"] == lost and errors["v2"].meta["error"] == gone, errors
     assert len(runs) == 1 and runs[0].status == "complete"
     detect = seconds_after(error.recorded_at, killed["at"])
     assert 0 <= detect < 5, f"the loss was recorded {detect:.2f}s after the kill"
@@ -339,7 +342,10 @@ def test_a_device_blackholed_from_the_start_fails_within_its_connect_timeout(fau
     assert message.startswith(f"gamma: unreachable: {gamma.address}:22 (no answer within 3s"), _shown(done)
     assert 3 <= seconds < 5, f"a blackholed device's test took {seconds:.1f}s with a 3 s connect timeout"
     assert cases["test_latency[alpha-noop-v0]"][1] == "", cases
-    assert [(m.target, m.status) for m in records(out)[2]] == [("alpha", "ok")], _shown(done)
+    # the unreachable device's error row is stored beside alpha's measurement
+    stored_rows = {(m.target, m.status): m for m in records(out)[2]}
+    assert sorted(stored_rows) == [("alpha", "ok"), ("gamma", "error")], _shown(done)
+    assert stored_rows[("gamma", "error")].meta["error"] == message
     report("device blackholed from the start", f"unreachable after {seconds:.2f}s (connect timeout 3 s)")
 
 

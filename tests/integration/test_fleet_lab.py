@@ -275,27 +275,35 @@ models:
 
 
 def test_the_half_core_twin_runs_cpu_bound_work_at_the_speed_its_target_file_states(fleet, tmp_path) -> None:
-    """The twin's guarantee (its target file's ``shaping``, calibrated at lab up): CPU-bound work
-    of 1-2 ms and more takes 2x the host's time per inference, p50 and p90, at half the throughput.
+    """The twin's guarantee is what its target file's ``shaping`` states, calibrated at lab up:
+    CPU-bound work from the length it names up takes 2x the host's time per inference, p50 and
+    p90, and all work runs at half the host's throughput. That statement is checked here.
 
     Checked through the suites on a workload whose length the test fixes in CPU time (the noop
     runtime's ``spin_us``), so the host's speed does not enter: 1.5 ms and 20 ms of work on the
     twin (Python 3.6 agent, half a core) and on the unshaped local target, in three rounds of
-    back-to-back runs whose order alternates; the median ratio of the rounds is checked.
+    back-to-back runs whose order alternates; the median ratio of the rounds is checked. Work
+    the statement covers must be 2x per inference; work it names as not shaped per inference
+    must still be at half the throughput; 20 ms of work must always be covered.
 
     The margin is shaping.TOLERANCE (25% either way). Measured on this 2-core machine kind over
     three idle runs and three with a CPU hog on one core, the twin/local ratios were p50
     x1.99-2.32, p90 x1.76-2.34, throughput x0.50-0.52: at most 17% off (1.5 ms of work is
-    rounded to 1 ms slices of CPU time; under the hog the host's p90 grows). Under the old 10 ms
-    period the p50 ratio of 1-2 ms of work was x1.0 and its p90 x3.5-6: that is what this catches."""
+    rounded to 1 ms slices of CPU time; under the hog the host's p90 grows). On one CI machine
+    the calibration measured p90 x2.53-2.56 for 1.5 and 2.5 ms of work and so stated "20 ms and
+    more": a machine whose scheduler is slower to unthrottle is told apart, not hidden. Under the
+    old 10 ms period the p50 ratio of 1-2 ms of work was x1.0 and its p90 x3.5-6, and 20 ms of
+    work was not 2x per inference either: that is what this catches."""
     targets = tmp_path / "targets"
     targets.mkdir()
     (targets / "local.yaml").write_text(LOCAL_TARGET.format(workdir=tmp_path / "work", python=VENV_PYTHON))
     shutil.copy(Path(fleet.targets_dir) / "jetson-nano.yaml", targets / "jetson-nano.yaml")
     twin = load_inventory(targets).targets["jetson-nano"]
     statement = twin.shaping.get("statement", "")
-    assert re.match(r"CPU-bound work of (1.5|2.5) ms and more takes 2x the host's time per inference", statement), \
+    claimed = re.search(r"CPU-bound work of ([\d.]+) ms and more takes 2x the host's time per inference", statement)
+    assert claimed and float(claimed.group(1)) <= 20, \
         f"{dict(twin.shaping)} (load average now {os.getloadavg()[0]:.1f})"
+    shaped_from_ms = float(claimed.group(1))
     models = tmp_path / "models.yaml"
     models.write_text(SPIN_MANIFEST)
     # three rounds, each target measured right after the other, in alternating order: a change of
@@ -318,9 +326,13 @@ def test_the_half_core_twin_runs_cpu_bound_work_at_the_speed_its_target_file_sta
                          for figure in ("p50", "p90", "throughput")} for variant in ("short", "long")}
     shown = (f"twin / local ratios, median of 3 rounds {figures}; rounds {rounds} (load average "
              f"{os.getloadavg()[0]:.1f}); the twin's target file: {statement}")
+    work_ms = {"short": 1.5, "long": 20.0}
     for variant, ratios in figures.items():
-        assert abs(ratios["p50"] / 2 - 1) <= shaping.TOLERANCE, shown
-        assert abs(ratios["p90"] / 2 - 1) <= shaping.TOLERANCE, shown
+        if work_ms[variant] >= shaped_from_ms:
+            assert abs(ratios["p50"] / 2 - 1) <= shaping.TOLERANCE, shown
+            assert abs(ratios["p90"] / 2 - 1) <= shaping.TOLERANCE, shown
+        else:  # named as not shaped per inference: it must say so, and throughput still is
+            assert f"NOT shaped per inference for {work_ms[variant]:g}" in statement, shown
         assert abs(ratios["throughput"] / 0.5 - 1) <= shaping.TOLERANCE, shown
     # the report says it beside the twin's numbers
     (page,) = (tmp_path / "round-2-jetson-nano" / "reports").glob("*/index.html")
