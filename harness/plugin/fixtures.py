@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from harness.config.targets import Target
 from harness.errors import HarnessError
 from harness.plugin.state import SESSION_KEY
 from harness.records import MeasurementRecord
+from harness.run.device import Device
 from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power, record_failure
 from harness.run.session import HarnessSession
 
@@ -55,6 +57,7 @@ class Harness:
                 record = measure(device, run.id)  # records its own error row when it fails
             except HarnessError as exc:
                 failure = str(exc)
+                _print_link_log(device)
         if failure is not None:  # outside the except: no chained traceback in the output
             self.session.error_count += 1
             pytest.fail(failure, pytrace=False)
@@ -155,3 +158,11 @@ def variant(request: pytest.FixtureRequest) -> Any:
     if not hasattr(request, "param"):
         pytest.fail("the 'variant' fixture is parametrized by the harness plugin; is it disabled?", pytrace=False)
     return request.param
+
+
+def _print_link_log(device: Device) -> None:
+    """What the device's link saw lately (reconnects, kills and how long they took), on stderr:
+    pytest shows it under a failed test, beside the one-line reason."""
+    lines = list(getattr(device.transport, "debug_log", []) or [])[-12:]
+    if lines:
+        print(f"{device.target.name}: the link's last events:", *lines, sep="\n  ", file=sys.stderr)

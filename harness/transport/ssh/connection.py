@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import datetime
 import errno
 import shlex
 import socket
@@ -128,7 +129,7 @@ class SSHLink:
         return self._endpoint
 
     def debug(self, message: str) -> None:
-        self.debug_log.append(message)
+        self.debug_log.append(f"{datetime.datetime.now():%H:%M:%S.%f}"[:-3] + f" {message}")
         del self.debug_log[:-DEBUG_LOG_LINES]
 
     def tell(self, message: str) -> None:

@@ -13,6 +13,7 @@ import collections
 import queue
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 import paramiko
@@ -225,12 +226,18 @@ class SSHProcess(QueuedLines):
                 self._link.leave_orphan(pid, group, start)
             self._close()
             return
+        started = time.monotonic()
         if pid is not None and pid > 1:
             try:
                 run_unwrapped(self._link, kill_argv(pid, group, start), KILL_WAIT_S)
             except TransportError as exc:  # best effort: the original error is what matters
                 self._link.debug(f"kill of remote pid {pid} failed: {exc}")
-        self._channel.status_event.wait(KILL_WAIT_S)
+        else:
+            self._link.debug(f"{self.what}: no remote pid reported, so nothing to kill on the device")
+        ended = self._channel.status_event.wait(KILL_WAIT_S)
+        self._link.debug(f"killed {self.what} (remote pid {pid}{' and its group' if group else ''}): "
+                         + (f"its exit seen after {time.monotonic() - started:.2f}s" if ended else
+                            f"no exit status within {time.monotonic() - started:.1f}s"))
         self._close()
 
     def _close(self) -> None:
