@@ -136,3 +136,28 @@ def test_a_calibration_on_a_busy_host_says_it_is_disturbed() -> None:
     assert shaping.statement().startswith("calibration DISTURBED: unshaped work got only 0.50 of a host core at lab "
                                           "up (load average 4.2)")
     assert not _shaping((_point(1.5, 2.2, 2.3),)).disturbed
+
+
+def _figures(work_ms: float, p50: float, p90: float, throughput: float) -> Figures:
+    return Figures(p50_ms=work_ms * p50, mean_ms=work_ms * p50, p90_ms=work_ms * p90, per_s=1000 / work_ms * throughput)
+
+
+def test_of_two_rounds_the_run_nearest_the_share_counts_so_one_stalled_run_does_not_choose_the_period() -> None:
+    """The calibration seen once here: one stalled run under the 2 ms period (p90 x3.7) made
+    the 4 ms period look better. With a second round its undisturbed run counts."""
+    from harness.lab.shaping import CALIBRATION_WORK_MS, _shaping_of
+
+    periods = (2000, 4000)
+    host = {w: [_figures(w, 1.0, 1.0, 1.0)] * 2 for w in CALIBRATION_WORK_MS}
+    device = {
+        2000: {w: [_figures(w, 2.0, 3.7 if w == 1.5 else 2.1, 0.45), _figures(w, 2.0, 2.3, 0.5)]
+               for w in CALIBRATION_WORK_MS},
+        4000: {w: [_figures(w, 2.0, 2.45, 0.5)] * 2 for w in CALIBRATION_WORK_MS},
+    }
+    first_round = _shaping_of(0.5, periods, host, {p: {w: runs[:1] for w, runs in d.items()}
+                                                    for p, d in device.items()}, rounds=1)
+    assert first_round.period_us == 4000  # the stall chose the longer period
+    both = _shaping_of(0.5, periods, host, device, rounds=2)
+    assert both.period_us == 2000 and both.shaped_from_ms() == 1.5
+    assert all(round(p.ratios()["p90"], 2) == 2.3 for p in both.points)
+    assert "best of 2 rounds" in both.calibration_note()
