@@ -10,7 +10,6 @@ the lab down and checks that nothing of it is left.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from harness.lab.images import build_env, cached_env
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
+    pytest.mark.usefixtures("lab_tests_lock"),  # one lab test module at a time: fixed names and addresses
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd") or shutil.which("ssh") is None,
                        reason="needs OpenSSH server and client (apt-get install -y openssh-server)"),
@@ -57,14 +57,6 @@ def _state_dir(name: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
     os.chmod(path, 0o755)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_tests_lock():
-    """One run of these tests at a time on this machine (they use fixed names and addresses)."""
-    with open("/tmp/harness-lab-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture(scope="module")
