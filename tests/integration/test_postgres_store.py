@@ -1,7 +1,7 @@
-"""The PostgreSQL store as a lab uses it: a real server (a private cluster started by this
-module: initdb + pg_ctl on a loopback port), several orchestrator processes writing at
-once, the pytest plugin writing to it, and reports and comparisons read from it exactly as
-from SQLite.
+"""The PostgreSQL store as a lab uses it: a real server (the session's private cluster,
+``pg_cluster`` of tests/conftest.py: initdb + pg_ctl on a loopback port), several
+orchestrator processes writing at once, the pytest plugin writing to it, and reports and
+comparisons read from it exactly as from SQLite.
 """
 
 from __future__ import annotations
@@ -13,31 +13,20 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from harness.analysis.budgets import compare_to_baselines
 from harness.analysis.record_verdict import record_verdict
 from harness.analysis.regression import decide, pair_runs
-from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
-from harness.lab.sshd import LabError
+from harness.lab.postgres import PostgresCluster
 from harness.report.build import build_run_report_data
 from harness.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 4
 PER_WRITER = 300
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        find_bindir()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    with private_cluster() as cluster:
-        yield cluster
 
 
 def _fresh_database(cluster: PostgresCluster) -> str:
