@@ -25,15 +25,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable
 
 import pytest
 import yaml
 from helpers.device_lock_checks import check_a_killed_orchestrator_leaves_no_lock, check_two_orchestrators_on_one_device
-from helpers.faulty_transports import CorruptingTransport
+from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.killed_orchestrator import check_killed_run_is_intact_reportable_and_resumable
 from helpers.paths import REPO
 from helpers.processes import cmdline as _cmdline
@@ -440,7 +440,7 @@ def test_a_corrupted_upload_and_a_full_disk_are_named_and_do_not_poison_the_cach
     # corrupted on the way: the device's hash disagrees
     weights = tmp_path / "weights.bin"
     weights.write_bytes(os.urandom(200_003))
-    corrupting = CorruptingTransport(target, known_hosts_path=Path(faults.known_hosts))
+    corrupting = CorruptingSSHTransport(target, known_hosts_path=Path(faults.known_hosts))
     started = time.monotonic()
     try:
         with pytest.raises(TransportError) as corrupted:

@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 import pytest
 from helpers.device_lock_checks import check_a_killed_orchestrator_leaves_no_lock, check_two_orchestrators_on_one_device
-from helpers.faulty_transports import CorruptingTransport
+from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.paths import REPO, VENV_PYTHON
 from helpers.processes import cmdline
 from helpers.project import noop_manifest
@@ -313,7 +313,7 @@ def test_a_push_whose_hash_does_not_match_on_the_device_is_refused(fleet, tmp_pa
     model = tmp_path / "weights.bin"
     model.write_bytes(os.urandom(200_003))
     target = _target(fleet, "edge-cpu")
-    transport = CorruptingTransport(target, known_hosts_path=Path(fleet.known_hosts))
+    transport = CorruptingSSHTransport(target, known_hosts_path=Path(fleet.known_hosts))
     try:
         with pytest.raises(TransportError) as caught:
             ContentCache(transport).push_file(model)

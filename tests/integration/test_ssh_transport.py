@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.interpreters import pyenv_python_or_skip
 from helpers.loopback_sshd import PYTHON, LoopbackSshd
 
@@ -371,18 +372,6 @@ def test_push_then_cache_hit_on_the_device(lab: LoopbackSshd, tmp_path: Path) ->
     assert second.stats.cache_hits == 1
     assert second_transport.bytes_sent == 0
     second_transport.close()
-
-
-class CorruptingSSHTransport(SSHTransport):
-    """A link that damages every upload: one byte of the file on the device is flipped after
-    it was sent (the device is this machine, so the test flips it in place)."""
-
-    def upload(self, local: Path, remote: str) -> int:
-        sent = super().upload(local, remote)
-        data = bytearray(Path(remote).read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        Path(remote).write_bytes(bytes(data))
-        return sent
 
 
 def test_corrupted_upload_is_refused_and_nothing_is_cached(lab: LoopbackSshd, tmp_path: Path) -> None:
