@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from helpers.paths import REPO
+
 QUICK_LATENCY: dict[str, Any] = {"warmup_iterations": 0, "warmup_duration": "0s", "min_iterations": 5,
                                  "min_duration": "0s", "max_duration": "120s"}
 """Latency settings of orchestration-only jobs: five iterations, no warm-up."""
@@ -96,7 +98,7 @@ def local_target(name: str = "box", *, workdir: Path | str, python: Path | str,
     box): ``runtimes`` maps a runtime to its interpreter; ``fields`` adds limits, power, ..."""
     target: dict[str, Any] = {"name": name, "kind": "x86-cpu", "arch": "x86_64", "connection": {"transport": "local"},
                               "workdir": workdir, "python": python}
-    if runtimes:
+    if runtimes is not None:
         target["runtimes"] = dict(runtimes)
     target.update(fields)
     return target
@@ -105,3 +107,17 @@ def local_target(name: str = "box", *, workdir: Path | str, python: Path | str,
 def write_target(targets_dir: Path, target: Mapping[str, Any]) -> Path:
     """``targets_dir/<name>.yaml`` (the folder is created), as ``--targets-dir`` reads it."""
     return write_yaml(targets_dir / f"{target['name']}.yaml", target)
+
+
+# ----------------------------------------------------------------------------- projects
+
+
+def copy_suites(root: Path, suites: Sequence[str] = ("test_latency.py",), ini: str = "[pytest]\n") -> Path:
+    """A throw-away project at ``root``: the repo's ``suites`` copied into root/suites and a
+    pytest.ini, so that ``pytest suites/`` run there has the project as its rootdir (its own
+    targets/, suites/models.yaml, .harness/ and reports/), as a user's project has."""
+    (root / "suites").mkdir(parents=True, exist_ok=True)
+    for suite in suites:
+        (root / "suites" / suite).write_text((REPO / "suites" / suite).read_text())
+    (root / "pytest.ini").write_text(ini)
+    return root
