@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -37,6 +36,10 @@ def pyenv_python_or_skip(version: str) -> str:
         pytest.skip(str(missing))
 
 
-def pyenv_python_path(version: str) -> Path:
-    """`pyenv_python_or_skip` as a Path."""
-    return Path(pyenv_python_or_skip(version))
+def pyenv_python_or_fail(version: str) -> str:
+    """`pyenv_python`, or the calling test failed with the reason: for checks that must not
+    pass by skipping (the agent's and the sensors' Python 3.6 support)."""
+    try:
+        return pyenv_python(version)
+    except InterpreterMissing as missing:
+        pytest.fail(str(missing))
