@@ -5,7 +5,11 @@ SSH as root, running the agent with this venv's interpreter)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from harness.config.target_files import load_target
 from harness.config.targets import Target
@@ -61,3 +65,17 @@ class LoopbackSshd:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def sshd_fixture(name: str, folder: str) -> Any:
+    """A module-scoped fixture called ``name``: a LoopbackSshd under a fresh temp ``folder``,
+    stopped after the module's last test. Assign it in the test module (``lab =
+    sshd_fixture("lab", "ssh-lab")``): each module gets an sshd of its own."""
+
+    @pytest.fixture(scope="module", name=name)
+    def running_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
+        made = LoopbackSshd(tmp_path_factory.mktemp(folder))
+        yield made
+        made.stop()
+
+    return running_sshd

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.interpreters import pyenv_python_or_skip
-from helpers.loopback_sshd import PYTHON, LoopbackSshd
+from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
 
 from harness.errors import TransportError
 from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
@@ -47,11 +47,7 @@ time.sleep(600)
 """
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> LoopbackSshd:
-    made = LoopbackSshd(tmp_path_factory.mktemp("lock-lab"))
-    yield made
-    made.stop()
+lab = sshd_fixture("lab", "lock-lab")  # this module's sshd
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.interpreters import pyenv_python_or_skip
-from helpers.loopback_sshd import PYTHON, LoopbackSshd
+from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
 
 from harness.agent import PROTOCOL_VERSION
 from harness.errors import TransportError
@@ -39,11 +39,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="ne
 
 # --- the lab ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> LoopbackSshd:
-    made = LoopbackSshd(tmp_path_factory.mktemp("ssh-lab"))
-    yield made
-    made.stop()
+lab = sshd_fixture("lab", "ssh-lab")  # this module's sshd
 
 
 @pytest.fixture(scope="module")
