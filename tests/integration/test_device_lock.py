@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from helpers.interpreters import pyenv_python_or_skip
 from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
+from helpers.processes import alive
 
 from harness.errors import TransportError
 from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
@@ -72,14 +73,6 @@ def _agent_dir(kind: str, transport, ssh_agent_dir: str) -> str:
     return ContentCache(transport).push_tree(agent_files(AGENT_SOURCE, AGENT_PACKAGE), kind="agent")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("kind", ["ssh", "local"])
 def test_second_holder_waits_then_gives_up_naming_the_holder(lab: LoopbackSshd, ssh_agent_dir: str, tmp_path: Path,
                                                             kind: str) -> None:
@@ -125,7 +118,7 @@ def test_a_sigkilled_holder_releases_the_device(lab: LoopbackSshd, ssh_agent_dir
         assert holder.stdout.readline().strip() == "locked", holder.stderr.read()
         lock_file = f"{mine.workdir}/device.lock"
         helper_pid = json.loads(Path(f"{lock_file}.info").read_text())["lock_pid"]
-        assert _alive(helper_pid)
+        assert alive(helper_pid)
 
         waiting = threading.Event()
         messages: list[str] = []
@@ -157,7 +150,7 @@ def test_a_sigkilled_holder_releases_the_device(lab: LoopbackSshd, ssh_agent_dir
         assert "lock" in outcome
         released_after = outcome["at"] - killed_at
         assert released_after < 10, f"the lock came free only {released_after:.1f}s after the holder died"
-        assert not _alive(helper_pid), "the dead holder's lock helper is still running on the device"
+        assert not alive(helper_pid), "the dead holder's lock helper is still running on the device"
         outcome["lock"].release()
     finally:
         if holder.poll() is None:

@@ -24,6 +24,7 @@ import pytest
 from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.interpreters import pyenv_python_or_skip
 from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
+from helpers.processes import alive
 
 from harness.agent import PROTOCOL_VERSION
 from harness.errors import TransportError
@@ -95,18 +96,10 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _gone_within(pids: list[int], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid in pids):
+        if not any(alive(pid) for pid in pids):
             return True
         time.sleep(0.05)
     return False
@@ -234,7 +227,7 @@ def test_kill_leaves_no_process_on_the_device(ssh: SSHTransport) -> None:
     process = ssh.start(["sh", "-c", f"sleep 1000{tag}1 & sleep 1000{tag}2 & echo started; wait"])
     assert process.read_line(timeout=10) == b"started"
     pid = process.remote_pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     deadline = time.monotonic() + 5
     while True:  # the background sleeps may still be starting
         children = _pids_with_cmdline("sleep", f"1000{tag}1") + _pids_with_cmdline("sleep", f"1000{tag}2")
@@ -636,7 +629,7 @@ def test_sshd_killed_while_reading_is_connection_lost(fresh_lab: LoopbackSshd) -
         with pytest.raises(TransportError, match="unreachable: .*connection refused.*gave up after 3 reconnect"):
             transport.run(["true"])
     finally:
-        if orphan and _alive(orphan):
+        if orphan and alive(orphan):
             os.kill(orphan, signal.SIGKILL)
         transport.close()
 
