@@ -43,7 +43,6 @@ from harness.lab.devices import DEFAULT_LAB, LabSpec
 from harness.run.device import Device
 from harness.store import open_store
 
-
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="needs OpenSSH's sshd"),
