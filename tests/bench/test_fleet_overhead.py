@@ -1,4 +1,4 @@
-"""What the fleet machinery costs on the simulated lab (figures in extra_info; no timing asserts).
+"""What the fleet machinery costs on the simulated lab (figures in extra_info).
 
 - Per-job orchestration overhead on a lab device: a no-op job through `AgentClient.run_job`
   on an open connection with the agent already on the device (every job of a run after the
@@ -11,6 +11,12 @@
   the same suite on each device alone with `-n 1` (same tests per device, both through
   pytest-xdist, whole `pytest` invocations). Goal: fleet / slowest single device <= 1.3.
 
+Each figure is recorded with its goal and whether it met it (``*_within_goal``); the goals
+are not asserted, since this machine is shared and a timed goal would fail on a busy host.
+What is asserted cannot depend on load: every job and run measured (and stored) what it
+should, the connection and the agent copy were reused, and each run's measuring span lies
+inside its wall time.
+
 The lab is this module's own (prefix ``hlabb``), serialised with the other lab tests by the
 same file lock.
 """
@@ -18,17 +24,17 @@ same file lock.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from helpers.lab_lock import lab_tests_lock
+from helpers.project import noop_manifest
+from helpers.suites import run_suites
 
 from harness import lab
 from harness.agent import PROTOCOL_VERSION
@@ -36,8 +42,6 @@ from harness.config.target_files import load_inventory
 from harness.lab.devices import DEFAULT_LAB, LabSpec
 from harness.run.device import Device
 from harness.store import open_store
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
@@ -49,6 +53,8 @@ BENCH_SPEC = LabSpec(devices=DEFAULT_LAB.devices, prefix="hlabb", subnet="10.200
 FLEET = tuple(d.name for d in DEFAULT_LAB.devices)
 ROUNDS = 15
 TESTS_PER_DEVICE = 6
+GOAL_OVERHEAD_MS = 300  # per job (issue 3)
+GOAL_RATIO = 1.3  # fleet of 3 with -n 3 / the slowest device alone with -n 1
 JOB = {"protocol": PROTOCOL_VERSION, "job_id": "overhead", "runtime": {"name": "noop", "options": {}},
        "model": {"files": {}}, "input": {"name": "x", "shape": [1], "dtype": "float32", "seed": 0},
        "latency": {"warmup_iterations": 0, "warmup_duration_s": 0, "min_iterations": 1, "min_duration_s": 0,
@@ -57,8 +63,7 @@ JOB = {"protocol": PROTOCOL_VERSION, "job_id": "overhead", "runtime": {"name": "
 
 @pytest.fixture(scope="module")
 def bench_lab():
-    with open("/tmp/harness-lab-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lab_tests_lock():
         state_dir = Path(tempfile.mkdtemp(prefix="hlabb-", dir="/tmp"))
         os.chmod(state_dir, 0o755)
         try:
@@ -107,33 +112,22 @@ def test_per_job_orchestration_overhead_on_a_lab_device(benchmark, bench_lab, na
     info["overhead_max_ms"] = round(max(overheads) * 1e3, 1)
     info["job_wall_median_ms"] = round(statistics.median(walls) * 1e3, 1)
     info["exec_true_median_ms"] = round(statistics.median(exec_true) * 1e3, 1)
-    info["goal_ms"] = 300
+    info["goal_ms"] = GOAL_OVERHEAD_MS
+    info["overhead_within_goal"] = info["overhead_median_ms"] < GOAL_OVERHEAD_MS
     print(f"\n{name} (Python {info['agent_python']}): per-job overhead median {info['overhead_median_ms']} ms "
           f"(min {info['overhead_min_ms']}, max {info['overhead_max_ms']}; whole job {info['job_wall_median_ms']} ms; "
-          f"bare exec of `true` {info['exec_true_median_ms']} ms; goal < 300 ms)")
-
-
-NOOP_MANIFEST = """
-version: 1
-defaults:
-  latency: {{warmup_iterations: 0, warmup_duration: 0s, min_iterations: 5, min_duration: 0s, max_duration: 10s}}
-models:
-  noop:
-    input: {{name: x, shape: [1], dtype: float32}}
-    variants:
-{variants}"""
+          f"bare exec of `true` {info['exec_true_median_ms']} ms; goal < {GOAL_OVERHEAD_MS} ms)")
+    assert overheads and all(wall > 0 for wall in walls)  # ROUNDS jobs, or one under --benchmark-disable
 
 
 def _suite(bench_lab, manifest: Path, out: Path, targets: tuple[str, ...], workers: int) -> tuple[float, float]:
     """Wall time of one whole `pytest suites/test_latency.py -n W --target=...` run, and the
     span from the run's start (first measurement begins) to its last recorded measurement:
     the wall time without pytest's and the workers' start-up."""
-    out.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", "suites/test_latency.py", "-n", str(workers),
-            f"--target={','.join(targets)}", f"--targets-dir={bench_lab.targets_dir}", f"--manifest={manifest}",
-            f"--store={out / 'results.sqlite'}", "--no-report", "-p", "no:cacheprovider", "-q"]
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = run_suites(["suites/test_latency.py", "-n", str(workers), f"--target={','.join(targets)}",
+                       f"--targets-dir={bench_lab.targets_dir}", f"--manifest={manifest}"], out, report=False,
+                      junit=False, quiet=("-q",))
     wall = time.perf_counter() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     store = open_store(out / "results.sqlite")
@@ -141,6 +135,7 @@ def _suite(bench_lab, manifest: Path, out: Path, targets: tuple[str, ...], worke
     measured = store.measurements(run.id)
     assert len(measured) == TESTS_PER_DEVICE * len(targets) and all(m.status == "ok" for m in measured)
     span = _seconds(max(m.recorded_at for m in measured)) - _seconds(run.started_at)
+    assert 0 < span < wall, (span, wall)  # the run's measuring happens inside the pytest process's life
     return wall, span
 
 
@@ -149,9 +144,7 @@ def _seconds(stamp: str) -> float:
 
 
 def test_fleet_wall_time_three_devices_vs_one(benchmark, bench_lab, tmp_path) -> None:
-    manifest = tmp_path / "noop.yaml"
-    manifest.write_text(NOOP_MANIFEST.format(variants="".join(
-        f"      v{i}: {{kind: fp32, format: none, runtime: noop}}\n" for i in range(TESTS_PER_DEVICE))))
+    manifest = noop_manifest(tmp_path / "noop.yaml", variants=TESTS_PER_DEVICE, max_duration="10s")
     counter = iter(range(1000))
     for name in FLEET:  # push the agent to every device once, so no run below pays for it
         _suite(bench_lab, manifest, tmp_path / f"prime-{name}", (name,), 1)
@@ -178,10 +171,11 @@ def test_fleet_wall_time_three_devices_vs_one(benchmark, bench_lab, tmp_path) ->
     info["ratio_fleet_vs_slowest_single"] = round(fleet / single[slowest][0], 2)
     info["ratio_fleet_vs_mean_single"] = round(fleet / statistics.mean(w for w, _ in single.values()), 2)
     info["ratio_measuring_fleet_vs_slowest_single"] = round(fleet_span / max(s for _, s in single.values()), 2)
-    info["goal_ratio"] = 1.3
+    info["goal_ratio"] = GOAL_RATIO
+    info["ratio_within_goal"] = info["ratio_fleet_vs_slowest_single"] <= GOAL_RATIO
     info["load_average"] = Path("/proc/loadavg").read_text().split()[0]
     print(f"\nfleet of {len(FLEET)} with -n 3: {fleet:.2f} s ({fleet_span:.2f} s measuring); alone with -n 1: "
           + ", ".join(f"{name} {wall:.2f} s ({span:.2f} s)" for name, (wall, span) in single.items())
-          + f"; wall ratio vs the slowest ({slowest}) {info['ratio_fleet_vs_slowest_single']} (goal <= 1.3), "
+          + f"; wall ratio vs the slowest ({slowest}) {info['ratio_fleet_vs_slowest_single']} (goal <= {GOAL_RATIO}), "
             f"vs the mean {info['ratio_fleet_vs_mean_single']}; measuring-span ratio "
             f"{info['ratio_measuring_fleet_vs_slowest_single']} (load {info['load_average']})")

@@ -21,7 +21,12 @@ real models on real boards, and the speed-up is not capped by this machine's 2 c
 Figures go to extra_info and are printed: wall seconds per run (best of $HARNESS_FLEET_ROUNDS
 runs per cell, default 1: this machine is shared), the CPU seconds the orchestrator and
 everything it started used (xdist workers, agent processes: robust to other load), and the
-marginal cost of one more target. No timing is asserted. docs/lab-scale.md quotes them.
+marginal cost of one more target. docs/lab-scale.md quotes them.
+
+No wall time is asserted against a goal (this machine is shared). Each run must store all
+its measurements, and each test asserts only orders that load cannot break: 16 targets cost
+the orchestrator more CPU seconds than one does, in every mode; the slow devices' serial run
+lasts at least the sleeps it waits through (16 devices x 2 jobs x SLOW_START_S).
 """
 
 from __future__ import annotations
@@ -31,16 +36,17 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from helpers.project import NOOP_INPUT, copy_suites, local_target, noop_variant, write_manifest, write_target
+from helpers.suites import suites_argv
 
 from harness.lab.postgres import find_bindir, private_cluster
 from harness.lab.sshd import LabError
 from harness.store import open_store
 
-REPO = Path(__file__).resolve().parents[2]
 FLEET = 16
 TARGET_COUNTS = (1, 4, 8, 16)
 MODES = ("serial", "-n 1", "-n 2", "-n 4")
@@ -49,33 +55,9 @@ SLOW_START_S = 0.5
 SLOW_MODES = ("serial", "-n 2", "-n 4", "-n 8")
 ROUNDS_ENV = "HARNESS_FLEET_ROUNDS"  # best of N runs per cell (default 1)
 
-TARGET = """\
-name: {name}
-kind: x86-cpu
-arch: x86_64
-description: "simulated lab device {name}"
-connection:
-  transport: local
-workdir: {workdir}
-python: {python}
-power:
-  sensor: none
-tags: [fleet, {group}]
-limits:
-  job_timeout: 60s
-"""
-
-MANIFEST = """\
-version: 1
-defaults:
-  latency: {warmup_iterations: 0, warmup_duration: 0s, min_iterations: 5, min_duration: 0s, max_duration: 5s}
-models:
-  tiny:
-    input: {name: x, shape: [1], dtype: float32}
-    variants:
-      fp32: {kind: fp32, format: none, runtime: noop, files: {}}
-      int8: {kind: int8-ptq, format: none, runtime: noop, files: {}, baseline: fp32}
-"""
+LATENCY = {"warmup_iterations": 0, "warmup_duration": "0s", "min_iterations": 5, "min_duration": "0s",
+           "max_duration": "5s"}
+VARIANTS_OF_TINY = {"fp32": noop_variant(files={}), "int8": noop_variant(kind="int8-ptq", files={}, baseline="fp32")}
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +81,14 @@ def fleet(tmp_path_factory) -> Path:
     slow_python.write_text(f"#!/bin/sh\nsleep {SLOW_START_S}\nexec {sys.executable} \"$@\"\n")
     slow_python.chmod(0o755)
     for directory, python in (("targets", sys.executable), ("targets-slow", slow_python)):
-        (root / directory).mkdir()
         for i in range(1, FLEET + 1):
             name = f"dev{i:02d}"
-            (root / directory / f"{name}.yaml").write_text(TARGET.format(
-                name=name, workdir=root / "devices" / name, python=python, group=f"rack{(i - 1) // 4}"))
-    (root / "suites").mkdir()
-    (root / "suites" / "models.yaml").write_text(MANIFEST)
-    (root / "suites" / "test_latency.py").write_text((REPO / "suites" / "test_latency.py").read_text())
-    (root / "pytest.ini").write_text("[pytest]\n")
+            write_target(root / directory, local_target(
+                name, description=f"simulated lab device {name}", workdir=root / "devices" / name, python=python,
+                power={"sensor": "none"}, tags=["fleet", f"rack{(i - 1) // 4}"], limits={"job_timeout": "60s"}))
+    copy_suites(root)
+    write_manifest(root / "suites" / "models.yaml", {"tiny": {"input": NOOP_INPUT, "variants": VARIANTS_OF_TINY}},
+                   latency=LATENCY)
     return root
 
 
@@ -116,10 +97,9 @@ def _orchestrate(fleet: Path, store: str, targets: int, mode: str, label: str,
     """One run of the latency suite over the first `targets` devices: (wall s, CPU s of the
     orchestrator and everything it started: xdist workers, agent processes)."""
     names = ",".join(f"dev{i:02d}" for i in range(1, targets + 1))
-    argv = [sys.executable, "-m", "pytest", "suites/test_latency.py", "-q", "-p", "no:cacheprovider",
-            f"--targets-dir={targets_dir}", f"--target={names}", f"--store={store}", "--no-report",
-            f"--run-label={label}"]
-    argv += mode.split() if mode != "serial" else ["-p", "no:xdist"]
+    argv = suites_argv(["suites/test_latency.py", f"--targets-dir={targets_dir}", f"--target={names}",
+                        f"--store={store}", "--no-report", f"--run-label={label}",
+                        *(mode.split() if mode != "serial" else ["-p", "no:xdist"])], quiet=("-q",))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=fleet, capture_output=True, text=True, timeout=600)
@@ -178,6 +158,9 @@ def test_fleet_wall_time_by_number_of_targets(benchmark, fleet: Path, results_st
                      f"{table[(mode, 1)][1] - cpu_per_target:.1f} CPU s")
     benchmark.extra_info.update(info)
     print("\n".join(lines))
+    assert set(table) == set(cells), "every cell of the matrix was run"
+    for mode in MODES:  # 32 jobs (agent starts, store writes) use more CPU than 2, whatever else runs
+        assert table[(mode, FLEET)][1] > table[(mode, 1)][1], (mode, table[(mode, FLEET)], table[(mode, 1)])
 
 
 def test_fleet_of_slow_devices(benchmark, fleet: Path, results_store: str) -> None:
@@ -202,3 +185,6 @@ def test_fleet_of_slow_devices(benchmark, fleet: Path, results_store: str) -> No
         lines.append(f"{mode:>8}: {wall:6.1f} s ({cpu:4.1f}) x{serial / wall:.1f}")
     benchmark.extra_info["slow_start_s"] = SLOW_START_S
     print("\n".join(lines))
+    assert set(table) == set(SLOW_MODES)
+    # serially, every job's agent start waits SLOW_START_S on its device: a floor load cannot lower
+    assert serial >= FLEET * VARIANTS * SLOW_START_S, (serial, FLEET * VARIANTS * SLOW_START_S)

@@ -2,8 +2,11 @@
 
 The harness path (content cache, fresh agent, protocol, stats) and a bare loop timing the
 same Paddle Inference predictor with the same options, input and iteration count run
-alternately in fresh processes; the ratio of their medians is recorded in extra_info.
-No timing is asserted (this machine is shared): `make bench` reports the figures.
+alternately in fresh processes; the ratio of their medians is recorded in extra_info, with
+whether it is within the goal. The goal is not asserted (this machine is shared: another
+process on a core moves one side of a pair, not both): `make bench` reports the figures.
+What is asserted cannot depend on load: every pair measured both sides, and the harness
+timed the iteration count it was given.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 ITERATIONS = 300
 WARMUP = 20
 PAIRS = 3
+GOAL = 0.03  # |harness / bare - 1|
 
 BARE_LOOP = r"""
 import json, sys, time
@@ -57,7 +61,7 @@ def bare_loop_p50_ms(variant) -> float:
     return statistics.median(samples) / 1e6
 
 
-def test_harness_latency_matches_a_bare_loop(benchmark, demo_zoo, tmp_path) -> None:
+def test_harness_and_bare_loop_latency_ratio_is_recorded(benchmark, demo_zoo, tmp_path) -> None:
     variant = load_manifest(REPO / "suites" / "models.yaml").get("mobilenet_v3_small-fp32")
     assert variant.runtime_options.get("threads") == 1 and variant.runtime_options.get("mkldnn") is True
     variant = dataclasses.replace(variant, latency=LatencySettings(
@@ -66,10 +70,11 @@ def test_harness_latency_matches_a_bare_loop(benchmark, demo_zoo, tmp_path) -> N
     device = Device(load_inventory(REPO / "targets").targets["local"])
     store = open_store(tmp_path / "bench.sqlite")
     store.create_run(RunInfo(id="bench", label=None, started_at="", host="", harness_version=""))
-    ratios, harness_p50s, bare_p50s = [], [], []
+    ratios, harness_p50s, bare_p50s, sample_counts = [], [], [], []
 
     def one_pair() -> None:
         record = measure_latency(device, variant, store, "bench")
+        sample_counts.append(len(record.samples or ()))
         harness_p50s.append(record.summary["p50"])
         bare_p50s.append(bare_loop_p50_ms(variant))
         ratios.append(harness_p50s[-1] / bare_p50s[-1])
@@ -79,7 +84,10 @@ def test_harness_latency_matches_a_bare_loop(benchmark, demo_zoo, tmp_path) -> N
         "model": variant.id, "iterations": ITERATIONS,
         "harness_p50_ms": statistics.median(harness_p50s), "bare_loop_p50_ms": statistics.median(bare_p50s),
         "ratio_harness_over_bare": statistics.median(ratios), "ratios": ratios,
+        "goal": f"within {GOAL:.0%}", "within_goal": abs(statistics.median(ratios) - 1) <= GOAL,
     })
     print(f"\nharness p50 {statistics.median(harness_p50s):.3f} ms vs bare loop {statistics.median(bare_p50s):.3f} ms: "
           f"ratio {statistics.median(ratios):.4f} (pairs: {', '.join(f'{r:.4f}' for r in ratios)})")
-    assert len(ratios) >= 1 and all(r > 0 for r in ratios)
+    # PAIRS pairs, or one under --benchmark-disable (make test)
+    assert ratios and len(harness_p50s) == len(bare_p50s) and all(p50 > 0 for p50 in harness_p50s + bare_p50s)
+    assert sample_counts == [ITERATIONS] * len(ratios)  # the harness timed what the bare loop times

@@ -1,5 +1,6 @@
-"""How far the results store scales, for both backends: SQLite (a file) and PostgreSQL (a
-private cluster started by this module on a loopback port, default durability settings).
+"""How far the results store scales, for both backends: SQLite (a file) and PostgreSQL (the
+session's private cluster, ``pg_cluster`` of tests/conftest.py, on a loopback port, default
+durability settings).
 
 - Ingest: measurements/s written the way a session writes them, one committed transaction
   per measurement (a crash loses nothing): one writer, then four writer processes at once
@@ -24,14 +25,11 @@ import sys
 import textwrap
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
-from harness.lab.sshd import LabError
 from harness.records import MeasurementRecord, RunInfo
 from harness.report.build import build_run_report_data
 from harness.store import Store, open_store
@@ -86,19 +84,9 @@ def _meta(variant: int) -> dict:
 
 
 def _run(run_id: str, day: int) -> RunInfo:
-    started = datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc) + timedelta(days=day)
+    started = datetime(2026, 1, 1, 2, 0, tzinfo=UTC) + timedelta(days=day)
     return RunInfo(id=run_id, label="nightly", started_at=started.isoformat(timespec="milliseconds"),
                    host="runner", harness_version="0.1.0", options={"target_spec": "all"})
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        find_bindir()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    with private_cluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

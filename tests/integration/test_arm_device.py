@@ -11,7 +11,6 @@ their file lock.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers.lab_lock import lab_tests_lock
 
 from harness import lab
 from harness.config.manifest import load_manifest
@@ -90,8 +90,7 @@ def arm_lab(demo_zoo):
         if "cannot mount binfmt_misc" in str(exc):  # a container without binfmt_misc: not this test's to fix
             pytest.skip(str(exc))
         raise
-    with open("/tmp/harness-lab-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one lab test module at a time (test_lab.py, test_fleet_lab.py, ...)
+    with lab_tests_lock():  # one lab test module at a time (test_lab.py, test_fleet_lab.py, ...)
         state_dir = Path(tempfile.mkdtemp(prefix="hlaba-", dir="/tmp"))
         os.chmod(state_dir, 0o755)
         lines: list[str] = []

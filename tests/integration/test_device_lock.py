@@ -11,24 +11,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers.interpreters import pyenv_python_or_skip
+from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
+from helpers.processes import alive
 
-from harness.config.target_files import load_target
 from harness.errors import TransportError
-from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.run.agent_client import AGENT_PACKAGE, AGENT_SOURCE
 from harness.transport.base import ContentCache, agent_files
 from harness.transport.local import LocalTransport
 from harness.transport.lock import DeviceLock
-from harness.transport.ssh import SSHTransport
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
 
 # A second orchestrator in its own process: takes the lock, says so, then sleeps until killed.
 HOLDER = """
@@ -50,45 +48,18 @@ time.sleep(600)
 """
 
 
-class Lab:
-    """A private sshd accepting a test key, and an ssh target file for it."""
-
-    def __init__(self, root: Path) -> None:
-        key = generate_key(root / "client_key")
-        authorized = root / "authorized_keys"
-        authorized.write_text(Path(f"{key}.pub").read_text())
-        self.server = SshdServer(directory=root / "sshd", port=free_port(), authorized_keys=str(authorized)).start()
-        self.known_hosts = root / "known_hosts"
-        self.known_hosts.write_text(self.server.known_hosts_line())
-        self.ssh_config = root / "ssh_config"
-        self.ssh_config.write_text("")
-        self.workdir = root / "device-work"
-        self.target_file = root / "board.yaml"
-        self.target_file.write_text(
-            f"name: board\nkind: x86-cpu\narch: x86_64\nconnection:\n  transport: ssh\n  host: 127.0.0.1\n"
-            f"  port: {self.server.port}\n  user: root\n  key_file: {key}\nworkdir: {self.workdir}\npython: {PYTHON}\n")
-
-    def transport(self) -> SSHTransport:
-        return SSHTransport(load_target(self.target_file), known_hosts_path=self.known_hosts,
-                            ssh_config_path=self.ssh_config)
+lab = sshd_fixture("lab", "lock-lab")  # this module's sshd
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    made = Lab(tmp_path_factory.mktemp("lock-lab"))
-    yield made
-    made.server.stop()
-
-
-@pytest.fixture(scope="module")
-def ssh_agent_dir(lab: Lab) -> str:
+def ssh_agent_dir(lab: LoopbackSshd) -> str:
     transport = lab.transport()
     pushed = ContentCache(transport).push_tree(agent_files(AGENT_SOURCE, AGENT_PACKAGE), kind="agent")
     transport.close()
     return pushed
 
 
-def _transports(lab: Lab, tmp_path: Path, kind: str):
+def _transports(lab: LoopbackSshd, tmp_path: Path, kind: str):
     """Two independent transports to one device (as two orchestrators would have)."""
     if kind == "ssh":
         return lab.transport(), lab.transport()
@@ -102,16 +73,8 @@ def _agent_dir(kind: str, transport, ssh_agent_dir: str) -> str:
     return ContentCache(transport).push_tree(agent_files(AGENT_SOURCE, AGENT_PACKAGE), kind="agent")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("kind", ["ssh", "local"])
-def test_second_holder_waits_then_gives_up_naming_the_holder(lab: Lab, ssh_agent_dir: str, tmp_path: Path,
+def test_second_holder_waits_then_gives_up_naming_the_holder(lab: LoopbackSshd, ssh_agent_dir: str, tmp_path: Path,
                                                             kind: str) -> None:
     mine, theirs = _transports(lab, tmp_path, kind)
     agent_dir = _agent_dir(kind, mine, ssh_agent_dir)
@@ -143,10 +106,11 @@ def test_second_holder_waits_then_gives_up_naming_the_holder(lab: Lab, ssh_agent
 
 
 @pytest.mark.parametrize("kind", ["ssh", "local"])
-def test_a_sigkilled_holder_releases_the_device(lab: Lab, ssh_agent_dir: str, tmp_path: Path, kind: str) -> None:
+def test_a_sigkilled_holder_releases_the_device(lab: LoopbackSshd, ssh_agent_dir: str, tmp_path: Path,
+                                                kind: str) -> None:
     mine, _ = _transports(lab, tmp_path, kind)
     agent_dir = _agent_dir(kind, mine, ssh_agent_dir)
-    where = str(lab.target_file) if kind == "ssh" else mine.workdir
+    where = str(lab.target_file()) if kind == "ssh" else mine.workdir
     holder = subprocess.Popen(
         [PYTHON, "-c", HOLDER.format(repo=str(REPO)), kind, where, str(lab.known_hosts), str(lab.ssh_config),
          PYTHON, agent_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -154,7 +118,7 @@ def test_a_sigkilled_holder_releases_the_device(lab: Lab, ssh_agent_dir: str, tm
         assert holder.stdout.readline().strip() == "locked", holder.stderr.read()
         lock_file = f"{mine.workdir}/device.lock"
         helper_pid = json.loads(Path(f"{lock_file}.info").read_text())["lock_pid"]
-        assert _alive(helper_pid)
+        assert alive(helper_pid)
 
         waiting = threading.Event()
         messages: list[str] = []
@@ -186,7 +150,7 @@ def test_a_sigkilled_holder_releases_the_device(lab: Lab, ssh_agent_dir: str, tm
         assert "lock" in outcome
         released_after = outcome["at"] - killed_at
         assert released_after < 10, f"the lock came free only {released_after:.1f}s after the holder died"
-        assert not _alive(helper_pid), "the dead holder's lock helper is still running on the device"
+        assert not alive(helper_pid), "the dead holder's lock helper is still running on the device"
         outcome["lock"].release()
     finally:
         if holder.poll() is None:
@@ -218,10 +182,7 @@ def test_a_lock_whose_helper_died_is_no_longer_held(tmp_path: Path) -> None:
 
 
 def test_the_lock_helper_runs_on_python36(tmp_path: Path) -> None:
-    found = subprocess.run(["pyenv", "prefix", "3.6.15"], capture_output=True, text=True)
-    if found.returncode != 0:
-        pytest.skip("pyenv's Python 3.6.15 is not installed")
-    python36 = found.stdout.strip() + "/bin/python"
+    python36 = pyenv_python_or_skip("3.6.15")
     first, second = LocalTransport("jetson", str(tmp_path / "d")), LocalTransport("jetson", str(tmp_path / "d"))
     agent_dir = _agent_dir("local", first, "")
     messages: list[str] = []
@@ -240,7 +201,7 @@ def test_a_missing_interpreter_is_a_clear_error(tmp_path: Path) -> None:
         DeviceLock(transport, "/nonexistent/python3", agent_dir, run_id="r", wait_s=0).acquire()
 
 
-def test_a_missing_interpreter_over_ssh_is_a_clear_error(lab: Lab, ssh_agent_dir: str) -> None:
+def test_a_missing_interpreter_over_ssh_is_a_clear_error(lab: LoopbackSshd, ssh_agent_dir: str) -> None:
     transport = lab.transport()
     with pytest.raises(TransportError) as caught:
         DeviceLock(transport, "/nonexistent/python3", ssh_agent_dir, run_id="r", wait_s=0).acquire()

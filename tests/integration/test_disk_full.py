@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_ssh_transport import Lab  # the loopback sshd helper of the SSH transport tests
+from helpers.loopback_sshd import LoopbackSshd
 
 from harness.errors import TransportError
 from harness.transport.base import ContentCache
@@ -42,7 +42,7 @@ def test_local_disk_full_is_named_and_leaves_no_partial_file(tmp_path: Path, sma
 
 
 def test_ssh_disk_full_is_named_and_leaves_no_partial_file(tmp_path: Path, small_disk: Path) -> None:
-    lab = Lab(tmp_path / "lab")
+    lab = LoopbackSshd(tmp_path / "lab")
     try:
         transport = lab.transport(lab.target(workdir=str(small_disk / "work")))
         cache = ContentCache(transport)

@@ -9,71 +9,42 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers.interpreters import pyenv_python
+from helpers.paths import LITE_PYTHON, REPO, VENV_PYTHON
+from helpers.project import TINY_CNN_INPUT, local_target, tiny_cnn_paddle, write_manifest, write_target
+from helpers.suites import run_suites
 
 from harness.store import open_store
 
-REPO = Path(__file__).resolve().parents[2]
 LITE_NUMPY2_ENV = REPO / ".harness" / "test-envs" / "lite-numpy2"
-
-MANIFEST = """
-version: 1
-zoo_dir: {zoo}
-defaults:
-  latency: {{warmup_iterations: 3, warmup_duration: 0s, min_iterations: 20, min_duration: 0.2s, max_duration: 20s}}
-models:
-  tiny_cnn:
-    input: {{name: x, shape: [1, 3, 64, 64], dtype: float32}}
-    variants:
-      fp32:
-        kind: fp32
-        format: paddle
-        runtime: paddle-inference
-        files: {{model: "{{zoo}}/tiny_cnn/fp32/inference.pdmodel", params: "{{zoo}}/tiny_cnn/fp32/inference.pdiparams"}}
-        runtime_options: {{threads: 1}}
-      lite:
-        kind: fp32
-        baseline: fp32
-        format: paddle-lite
-        runtime: paddle-lite
-        files: {{model: "{{zoo}}/tiny_cnn/lite-x86/model.nb"}}
-      lite_quant_broken:
-        kind: other
-        baseline: fp32
-        format: paddle-lite
-        runtime: paddle-lite
-        files: {{model: "{{zoo}}/tiny_cnn/lite-x86-quant-broken/model.nb"}}
-{extra}
-"""
-
-TARGET = """
-name: box
-kind: x86-cpu
-arch: x86_64
-connection: {{transport: local}}
-workdir: {workdir}
-python: {venv}
-runtimes:
-  paddle-inference: {venv}
-  paddle-lite: {lite}
-"""
+LATENCY = {"warmup_iterations": 3, "warmup_duration": "0s", "min_iterations": 20, "min_duration": "0.2s",
+           "max_duration": "20s"}
 
 
-def run_suites(tmp_path: Path, zoo: Path, lite_python: Path, extra: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+def lite_variant(build: str, **extra: Any) -> dict[str, Any]:
+    """A Paddle Lite variant of tiny_cnn, checked against the fp32 Paddle Inference baseline."""
+    return {"kind": "fp32", "baseline": "fp32", "format": "paddle-lite", "runtime": "paddle-lite",
+            "files": {"model": f"{{zoo}}/tiny_cnn/{build}/model.nb"}, **extra}
+
+
+def run_latency_and_fidelity(tmp_path: Path, zoo: Path, lite_python: Path,
+                             extra: dict[str, Any] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Both suites on a local box whose paddle-lite runtime is ``lite_python``: the fp32
+    baseline, the x86 .nb, the .nb converted with QUANT_INT8, and ``extra`` variants."""
     targets = tmp_path / "targets"
-    targets.mkdir()
-    (targets / "box.yaml").write_text(TARGET.format(workdir=tmp_path / "work", venv=REPO / ".venv/bin/python",
-                                                    lite=lite_python))
-    (tmp_path / "models.yaml").write_text(MANIFEST.format(zoo=zoo, extra=extra))
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "suites" / "test_latency.py"), str(REPO / "suites" / "test_fidelity.py"),
-         "--target=box", f"--targets-dir={targets}", f"--manifest={tmp_path / 'models.yaml'}",
-         f"--store={tmp_path / 'r.sqlite'}", f"--report-dir={tmp_path / 'reports'}", "-p", "no:cacheprovider", "-q", "-rA"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    store = open_store(tmp_path / "r.sqlite")
+    write_target(targets, local_target("box", workdir=tmp_path / "work", python=VENV_PYTHON,
+                                       runtimes={"paddle-inference": VENV_PYTHON, "paddle-lite": lite_python}))
+    variants = {"fp32": tiny_cnn_paddle(), "lite": lite_variant("lite-x86"),
+                "lite_quant_broken": lite_variant("lite-x86-quant-broken", kind="other"), **(extra or {})}
+    manifest = write_manifest(tmp_path / "models.yaml", {"tiny_cnn": {"input": TINY_CNN_INPUT, "variants": variants}},
+                              latency=LATENCY, zoo=zoo)
+    done = run_suites(["suites/test_latency.py", "suites/test_fidelity.py", "--target=box", f"--targets-dir={targets}",
+                       f"--manifest={manifest}"], tmp_path, junit=False)
+    store = open_store(tmp_path / "results.sqlite")
     (run,) = store.runs()
     report = json.loads(next((tmp_path / "reports").glob("*/report.json")).read_text())
     rows = {row["variant_id"]: row for row in report["targets"][0]["rows"]}
@@ -81,7 +52,7 @@ def run_suites(tmp_path: Path, zoo: Path, lite_python: Path, extra: str = "") ->
 
 
 def test_quant_int8_nb_is_fast_but_wrong_and_reported_as_wrong(tmp_path: Path, demo_zoo: Path) -> None:
-    done, found = run_suites(tmp_path, demo_zoo, REPO / ".venv-lite/bin/python")
+    done, found = run_latency_and_fidelity(tmp_path, demo_zoo, LITE_PYTHON)
     out = done.stdout
     assert "test_fidelity[box-tiny_cnn-lite]" in out and "PASSED suites/test_fidelity.py::test_fidelity[box-tiny_cnn-lite]" in out
     assert "FAILED suites/test_fidelity.py::test_fidelity[box-tiny_cnn-lite_quant_broken]" in out
@@ -102,8 +73,7 @@ def lite_under_numpy2() -> Path:
     """A Python 3.10 venv with paddlelite and numpy 2: the broken combination, on purpose."""
     python = LITE_NUMPY2_ENV / "bin" / "python"
     if not python.exists():
-        base = subprocess.run(["pyenv", "prefix", "3.10.13"], capture_output=True, text=True, check=True).stdout.strip()
-        subprocess.run([f"{base}/bin/python", "-m", "venv", str(LITE_NUMPY2_ENV)], check=True)
+        subprocess.run([pyenv_python("3.10.13"), "-m", "venv", str(LITE_NUMPY2_ENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "paddlelite==2.13rc0", "numpy>=2"], check=True,
                        capture_output=True)
     version = subprocess.run([str(python), "-c", "import numpy; print(numpy.__version__)"], capture_output=True,
@@ -114,15 +84,8 @@ def lite_under_numpy2() -> Path:
 
 def test_paddle_lite_under_numpy2_is_refused_and_would_fail_fidelity(tmp_path: Path, demo_zoo: Path,
                                                                       lite_under_numpy2: Path) -> None:
-    forced = """      lite_numpy2:
-        kind: fp32
-        baseline: fp32
-        format: paddle-lite
-        runtime: paddle-lite
-        files: {model: "{zoo}/tiny_cnn/lite-x86/model.nb"}
-        runtime_options: {allow_numpy2: true}
-"""
-    done, found = run_suites(tmp_path, demo_zoo, lite_under_numpy2, extra=forced)
+    forced = {"lite_numpy2": lite_variant("lite-x86", runtime_options={"allow_numpy2": True})}
+    done, found = run_latency_and_fidelity(tmp_path, demo_zoo, lite_under_numpy2, extra=forced)
     out = done.stdout
     # by default the adapter refuses: a clear error instead of a silently wrong number
     assert "box: runtime-missing: paddle-lite with numpy 2" in out

@@ -8,8 +8,8 @@ namespace, the kernel's OOM killer in the device's memory cgroup, the device's o
 filling up, SIGKILLed orchestrator processes, an interpreter on the device that breaks the
 protocol. Most rows drive the suites as users do (a `pytest suites/...` subprocess against
 the lab's target files, results read back from the store); rows that test_fleet_lab.py and
-test_orchestrator_killed.py already check elsewhere are run here on this lab through their
-helpers.
+test_orchestrator_killed.py also check are run here on this lab through the same checks
+(tests/helpers: device_lock_checks, killed_orchestrator).
 
 Each test prints a ``fault matrix:`` line with its time to detect (run with ``-s`` to see).
 """
@@ -25,28 +25,24 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable
 
 import pytest
 import yaml
-from test_fleet_lab import (  # the fleet lab tests' helpers: same pytest runs, same store reads
-    REPO,
-    CorruptingTransport,
-    _cmdline,
-    _shown,
-    check_a_killed_orchestrator_leaves_no_lock,
-    check_two_orchestrators_on_one_device,
-    junit_cases,
-    lab_tests_lock,  # noqa: F401 (module-scoped autouse fixture: one lab test module at a time)
-    noop_manifest,
-    records,
-    run_pytest,
-    start_pytest,
-)
-from test_orchestrator_killed import check_killed_run_is_intact_reportable_and_resumable
+from helpers.device_lock_checks import check_a_killed_orchestrator_leaves_no_lock, check_two_orchestrators_on_one_device
+from helpers.faulty_transports import CorruptingSSHTransport
+from helpers.killed_orchestrator import check_killed_run_is_intact_reportable_and_resumable
+from helpers.paths import REPO
+from helpers.processes import cmdline as _cmdline
+from helpers.project import noop_manifest
+from helpers.results import junit_cases, records
+from helpers.suites import run_suites as run_pytest
+from helpers.suites import shown as _shown
+from helpers.suites import start_suites as start_pytest
+from helpers.suites import suites_argv
 
 from harness import lab
 from harness.config.target_files import load_inventory
@@ -58,6 +54,7 @@ from harness.transport.local import MAX_LINE_BYTES
 from harness.transport.ssh import KEEPALIVE_S, LINK_TIMEOUT_S, RECONNECT_BACKOFF_S, SSHTransport
 
 pytestmark = [
+    pytest.mark.usefixtures("lab_tests_lock"),  # one lab test module at a time (helpers.lab_lock)
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd") or shutil.which("ssh") is None,
                        reason="needs OpenSSH server and client (apt-get install -y openssh-server)"),
@@ -451,7 +448,7 @@ def test_a_corrupted_upload_and_a_full_disk_are_named_and_do_not_poison_the_cach
     # corrupted on the way: the device's hash disagrees
     weights = tmp_path / "weights.bin"
     weights.write_bytes(os.urandom(200_003))
-    corrupting = CorruptingTransport(target, known_hosts_path=Path(faults.known_hosts))
+    corrupting = CorruptingSSHTransport(target, known_hosts_path=Path(faults.known_hosts))
     started = time.monotonic()
     try:
         with pytest.raises(TransportError) as corrupted:
@@ -631,10 +628,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 def run_measuring_memory(args: list[str], out: Path) -> tuple[subprocess.CompletedProcess, int]:
     """Like `run_pytest`, plus the pytest process's own peak RSS in bytes."""
-    out.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", *args, f"--store={out / 'results.sqlite'}",
-            f"--report-dir={out / 'reports'}", f"--junitxml={out / 'junit.xml'}", "-p", "no:cacheprovider",
-            "-q", "-rA"]
+    argv = suites_argv(args, out)
     peak_file = out / "peak-rss-kib"
     done = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, str(peak_file), *argv], cwd=REPO,
                           capture_output=True, text=True, timeout=600)

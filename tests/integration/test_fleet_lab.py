@@ -12,25 +12,27 @@ against the lab's generated target files, results read back from the store.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import html
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from helpers.device_lock_checks import check_a_killed_orchestrator_leaves_no_lock, check_two_orchestrators_on_one_device
+from helpers.faulty_transports import CorruptingSSHTransport
+from helpers.paths import REPO, VENV_PYTHON
+from helpers.processes import cmdline
+from helpers.project import noop_manifest
+from helpers.results import junit_cases, records
+from helpers.suites import run_suites as run_pytest
+from helpers.suites import shown as _shown
 
 from harness import lab
 from harness.config.manifest import load_manifest
@@ -42,14 +44,11 @@ from harness.lab.sshd import generate_key
 from harness.run.declared_input_shapes import read_declared_input_shape
 from harness.run.device import Device
 from harness.run.sweep_points import expand
-from harness.store import open_store
 from harness.transport.base import ContentCache, sha256_file
 from harness.transport.ssh import SSHTransport
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-
 pytestmark = [
+    pytest.mark.usefixtures("lab_tests_lock"),  # one lab test module at a time (helpers.lab_lock)
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd") or shutil.which("ssh") is None,
                        reason="needs OpenSSH server and client (apt-get install -y openssh-server)"),
@@ -69,37 +68,7 @@ FLEET_SPEC = LabSpec(
 )
 FLEET = ("jetson-nano", "edge-cpu", "slow-link")
 
-NOOP_MANIFEST = """
-version: 1
-defaults:
-  latency: {{warmup_iterations: 0, warmup_duration: {warmup}, min_iterations: 5, min_duration: {duration}, max_duration: 120s}}
-models:
-  noop:
-    input: {{name: x, shape: [1], dtype: float32}}
-    variants:
-{variants}
-"""
-
-
-def noop_manifest(path: Path, variants: int = 1, duration: str = "0s", warmup: str = "0s") -> Path:
-    """A manifest of cheap no-op jobs (format none, runtime noop): orchestration only.
-
-    A long job is a long *warm-up*: the timed loop stops after 200000 iterations, which a
-    no-op runs in well under a second, whatever min_duration says."""
-    lines = "".join(f"      v{i}: {{kind: fp32, format: none, runtime: noop}}\n" for i in range(variants))
-    path.write_text(NOOP_MANIFEST.format(duration=duration, warmup=warmup, variants=lines))
-    return path
-
-
 # ----------------------------------------------------------------------------- the lab
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_tests_lock():
-    """One lab test module at a time on this machine (test_lab.py takes the same lock)."""
-    with open("/tmp/harness-lab-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -118,41 +87,6 @@ def fleet(lab_tests_lock):
             lab.down(state_dir, progress=lambda line: None, spec=FLEET_SPEC)
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def run_pytest(args: list[str], out: Path, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
-    """`pytest ARGS` as a user runs it from the repo, with its own store and report dir."""
-    out.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", *args, f"--store={out / 'results.sqlite'}",
-            f"--report-dir={out / 'reports'}", f"--junitxml={out / 'junit.xml'}", "-p", "no:cacheprovider",
-            "-q", "-rA"]
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, **popen)
-
-
-def start_pytest(args: list[str], out: Path) -> subprocess.Popen:
-    out.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", *args, f"--store={out / 'results.sqlite'}", "--no-report",
-            "-p", "no:cacheprovider", "-q", "-rA"]
-    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def records(out: Path):
-    store = open_store(out / "results.sqlite")
-    runs = store.runs()
-    return store, runs, [m for run in runs for m in store.measurements(run.id)]
-
-
-def junit_cases(out: Path) -> dict[str, tuple[float, str]]:
-    """test name -> (seconds, failure message or '')."""
-    cases = {}
-    for case in ElementTree.parse(out / "junit.xml").iter("testcase"):
-        failure = case.find("failure")
-        cases[case.get("name")] = (float(case.get("time")), failure.get("message", "") if failure is not None else "")
-    return cases
-
-
-def _shown(done: subprocess.CompletedProcess) -> str:
-    return f"exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
 
 
 def _target(state: lab.LabState, name: str):
@@ -387,23 +321,11 @@ def test_push_sends_the_file_once_then_the_devices_cache_answers(fleet, tmp_path
         second.close()
 
 
-class CorruptingTransport(SSHTransport):
-    """A link that damages the upload: one byte of the file on the device is flipped after it
-    arrived (the device's home is visible to root on the host)."""
-
-    def upload(self, local: Path, remote: str) -> int:
-        sent = super().upload(local, remote)
-        data = bytearray(Path(remote).read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        Path(remote).write_bytes(bytes(data))
-        return sent
-
-
 def test_a_push_whose_hash_does_not_match_on_the_device_is_refused(fleet, tmp_path) -> None:
     model = tmp_path / "weights.bin"
     model.write_bytes(os.urandom(200_003))
     target = _target(fleet, "edge-cpu")
-    transport = CorruptingTransport(target, known_hosts_path=Path(fleet.known_hosts))
+    transport = CorruptingSSHTransport(target, known_hosts_path=Path(fleet.known_hosts))
     try:
         with pytest.raises(TransportError) as caught:
             ContentCache(transport).push_file(model)
@@ -451,119 +373,12 @@ def test_a_devices_changed_host_key_is_refused_with_both_fingerprints(fleet, tmp
 # ----------------------------------------------------------------------------- 6. device lock
 
 
-def _holder(device: lab.DeviceState) -> dict:
-    try:
-        return json.loads(Path(device.home, "harness-work", "device.lock.info").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _wait_for_holder(device: lab.DeviceState, process: subprocess.Popen, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        holder = _holder(device)
-        if holder.get("pid") == process.pid:
-            return holder
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"the first orchestrator ended before it held the lock: {out[-2000:]} {err[-1000:]}")
-        time.sleep(0.1)
-    raise AssertionError(f"the first orchestrator did not take the lock within {timeout}s")
-
-
 def test_two_orchestrators_on_one_device_wait_or_give_up_naming_the_holder(fleet, tmp_path) -> None:
     check_two_orchestrators_on_one_device(fleet, "edge-cpu", tmp_path)
 
 
-def check_two_orchestrators_on_one_device(state: lab.LabState, name: str, tmp_path: Path,
-                                          warmup: str = "15s") -> float:
-    """A second orchestrator with a 1 s lock wait gives up naming the holder; a third waits
-    and measures after it. Returns the impatient one's wall time (pytest start-up included).
-    ``warmup``: how long the holder's job runs (long enough for both others to start)."""
-    device = state.devices[name]
-    common = ["suites/test_latency.py", f"--target={name}", f"--targets-dir={state.targets_dir}"]
-    slow = noop_manifest(tmp_path / "slow.yaml", warmup=warmup)
-    quick = noop_manifest(tmp_path / "quick.yaml")
-    first = start_pytest([*common, f"--manifest={slow}"], tmp_path / "first")
-    impatient = patient = None
-    try:
-        holder = _wait_for_holder(device, first)
-        started = time.monotonic()
-        impatient = start_pytest([*common, f"--manifest={quick}", "--lock-timeout=1s"], tmp_path / "impatient")
-        patient = start_pytest([*common, f"--manifest={quick}", "--lock-timeout=300s"], tmp_path / "patient")
-        out, err = impatient.communicate(timeout=120)
-        gave_up = time.monotonic() - started
-        assert impatient.returncode == 1, out + err
-        busy = re.search(rf"{re.escape(name)}: device busy: lock held by (\S+) pid (\d+) run (\S+) since (\S+); "
-                         r"gave up after 1s", out)
-        assert busy, out
-        assert (busy.group(1), int(busy.group(2))) == (socket.gethostname(), first.pid)
-        assert busy.group(3) == holder["run"] and busy.group(4) == holder["since"]
-        first_out, first_err = first.communicate(timeout=300)
-        assert first.returncode == 0, first_out + first_err
-        patient_out, patient_err = patient.communicate(timeout=300)
-        assert patient.returncode == 0, patient_out + patient_err
-        waiting = f"{name}: waiting for the device lock held by {socket.gethostname()} pid {first.pid}"
-        assert waiting in patient_out + patient_err, patient_out + patient_err
-    finally:
-        for process in (first, impatient, patient):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.communicate()
-    (first_record,) = records(tmp_path / "first")[2]
-    (patient_record,) = records(tmp_path / "patient")[2]
-    assert records(tmp_path / "impatient")[2] == [] or all(
-        m.status == "error" for m in records(tmp_path / "impatient")[2])
-    assert first_record.status == patient_record.status == "ok"
-    assert patient_record.recorded_at > first_record.recorded_at  # it measured after the holder
-    return gave_up
-
-
 def test_a_killed_orchestrator_does_not_leave_the_device_locked(fleet, tmp_path) -> None:
     check_a_killed_orchestrator_leaves_no_lock(fleet, "edge-cpu", tmp_path)
-
-
-def check_a_killed_orchestrator_leaves_no_lock(state: lab.LabState, name: str, tmp_path: Path) -> float:
-    """SIGKILL an orchestrator holding the device's lock mid-job: the next run gets the lock
-    at once, and nothing of the killed run keeps running on the device. Returns the next
-    run's wall time (seconds)."""
-    device = state.devices[name]
-    common = ["suites/test_latency.py", f"--target={name}", f"--targets-dir={state.targets_dir}"]
-    doomed = start_pytest([*common, f"--manifest={noop_manifest(tmp_path / 'long.yaml', warmup='4s')}"],
-                          tmp_path / "doomed")
-    try:
-        _wait_for_holder(device, doomed)
-        time.sleep(1.0)  # into its job
-        os.kill(doomed.pid, signal.SIGKILL)
-        doomed.communicate(timeout=30)
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
-    started = time.monotonic()
-    done = run_pytest([*common, f"--manifest={noop_manifest(tmp_path / 'quick.yaml')}", "--lock-timeout=120s"],
-                      tmp_path / "next")
-    waited = time.monotonic() - started
-    assert done.returncode == 0, _shown(done)
-    assert "device busy" not in done.stdout
-    (record,) = records(tmp_path / "next")[2]
-    assert record.status == "ok"
-    # nothing of the killed run keeps running on the device (its agent ends when its output breaks)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        left = [pid for pid in cgroups.pids(device.cgroups) if b"harness_agent" in _cmdline(pid)]
-        if not left:
-            break
-        time.sleep(0.2)
-    assert not left, [_cmdline(pid) for pid in left]
-    print(f"\nnext run after a SIGKILLed holder: {waited:.1f}s in all")
-    return waited
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 # ----------------------------------------------------------------------------- 7. fleet run
@@ -654,4 +469,4 @@ def test_up_again_keeps_the_sensor_and_down_stops_everything(fleet) -> None:
     assert lab.leftovers(FLEET_SPEC, fleet.state_dir) != []
     lab.down(fleet.state_dir, progress=lambda line: None, spec=FLEET_SPEC)
     assert lab.leftovers(FLEET_SPEC, fleet.state_dir) == []
-    assert not _cmdline(nano.power_pid) or b"sensors.simulated" not in _cmdline(nano.power_pid)
+    assert not cmdline(nano.power_pid) or b"sensors.simulated" not in cmdline(nano.power_pid)

@@ -9,47 +9,27 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.project import NOOP_INPUT, local_target, noop_variant, write_manifest, write_target
+from helpers.records import run_info
 
 from harness.config.manifest import load_manifest
 from harness.config.target_files import load_target
 from harness.errors import AgentError
-from harness.records import RunInfo
 from harness.run.device import Device
 from harness.run.measure import measure_latency
 from harness.store import open_store
 
-TARGET = """
-name: box
-kind: x86-cpu
-arch: x86_64
-connection: {{transport: local}}
-workdir: {workdir}
-python: {python}
-limits: {{job_timeout: 7s}}
-"""
-
-MANIFEST = """
-version: 1
-models:
-  stuck:
-    input: {name: x, shape: [1], dtype: float32}
-    variants:
-      v:
-        kind: fp32
-        format: none
-        runtime: noop
-        files: {}
-        runtime_options: {sleep_us: 30000000}   # 30 s per inference: a runtime that hangs
-"""
-
 
 def test_hung_runtime_is_killed_on_the_device_with_its_phase(tmp_path: Path) -> None:
-    (tmp_path / "box.yaml").write_text(TARGET.format(workdir=tmp_path / "work", python=sys.executable))
-    (tmp_path / "models.yaml").write_text(MANIFEST)
-    device = Device(load_target(tmp_path / "box.yaml"))
-    (variant,) = load_manifest(tmp_path / "models.yaml").variants
+    target = write_target(tmp_path, local_target("box", workdir=tmp_path / "work", python=sys.executable,
+                                                 limits={"job_timeout": "7s"}))
+    # 30 s per inference: a runtime that hangs
+    stuck = noop_variant(files={}, runtime_options={"sleep_us": 30_000_000})
+    manifest = write_manifest(tmp_path / "models.yaml", {"stuck": {"input": NOOP_INPUT, "variants": {"v": stuck}}})
+    device = Device(load_target(target))
+    (variant,) = load_manifest(manifest).variants
     store = open_store(tmp_path / "r.sqlite")
-    store.create_run(RunInfo(id="r", label=None, started_at="", host="", harness_version=""))
+    store.create_run(run_info("r", label=None))
     started = time.monotonic()
     with pytest.raises(AgentError) as failure:
         measure_latency(device, variant, store, "r")

@@ -10,7 +10,6 @@ the lab down and checks that nothing of it is left.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.project import noop_manifest
+from helpers.suites import run_suites
 
 from harness import lab
 from harness.config.target_files import load_inventory
@@ -32,6 +33,7 @@ from harness.lab.images import build_env, cached_env
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
+    pytest.mark.usefixtures("lab_tests_lock"),  # one lab test module at a time: fixed names and addresses
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (users, cgroups, mounts, namespaces)"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd") or shutil.which("ssh") is None,
                        reason="needs OpenSSH server and client (apt-get install -y openssh-server)"),
@@ -57,14 +59,6 @@ def _state_dir(name: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
     os.chmod(path, 0o755)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_tests_lock():
-    """One run of these tests at a time on this machine (they use fixed names and addresses)."""
-    with open("/tmp/harness-lab-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -332,32 +326,18 @@ def test_status_command(lab_up, capsys) -> None:
     assert "cpu: 0.5 core: CFS bandwidth (cgroup v1)" in text and "measured at lab up" in text, text
 
 
-NOOP_MANIFEST = """
-version: 1
-defaults:
-  latency: {warmup_iterations: 0, warmup_duration: 0s, min_iterations: 5, min_duration: 0s, max_duration: 10s}
-models:
-  noop:
-    input: {name: x, shape: [1], dtype: float32}
-    variants:
-      v: {kind: fp32, format: none, runtime: noop}
-"""
-
-
 def test_the_design_cards_command_finds_a_lab_device_by_name_while_the_lab_is_up(lab_up, tmp_path) -> None:
     """`pytest suites/ --target=slow-link` with no --targets-dir: the name is not in targets/, so
     the lab that is up (its state dir: $HARNESS_LAB_DIR, else .harness/lab) supplies it. An
     explicit --targets-dir still wins, and its unknown-target error names the lab's device."""
     state, _, _ = lab_up
-    (tmp_path / "models.yaml").write_text(NOOP_MANIFEST)
+    manifest = noop_manifest(tmp_path / "models.yaml", ["v"], max_duration="10s")
     env = {**os.environ, "HARNESS_LAB_DIR": state.state_dir}
     env.pop("HARNESS_TARGETS_DIR", None)
 
     def suites(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", "suites/test_latency.py", "--target=slow-link",
-                               f"--manifest={tmp_path / 'models.yaml'}", f"--store={tmp_path / 'results.sqlite'}",
-                               "--no-report", "-q", "-p", "no:cacheprovider", *extra],
-                              capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+        return run_suites(["suites/test_latency.py", "--target=slow-link", f"--manifest={manifest}", *extra],
+                          tmp_path, report=False, junit=False, quiet=("-q",), env=env, timeout=300)
 
     found = suites()
     assert found.returncode == 0, found.stdout + found.stderr

@@ -9,7 +9,6 @@ outputs agree between the two, and bad options, files and interpreters fail in o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.agent_jobs import run_agent_job
+from helpers.interpreters import pyenv_python_or_skip
 
 from harness.agent import PROTOCOL_VERSION
 from harness.analysis.fidelity import decode_outputs
@@ -25,7 +26,6 @@ from harness.zoo.mediapipe import MODELS, PACKAGE, PACKAGE_VERSION, WHEEL_FILE, 
 
 litert = pytest.importorskip("ai_edge_litert")
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = {"warmup_iterations": 3, "warmup_duration_s": 0, "min_iterations": 30, "min_duration_s": 0.05}
 SHAPES = {"face_detection_short_range": [1, 128, 128, 3], "face_landmark": [1, 192, 192, 3],
           "face_detection_full_range_sparse": [1, 192, 192, 3]}
@@ -48,13 +48,7 @@ def run_agent(model: str | Path, options: dict[str, Any] | None = None, shape: l
            "model": {"files": {"model": str(model)}},
            "input": {"name": "input", "shape": shape or [1, 128, 128, 3], "dtype": dtype, "seed": 0},
            "latency": FAST, **extra}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run([python, "-m", "harness.agent"], input=json.dumps(job).encode(), capture_output=True,
-                          cwd=str(REPO), env=env, timeout=300)
-    events = [json.loads(line) for line in done.stdout.decode().splitlines()]  # protocol only on stdout
-    assert all(e["protocol"] == PROTOCOL_VERSION for e in events)
-    return done.returncode, events, done.stderr.decode("utf-8", "replace")
+    return run_agent_job(job, python)
 
 
 def _result(model, options=None, shape=None, **extra) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -187,12 +181,6 @@ def test_bad_model_file_is_a_model_load_error(tmp_path: Path) -> None:
 
 
 def test_interpreter_without_litert_is_runtime_missing(mediapipe: Path) -> None:
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", "3.10.13"], capture_output=True, text=True, timeout=30).stdout.strip()
-    except FileNotFoundError:
-        pytest.skip("pyenv not installed")
-    python = os.path.join(prefix, "bin", "python")
-    if not prefix or not os.path.exists(python):
-        pytest.skip("pyenv has no 3.10.13")
+    python = pyenv_python_or_skip("3.10.13")
     error = _error(mediapipe / "face_landmark.tflite", {}, SHAPES["face_landmark"], python=python)
     assert error["kind"] == "runtime-missing" and "ai_edge_litert cannot be imported" in error["message"]

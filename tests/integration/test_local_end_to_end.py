@@ -15,39 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paths import REPO
+from helpers.project import TINY_CNN_INPUT, tiny_cnn_paddle, write_manifest
+from helpers.suites import run_suites
 
 from harness.store import open_store
 
-REPO = Path(__file__).resolve().parents[2]
 MIN_ITERATIONS = 40
-
-MANIFEST = """
-version: 1
-zoo_dir: {zoo}
-defaults:
-  latency: {{warmup_iterations: 5, warmup_duration: 0.1s, min_iterations: {min_iterations},
-             min_duration: 0.3s, max_duration: 20s}}
-models:
-  tiny_cnn:
-    input: {{name: x, shape: [1, 3, 64, 64], dtype: float32}}
-    budgets:
-      local: {{target_latency: {budget}}}
-    variants:
-      fp32:
-        kind: fp32
-        format: paddle
-        runtime: paddle-inference
-        files: {{model: "{{zoo}}/tiny_cnn/fp32/inference.pdmodel", params: "{{zoo}}/tiny_cnn/fp32/inference.pdiparams"}}
-        runtime_options: {{threads: 1, mkldnn: true}}
-      int8:
-        kind: int8-ptq
-        baseline: fp32
-        format: paddle
-        runtime: paddle-inference
-        files: {{model: "{{zoo}}/tiny_cnn/int8/inference.pdmodel", params: "{{zoo}}/tiny_cnn/int8/inference.pdiparams"}}
-        runtime_options: {{threads: 1, mkldnn: true, precision: int8}}
-"""
-
 
 class TableCells(HTMLParser):
     """Collects the comparison table rows: data-variant -> {css class or index: text}."""
@@ -85,13 +59,18 @@ class TableCells(HTMLParser):
 
 
 def run_suite(tmp_path: Path, zoo: Path, budget: str = "1s", zoo_override: Path | None = None) -> subprocess.CompletedProcess:
-    manifest = tmp_path / "models.yaml"
-    manifest.write_text(MANIFEST.format(zoo=zoo_override or zoo, min_iterations=MIN_ITERATIONS, budget=budget))
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "suites" / "test_latency.py"), "--target=local",
-         f"--manifest={manifest}", f"--store={tmp_path / 'results.sqlite'}",
-         f"--report-dir={tmp_path / 'reports'}", "--run-label=it", "-p", "no:cacheprovider", "-q", "-rA"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+    """The latency suite on the local target: tiny_cnn fp32 and int8 (mkldnn), ``budget`` as
+    its target latency there, read from ``zoo_override`` or ``zoo``."""
+    latency = {"warmup_iterations": 5, "warmup_duration": "0.1s", "min_iterations": MIN_ITERATIONS,
+               "min_duration": "0.3s", "max_duration": "20s"}
+    mkldnn = {"threads": 1, "mkldnn": True}
+    variants = {"fp32": tiny_cnn_paddle(runtime_options=mkldnn),
+                "int8": tiny_cnn_paddle("int8", baseline="fp32", runtime_options={**mkldnn, "precision": "int8"})}
+    manifest = write_manifest(tmp_path / "models.yaml", {"tiny_cnn": {
+        "input": TINY_CNN_INPUT, "budgets": {"local": {"target_latency": budget}}, "variants": variants}},
+        latency=latency, zoo=zoo_override or zoo)
+    return run_suites(["suites/test_latency.py", "--target=local", f"--manifest={manifest}", "--run-label=it"],
+                      tmp_path, junit=False)
 
 
 def test_real_model_samples_are_stored_and_reported(tmp_path: Path, demo_zoo: Path) -> None:

@@ -9,74 +9,37 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers.paths import VENV_PYTHON
+from helpers.project import TINY_CNN_INPUT, local_target, tiny_cnn_paddle, write_manifest, write_target
+from helpers.results import only_record
+from helpers.suites import run_suites
 
-from harness.store import open_store
-
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
 # Shared libraries already in the page cache are charged to the cgroup that read them first,
 # so importing paddle (VmHWM ~290 MB) charges only ~135 MB here: the limit must sit below that.
 LIMIT_MIB = 64
 
-MANIFEST = """
-version: 1
-zoo_dir: {zoo}
-models:
-  tiny_cnn:
-    input: {{name: x, shape: [1, 3, 64, 64], dtype: float32}}
-    budgets:
-      "*": {{max_memory: {budget}}}
-    variants:
-      fp32:
-        kind: fp32
-        format: paddle
-        runtime: paddle-inference
-        files: {{model: "{{zoo}}/tiny_cnn/fp32/inference.pdmodel", params: "{{zoo}}/tiny_cnn/fp32/inference.pdiparams"}}
-        runtime_options: {{threads: 1}}
-"""
-
-TARGET = """
-name: {name}
-kind: x86-cpu
-arch: x86_64
-connection: {{transport: local}}
-workdir: {workdir}
-python: {python}
-runtimes:
-  paddle-inference: {python}
-"""
-
-
 def run_memory_suite(tmp_path: Path, zoo: Path, python: Path | str, budget: str = "4GB") -> subprocess.CompletedProcess:
+    """The memory suite on tiny_cnn (``budget``: its max_memory) on a local box whose agent and
+    paddle-inference run under ``python``."""
     targets = tmp_path / "targets"
-    targets.mkdir(exist_ok=True)
-    (targets / "box.yaml").write_text(TARGET.format(name="box", workdir=tmp_path / "work", python=python))
-    manifest = tmp_path / "models.yaml"
-    manifest.write_text(MANIFEST.format(zoo=zoo, budget=budget))
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "suites" / "test_memory.py"), "--target=box",
-         f"--targets-dir={targets}", f"--manifest={manifest}", f"--store={tmp_path / 'r.sqlite'}",
-         "--no-report", "-p", "no:cacheprovider", "-q", "-rA"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def only_record(tmp_path: Path):
-    store = open_store(tmp_path / "r.sqlite")
-    (run,) = store.runs()
-    (record,) = store.measurements(run.id)
-    return record
+    write_target(targets, local_target("box", workdir=tmp_path / "work", python=python,
+                                       runtimes={"paddle-inference": python}))
+    manifest = write_manifest(tmp_path / "models.yaml", {"tiny_cnn": {
+        "input": TINY_CNN_INPUT, "budgets": {"*": {"max_memory": budget}}, "variants": {"fp32": tiny_cnn_paddle()}}},
+        zoo=zoo)
+    return run_suites(["suites/test_memory.py", "--target=box", f"--targets-dir={targets}", f"--manifest={manifest}"],
+                      tmp_path, report=False, junit=False, timeout=300)
 
 
 def test_peak_memory_is_split_by_phase(tmp_path: Path, demo_zoo: Path) -> None:
     done = run_memory_suite(tmp_path, demo_zoo, VENV_PYTHON)
     assert done.returncode == 0, done.stdout[-2000:]
-    summary = only_record(tmp_path).summary
+    summary = only_record(tmp_path / "results.sqlite").summary
     assert summary["import_peak_bytes"] > 100 * 2**20  # paddle.inference alone is ~290 MB
     assert summary["load_delta_bytes"] >= 0 and summary["inference_delta_bytes"] >= 0
     assert summary["peak_rss_bytes"] == (summary["import_peak_bytes"] + summary["load_delta_bytes"]
@@ -121,6 +84,6 @@ def test_out_of_memory_is_reported_with_phase_and_limit(tmp_path: Path, demo_zoo
     done = run_memory_suite(tmp_path, demo_zoo, wrapper)
     assert done.returncode == 1, done.stdout[-2000:]
     assert f"box: out-of-memory: out of memory at runtime import (memory limit {LIMIT_MIB} MiB)" in done.stdout, done.stdout[-2000:]
-    record = only_record(tmp_path)
+    record = only_record(tmp_path / "results.sqlite")
     assert record.status == "error" and "out of memory at runtime import" in record.meta["error"]
     assert "Traceback" not in done.stdout

@@ -18,66 +18,37 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
+from helpers.project import NOOP_INPUT, copy_suites, local_target, noop_variant, write_manifest, write_target
+from helpers.suites import run_suites
 
-REPO = Path(__file__).resolve().parents[2]
 NIGHTLY_RECIPE = ("pytest suites/ --target=all --run-label nightly --baseline latest:nightly --fail-on-regression; "
                   "s=$?; harness report trend --label nightly --last 30 && exit $s")
 
-TARGET = """\
-name: local
-kind: local
-arch: x86_64
-description: "this machine, for the nightly recipe test"
-connection:
-  transport: local
-workdir: {workdir}
-python: {python}
-runtimes: {{}}
-power:
-  sensor: none
-tags: [cpu]
-limits:
-  job_timeout: 60s
-"""
-
-MANIFEST = """\
-version: 1
-defaults:
-  latency: {{warmup_iterations: 20, warmup_duration: 0.05s, min_iterations: 300, min_duration: 0.4s, max_duration: 10s}}
-models:
-  tiny:
-    input: {{name: x, shape: [1], dtype: float32}}
-    regression_threshold: 15%   # a shared 2-core machine: only a large change is called
-    budgets:
-      local: {{target_latency: 50ms}}
-    variants:
-      ref:
-        kind: fp32
-        format: none
-        runtime: noop
-        files: {{}}
-        runtime_options: {{sleep_us: 200}}
-      slow:
-        kind: other
-        format: none
-        runtime: noop
-        files: {{}}
-        baseline: ref
-        runtime_options: {{sleep_us: {slow_us}}}
-"""
+LATENCY = {"warmup_iterations": 20, "warmup_duration": "0.05s", "min_iterations": 300, "min_duration": "0.4s",
+           "max_duration": "10s"}
 
 
 def make_project(root: Path) -> Path:
-    (root / "targets").mkdir(parents=True)
-    (root / "targets" / "local.yaml").write_text(TARGET.format(workdir=root / "work", python=sys.executable))
-    (root / "suites").mkdir()
-    (root / "suites" / "test_latency.py").write_text((REPO / "suites" / "test_latency.py").read_text())
-    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    return root
+    """A user's project: a local target, the latency suite, a pytest.ini; the manifest is the night's."""
+    write_target(root / "targets", local_target(
+        "local", kind="local", description="this machine, for the nightly recipe test", workdir=root / "work",
+        python=sys.executable, runtimes={}, power={"sensor": "none"}, tags=["cpu"], limits={"job_timeout": "60s"}))
+    return copy_suites(root, ini="[pytest]\naddopts = -p no:cacheprovider\n")
+
+
+def write_models(root: Path, slow_us: int) -> Path:
+    """tiny-ref sleeps 200 us per inference, tiny-slow ``slow_us``; a regression is a 15% change."""
+    variants = {"ref": noop_variant(files={}, runtime_options={"sleep_us": 200}),
+                "slow": noop_variant(kind="other", files={}, baseline="ref", runtime_options={"sleep_us": slow_us})}
+    return write_manifest(root / "suites" / "models.yaml", {"tiny": {
+        "input": NOOP_INPUT,
+        "regression_threshold": "15%",  # a shared 2-core machine: only a large change is called
+        "budgets": {"local": {"target_latency": "50ms"}}, "variants": variants}}, latency=LATENCY)
 
 
 def night(root: Path, slow_us: int) -> subprocess.CompletedProcess:
-    (root / "suites" / "models.yaml").write_text(MANIFEST.format(slow_us=slow_us))
+    write_models(root, slow_us)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("HARNESS_ZOO_DIR", None)
     return subprocess.run(["bash", "-c", NIGHTLY_RECIPE], cwd=root, env=env, capture_output=True, text=True,
@@ -146,8 +117,7 @@ def test_nightly_recipe_marks_a_planted_regression_at_the_right_night(tmp_path: 
 ])
 def test_bad_baseline_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     root = make_project(tmp_path / "project")
-    (root / "suites" / "models.yaml").write_text(MANIFEST.format(slow_us=200))
-    done = subprocess.run([sys.executable, "-m", "pytest", "suites/", "--target=local", *args], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    write_models(root, 200)
+    done = run_suites(["suites/", "--target=local", *args], cwd=root, quiet=(), timeout=120)
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr

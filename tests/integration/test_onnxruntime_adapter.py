@@ -7,8 +7,6 @@ python) all go through `python -m harness.agent` exactly as a target runs it.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.agent_jobs import run_agent_job
+from helpers.interpreters import pyenv_python_or_skip
 
 from harness.agent import PROTOCOL_VERSION
 from harness.agent.inputs import structured_input
@@ -23,7 +23,6 @@ from harness.zoo.build import build_zoo
 
 ort = pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = {"warmup_iterations": 2, "warmup_duration_s": 0, "min_iterations": 20, "min_duration_s": 0.01}
 TINY_INPUT = {"name": "x", "shape": [1, 3, 64, 64], "dtype": "float32", "seed": 0}
 
@@ -41,13 +40,7 @@ def run_agent(model: str | Path, options: dict[str, Any] | None = None, input_sp
               python: str = sys.executable) -> tuple[int, list[dict[str, Any]], str]:
     job = {"protocol": PROTOCOL_VERSION, "job_id": "ort", "runtime": {"name": "onnxruntime", "options": options or {}},
            "model": {"files": {"model": str(model)}}, "input": input_spec or dict(TINY_INPUT), "latency": FAST}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run([python, "-m", "harness.agent"], input=json.dumps(job).encode(), capture_output=True,
-                          cwd=str(REPO), env=env, timeout=300)
-    events = [json.loads(line) for line in done.stdout.decode().splitlines()]  # protocol only on stdout
-    assert all(e["protocol"] == PROTOCOL_VERSION for e in events)
-    return done.returncode, events, done.stderr.decode("utf-8", "replace")
+    return run_agent_job(job, python)
 
 
 def _result(model, options=None, input_spec=None) -> dict[str, Any]:
@@ -162,13 +155,7 @@ def test_broken_or_missing_model_file(tmp_path, tiny):
 
 
 def test_interpreter_without_onnxruntime_is_runtime_missing(tiny):
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", "3.10.13"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("pyenv is not installed")
-    python = os.path.join(prefix.stdout.strip(), "bin", "python")
-    if prefix.returncode != 0 or not os.access(python, os.X_OK):
-        pytest.skip("pyenv has no 3.10.13")
+    python = pyenv_python_or_skip("3.10.13")
     probe = subprocess.run([python, "-c", "import onnxruntime"], capture_output=True, timeout=60)
     if probe.returncode == 0:
         pytest.skip(f"{python} has onnxruntime")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.processes import alive
 
 from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
 from harness.lab.sshd import LabError
@@ -21,14 +22,6 @@ with private_cluster() as cluster:
     print(cluster.directory, flush=True)
     time.sleep(600)
 """
-
-
-def _alive(pid: int) -> bool:
-    """Running (not a zombie waiting for this machine's init to reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +43,10 @@ def test_a_cluster_left_by_a_sigkilled_run_is_stopped_by_the_next_run() -> None:
     finally:
         owner.kill()
         owner.wait()
-    assert left.running and _alive(postmaster)  # what a SIGKILLed run leaves behind
+    assert left.running and alive(postmaster)  # what a SIGKILLed run leaves behind
     with private_cluster() as fresh:  # the next run
         assert fresh.running
-        assert not _alive(postmaster), "the orphaned server still runs"
+        assert not alive(postmaster), "the orphaned server still runs"
         assert not directory.exists()
 
 

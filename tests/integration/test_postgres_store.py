@@ -1,7 +1,7 @@
-"""The PostgreSQL store as a lab uses it: a real server (a private cluster started by this
-module: initdb + pg_ctl on a loopback port), several orchestrator processes writing at
-once, the pytest plugin writing to it, and reports and comparisons read from it exactly as
-from SQLite.
+"""The PostgreSQL store as a lab uses it: a real server (the session's private cluster,
+``pg_cluster`` of tests/conftest.py: initdb + pg_ctl on a loopback port), several
+orchestrator processes writing at once, the pytest plugin writing to it, and reports and
+comparisons read from it exactly as from SQLite.
 """
 
 from __future__ import annotations
@@ -13,31 +13,22 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from helpers.project import copy_suites, local_target, write_target
+from helpers.suites import run_suites
 
 from harness.analysis.budgets import compare_to_baselines
 from harness.analysis.record_verdict import record_verdict
 from harness.analysis.regression import decide, pair_runs
-from harness.lab.postgres import PostgresCluster, find_bindir, private_cluster
-from harness.lab.sshd import LabError
+from harness.lab.postgres import PostgresCluster
 from harness.report.build import build_run_report_data
 from harness.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 4
 PER_WRITER = 300
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        find_bindir()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    with private_cluster() as cluster:
-        yield cluster
 
 
 def _fresh_database(cluster: PostgresCluster) -> str:
@@ -131,24 +122,6 @@ def test_concurrent_writer_processes_lose_nothing_and_never_mix_runs(backend: st
 
 # --- the same data read from both backends ------------------------------------------------------
 
-TARGET = """\
-name: {name}
-kind: x86-cpu
-arch: x86_64
-description: "lab board {name}"
-connection:
-  transport: local
-workdir: {workdir}
-python: {python}
-runtimes:
-  paddle-inference: {python}
-power:
-  sensor: estimate
-tags: [lab]
-limits:
-  job_timeout: 60s
-"""
-
 MANIFEST = """\
 version: 1
 defaults:
@@ -171,23 +144,21 @@ models:
 
 
 def _project(root: Path) -> Path:
-    (root / "targets").mkdir(parents=True)
+    """Two lab boards (local transport, estimated power) and the latency, memory and power suites."""
     for name in ("alpha", "beta"):
-        (root / "targets" / f"{name}.yaml").write_text(
-            TARGET.format(name=name, workdir=root / "work" / name, python=sys.executable))
-    (root / "suites").mkdir()
+        write_target(root / "targets", local_target(
+            name, description=f"lab board {name}", workdir=root / "work" / name, python=sys.executable,
+            runtimes={"paddle-inference": sys.executable}, power={"sensor": "estimate"}, tags=["lab"],
+            limits={"job_timeout": "60s"}))
+    copy_suites(root, ("test_latency.py", "test_memory.py", "test_power.py"))
     (root / "suites" / "models.yaml").write_text(MANIFEST)
-    for suite in ("test_latency.py", "test_memory.py", "test_power.py"):
-        (root / "suites" / suite).write_text((REPO / "suites" / suite).read_text())
-    (root / "pytest.ini").write_text("[pytest]\n")
     return root
 
 
 def _suite_run(project: Path, store: str, label: str, *extra: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--target=all",
-                           f"--store={store}", f"--run-label={label}",
-                           "-k", "not (test_power and beta)", *extra],  # power takes ~2 s a test: one target is enough
-                          cwd=project, capture_output=True, text=True, timeout=600)
+    done = run_suites(["suites", "--target=all", f"--store={store}", f"--run-label={label}",
+                       "-k", "not (test_power and beta)", *extra],  # power takes ~2 s a test: one target is enough
+                      cwd=project, quiet=("-q",))
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]  # 1: budgets missed (on purpose)
     return done.stdout
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.interpreters import pyenv_python_or_skip
 
 from harness.agent import PROTOCOL_VERSION
 from harness.zoo import ocr_accuracy, ocr_text, ppocr, steps, wheels
@@ -127,13 +128,7 @@ def test_decode_and_edit_distance():
 
 def test_accuracy_in_another_interpreter_reports_its_failure(ocr_zoo):
     _, record, _ = ocr_zoo
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", "3.10.13"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("pyenv is not installed")
-    python = os.path.join(prefix.stdout.strip(), "bin", "python")
-    if prefix.returncode != 0 or not os.access(python, os.X_OK):
-        pytest.skip("pyenv has no 3.10.13")
+    python = pyenv_python_or_skip("3.10.13")
     with pytest.raises(RuntimeError) as caught:
         ocr_accuracy.ocr_character_accuracy(str(record.directory / "fp32" / "model.onnx"), ["HELLO"], python=python)
     assert python in str(caught.value) and "No module named" in str(caught.value)

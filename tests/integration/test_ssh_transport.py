@@ -14,16 +14,19 @@ import re
 import shutil
 import signal
 import socket
-import sys
+import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers.faulty_transports import CorruptingSSHTransport
+from helpers.interpreters import pyenv_python_or_skip
+from helpers.loopback_sshd import PYTHON, LoopbackSshd, sshd_fixture
+from helpers.processes import alive
 
 from harness.agent import PROTOCOL_VERSION
-from harness.config.target_files import load_target
 from harness.errors import TransportError
 from harness.lab.sshd import SshdServer, free_port, generate_key
 from harness.run.agent_client import AgentClient
@@ -34,68 +37,23 @@ from harness.transport.ssh.files import PY_SHA256
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="needs OpenSSH's sshd")
 
-PYTHON = sys.executable  # the "device" runs the agent with this venv's interpreter
-
 
 # --- the lab ----------------------------------------------------------------------------
 
-class Lab:
-    """A client key, an sshd that accepts it, and the files a client needs."""
-
-    def __init__(self, root: Path, listen: str = "127.0.0.1", extra_config: dict[str, str] | None = None) -> None:
-        self.root = root
-        self.key = generate_key(root / "client_key")
-        self.authorized = root / "authorized_keys"
-        self.authorized.write_text(Path(f"{self.key}.pub").read_text())
-        self.server = SshdServer(directory=root / "sshd", port=free_port(listen), listen_address=listen,
-                                 authorized_keys=str(self.authorized), extra_config=extra_config or {}).start()
-        self.known_hosts = root / "known_hosts"
-        self.known_hosts.write_text(self.server.known_hosts_line())
-        self.ssh_config = root / "ssh_config"
-        self.ssh_config.write_text("")
-        self.workdir = root / "device-work"
-
-    def target(self, name: str = "board", connection: dict[str, object] | None = None,
-               workdir: str | None = None):
-        """Write targets/<name>.yaml and load it (the real inventory loader)."""
-        fields: dict[str, object] = {"transport": "ssh", "host": self.server.listen_address,
-                                     "port": self.server.port, "user": "root", "key_file": str(self.key)}
-        fields.update(connection or {})
-        lines = "".join(f"  {key}: {value}\n" for key, value in fields.items() if value is not None)
-        folder = self.root / "targets"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.yaml"
-        path.write_text(f"name: {name}\nkind: x86-cpu\narch: x86_64\nconnection:\n{lines}"
-                        f"workdir: {workdir or self.workdir}\npython: {PYTHON}\n")
-        return load_target(path)
-
-    def transport(self, target=None, cls=SSHTransport, **kwargs) -> SSHTransport:
-        kwargs.setdefault("known_hosts_path", self.known_hosts)
-        kwargs.setdefault("ssh_config_path", self.ssh_config)
-        return cls(target or self.target(), **kwargs)
-
-    def stop(self) -> None:
-        self.server.stop()
+lab = sshd_fixture("lab", "ssh-lab")  # this module's sshd
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    made = Lab(tmp_path_factory.mktemp("ssh-lab"))
-    yield made
-    made.stop()
-
-
-@pytest.fixture(scope="module")
-def ssh(lab: Lab) -> SSHTransport:
+def ssh(lab: LoopbackSshd) -> SSHTransport:
     transport = lab.transport()
     yield transport
     transport.close()
 
 
 @pytest.fixture
-def fresh_lab(tmp_path: Path) -> Lab:
+def fresh_lab(tmp_path: Path) -> LoopbackSshd:
     """An sshd of this test's own, for tests that kill it."""
-    made = Lab(tmp_path / "lab")
+    made = LoopbackSshd(tmp_path / "lab")
     yield made
     made.stop()
 
@@ -138,18 +96,10 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _gone_within(pids: list[int], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid in pids):
+        if not any(alive(pid) for pid in pids):
             return True
         time.sleep(0.05)
     return False
@@ -277,7 +227,7 @@ def test_kill_leaves_no_process_on_the_device(ssh: SSHTransport) -> None:
     process = ssh.start(["sh", "-c", f"sleep 1000{tag}1 & sleep 1000{tag}2 & echo started; wait"])
     assert process.read_line(timeout=10) == b"started"
     pid = process.remote_pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     deadline = time.monotonic() + 5
     while True:  # the background sleeps may still be starting
         children = _pids_with_cmdline("sleep", f"1000{tag}1") + _pids_with_cmdline("sleep", f"1000{tag}2")
@@ -290,7 +240,7 @@ def test_kill_leaves_no_process_on_the_device(ssh: SSHTransport) -> None:
     assert process.wait(timeout=5) == -signal.SIGKILL
 
 
-def test_one_connection_is_reused_with_nodelay(lab: Lab) -> None:
+def test_one_connection_is_reused_with_nodelay(lab: LoopbackSshd) -> None:
     transport = lab.transport()
     for _ in range(3):
         assert transport.run(["true"]).returncode == 0
@@ -309,7 +259,7 @@ def test_large_stdout_and_stderr_together_do_not_stall(ssh: SSHTransport) -> Non
     assert (len(done.stdout), len(done.stderr)) == (80 * 65536, 80 * 16384)
 
 
-def test_relative_workdir_is_resolved_against_the_login_directory(lab: Lab) -> None:
+def test_relative_workdir_is_resolved_against_the_login_directory(lab: LoopbackSshd) -> None:
     name = f".harness-test-{uuid.uuid4().hex[:8]}"
     transport = lab.transport(lab.target("relative", workdir=f"{name}/work"))
     try:
@@ -321,7 +271,7 @@ def test_relative_workdir_is_resolved_against_the_login_directory(lab: Lab) -> N
         shutil.rmtree(os.path.join(os.path.expanduser("~root"), name), ignore_errors=True)
 
 
-def test_open_transport_gives_ssh_for_an_ssh_target(lab: Lab) -> None:
+def test_open_transport_gives_ssh_for_an_ssh_target(lab: LoopbackSshd) -> None:
     transport = open_transport(lab.target())
     assert isinstance(transport, SSHTransport)
     transport.close()
@@ -329,7 +279,7 @@ def test_open_transport_gives_ssh_for_an_ssh_target(lab: Lab) -> None:
 
 # --- files ----------------------------------------------------------------------------------
 
-def test_file_primitives(ssh: SSHTransport, lab: Lab, tmp_path: Path) -> None:
+def test_file_primitives(ssh: SSHTransport, lab: LoopbackSshd, tmp_path: Path) -> None:
     base = f"{ssh.workdir}/prims-{uuid.uuid4().hex[:8]}"
     ssh.makedirs(f"{base}/a/b")
     ssh.makedirs(f"{base}/a/b")  # idempotent
@@ -364,7 +314,7 @@ def test_sha256_falls_back_to_python_without_sha256sum(tmp_path: Path) -> None:
     tools.mkdir()
     for tool in ("sh", "env", "setsid", "kill", "rm"):
         os.symlink(shutil.which(tool), tools / tool)
-    lab = Lab(tmp_path / "lab", extra_config={"SetEnv": f"PATH={tools}"})
+    lab = LoopbackSshd(tmp_path / "lab", extra_config={"SetEnv": f"PATH={tools}"})
     try:
         transport = lab.transport()
         assert transport.run(["sha256sum", "/dev/null"]).returncode == 127
@@ -379,23 +329,19 @@ def test_sha256_falls_back_to_python_without_sha256sum(tmp_path: Path) -> None:
         transport.close()
     finally:
         lab.stop()
-    # and the fallback snippet itself under the device's Python 3.6 (JetPack 4)
-    py36 = _python36()
-    if py36:
-        import subprocess
-
-        out = subprocess.run([py36, "-c", PY_SHA256, str(data)], capture_output=True, text=True, check=True)
-        assert out.stdout.split() == [sha256_file(data), str(data)]  # sha256sum's own format
 
 
-def _python36() -> str | None:
-    import subprocess
+def test_the_sha256_fallback_snippet_runs_under_python36(tmp_path: Path) -> None:
+    """The fallback above, run by the device's Python 3.6 (JetPack 4): skipped, saying so,
+    where pyenv's 3.6.15 is not installed."""
+    py36 = pyenv_python_or_skip("3.6.15")
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"\x00\x01" * 5000)
+    out = subprocess.run([py36, "-c", PY_SHA256, str(data)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [sha256_file(data), str(data)]  # sha256sum's own format
 
-    found = subprocess.run(["pyenv", "prefix", "3.6.15"], capture_output=True, text=True)
-    return found.stdout.strip() + "/bin/python" if found.returncode == 0 else None
 
-
-def test_push_then_cache_hit_on_the_device(lab: Lab, tmp_path: Path) -> None:
+def test_push_then_cache_hit_on_the_device(lab: LoopbackSshd, tmp_path: Path) -> None:
     model = tmp_path / "model.onnx"
     model.write_bytes(os.urandom(1_000_003))
     first_transport = lab.transport()
@@ -417,19 +363,7 @@ def test_push_then_cache_hit_on_the_device(lab: Lab, tmp_path: Path) -> None:
     second_transport.close()
 
 
-class CorruptingSSHTransport(SSHTransport):
-    """A link that damages every upload: one byte of the file on the device is flipped after
-    it was sent (the device is this machine, so the test flips it in place)."""
-
-    def upload(self, local: Path, remote: str) -> int:
-        sent = super().upload(local, remote)
-        data = bytearray(Path(remote).read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        Path(remote).write_bytes(bytes(data))
-        return sent
-
-
-def test_corrupted_upload_is_refused_and_nothing_is_cached(lab: Lab, tmp_path: Path) -> None:
+def test_corrupted_upload_is_refused_and_nothing_is_cached(lab: LoopbackSshd, tmp_path: Path) -> None:
     model = tmp_path / "weights.bin"
     model.write_bytes(os.urandom(200_000))
     digest = sha256_file(model)
@@ -451,7 +385,7 @@ def test_corrupted_upload_is_refused_and_nothing_is_cached(lab: Lab, tmp_path: P
 
 # --- host keys --------------------------------------------------------------------------------
 
-def test_unknown_host_key_is_refused_in_strict_mode(lab: Lab, tmp_path: Path) -> None:
+def test_unknown_host_key_is_refused_in_strict_mode(lab: LoopbackSshd, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     transport = lab.transport(known_hosts_path=empty)
     with pytest.raises(TransportError) as caught:
@@ -465,7 +399,7 @@ def test_unknown_host_key_is_refused_in_strict_mode(lab: Lab, tmp_path: Path) ->
     assert not empty.exists()
 
 
-def test_accept_new_adds_the_key_then_checks_it(lab: Lab, tmp_path: Path) -> None:
+def test_accept_new_adds_the_key_then_checks_it(lab: LoopbackSshd, tmp_path: Path) -> None:
     known = tmp_path / "sub" / "known_hosts"
     target = lab.target("tofu", {"known_hosts": "accept-new"})
     transport = lab.transport(target, known_hosts_path=known)
@@ -479,7 +413,7 @@ def test_accept_new_adds_the_key_then_checks_it(lab: Lab, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("policy", ["strict", "accept-new"])
-def test_a_changed_host_key_is_always_refused(lab: Lab, tmp_path: Path, policy: str) -> None:
+def test_a_changed_host_key_is_always_refused(lab: LoopbackSshd, tmp_path: Path, policy: str) -> None:
     other = generate_key(tmp_path / "other_host_key")
     other_line = Path(f"{other}.pub").read_text()
     known = tmp_path / "known_hosts"
@@ -497,7 +431,7 @@ def test_a_changed_host_key_is_always_refused(lab: Lab, tmp_path: Path, policy: 
     assert len(known.read_text().splitlines()) == 3  # never rewritten
 
 
-def test_hashed_known_hosts_entries_are_understood(lab: Lab, tmp_path: Path) -> None:
+def test_hashed_known_hosts_entries_are_understood(lab: LoopbackSshd, tmp_path: Path) -> None:
     import paramiko
 
     key_type, key = lab.server.known_hosts_line().split()[1:3]
@@ -511,7 +445,7 @@ def test_hashed_known_hosts_entries_are_understood(lab: Lab, tmp_path: Path) -> 
 
 # --- ssh_config, jump hosts ------------------------------------------------------------------
 
-def test_ssh_config_alias_gives_hostname_port_user_and_identity(lab: Lab, tmp_path: Path,
+def test_ssh_config_alias_gives_hostname_port_user_and_identity(lab: LoopbackSshd, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "ssh_config"
     config.write_text(f"Host lab-board\n  HostName 127.0.0.1\n  Port {lab.server.port}\n  User root\n"
@@ -529,7 +463,7 @@ def test_ssh_config_alias_gives_hostname_port_user_and_identity(lab: Lab, tmp_pa
     transport.close()
 
 
-def test_proxycommand_in_ssh_config_is_refused_clearly(lab: Lab, tmp_path: Path) -> None:
+def test_proxycommand_in_ssh_config_is_refused_clearly(lab: LoopbackSshd, tmp_path: Path) -> None:
     config = tmp_path / "ssh_config"
     config.write_text("Host via-command\n  ProxyCommand nc %h %p\n")
     target = lab.target("proxied", {"host": None, "port": None, "ssh_config_host": "via-command"})
@@ -538,10 +472,10 @@ def test_proxycommand_in_ssh_config_is_refused_clearly(lab: Lab, tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def jump_lab(tmp_path_factory) -> Lab:
+def jump_lab(tmp_path_factory) -> LoopbackSshd:
     """A second sshd, the jump host, on 127.0.0.1; the lab's target is reached through it."""
     root = tmp_path_factory.mktemp("jump-lab")
-    behind = Lab(root / "behind", listen="127.0.0.2")
+    behind = LoopbackSshd(root / "behind", listen="127.0.0.2")
     jump = SshdServer(directory=root / "sshd", port=free_port(), authorized_keys=str(behind.authorized)).start()
     with open(behind.known_hosts, "a") as handle:
         handle.write(jump.known_hosts_line())
@@ -551,7 +485,7 @@ def jump_lab(tmp_path_factory) -> Lab:
     jump.stop()
 
 
-def test_jump_host_from_the_target_file(jump_lab: Lab) -> None:
+def test_jump_host_from_the_target_file(jump_lab: LoopbackSshd) -> None:
     jump = jump_lab.jump
     target = jump_lab.target("behind", {"jump_host": f"root@127.0.0.1:{jump.port}"})
     transport = jump_lab.transport(target)
@@ -564,7 +498,7 @@ def test_jump_host_from_the_target_file(jump_lab: Lab) -> None:
     transport.close()
 
 
-def test_proxyjump_from_ssh_config(jump_lab: Lab, tmp_path: Path) -> None:
+def test_proxyjump_from_ssh_config(jump_lab: LoopbackSshd, tmp_path: Path) -> None:
     jump = jump_lab.jump
     config = tmp_path / "ssh_config"
     config.write_text(f"Host bastion\n  HostName 127.0.0.1\n  Port {jump.port}\n  User root\n"
@@ -578,7 +512,7 @@ def test_proxyjump_from_ssh_config(jump_lab: Lab, tmp_path: Path) -> None:
     transport.close()
 
 
-def test_jump_host_that_cannot_reach_the_target(jump_lab: Lab) -> None:
+def test_jump_host_that_cannot_reach_the_target(jump_lab: LoopbackSshd) -> None:
     dead_port = free_port("127.0.0.2")
     target = jump_lab.target("lost", {"port": dead_port, "jump_host": f"root@127.0.0.1:{jump_lab.jump.port}"})
     with pytest.raises(TransportError) as caught:
@@ -590,7 +524,7 @@ def test_jump_host_that_cannot_reach_the_target(jump_lab: Lab) -> None:
 
 # --- unreachable, auth, reconnects -------------------------------------------------------------
 
-def test_a_closed_port_is_unreachable_quickly(lab: Lab) -> None:
+def test_a_closed_port_is_unreachable_quickly(lab: LoopbackSshd) -> None:
     port = free_port()
     transport = lab.transport(lab.target("closed", {"port": port}))
     started = time.monotonic()
@@ -602,7 +536,7 @@ def test_a_closed_port_is_unreachable_quickly(lab: Lab) -> None:
     assert "sshd" in message and "connection.port" in message
 
 
-def test_a_server_that_never_speaks_times_out(lab: Lab) -> None:
+def test_a_server_that_never_speaks_times_out(lab: LoopbackSshd) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # accepts TCP (backlog) but never sends an SSH banner
@@ -614,13 +548,13 @@ def test_a_server_that_never_speaks_times_out(lab: Lab) -> None:
         assert time.monotonic() - started < 5
 
 
-def test_an_unknown_host_name_is_unreachable(lab: Lab) -> None:
+def test_an_unknown_host_name_is_unreachable(lab: LoopbackSshd) -> None:
     transport = lab.transport(lab.target("nowhere", {"host": "no-such-device.invalid", "connect_timeout": "3s"}))
     with pytest.raises(TransportError, match=r"^nowhere: unreachable: no-such-device.invalid:\d+ \(cannot resolve"):
         transport.run(["true"])
 
 
-def test_a_key_the_device_does_not_accept_is_an_auth_failure(lab: Lab, tmp_path: Path) -> None:
+def test_a_key_the_device_does_not_accept_is_an_auth_failure(lab: LoopbackSshd, tmp_path: Path) -> None:
     stranger = generate_key(tmp_path / "stranger")
     transport = lab.transport(lab.target("stranger", {"key_file": str(stranger)}))
     with pytest.raises(TransportError) as caught:
@@ -631,9 +565,7 @@ def test_a_key_the_device_does_not_accept_is_an_auth_failure(lab: Lab, tmp_path:
     assert "authorized_keys" in message and "passwords are never used" in message
 
 
-def test_a_passphrase_protected_key_says_to_use_the_agent(lab: Lab, tmp_path: Path) -> None:
-    import subprocess
-
+def test_a_passphrase_protected_key_says_to_use_the_agent(lab: LoopbackSshd, tmp_path: Path) -> None:
     locked = tmp_path / "locked_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(locked)], check=True)
     transport = lab.transport(lab.target("locked", {"key_file": str(locked)}))
@@ -641,7 +573,7 @@ def test_a_passphrase_protected_key_says_to_use_the_agent(lab: Lab, tmp_path: Pa
         transport.run(["true"])
 
 
-def test_reconnects_after_the_sshd_was_killed_and_restarted(fresh_lab: Lab) -> None:
+def test_reconnects_after_the_sshd_was_killed_and_restarted(fresh_lab: LoopbackSshd) -> None:
     told: list[str] = []
     transport = fresh_lab.transport(progress=told.append)
     assert transport.run(["true"]).returncode == 0
@@ -655,7 +587,7 @@ def test_reconnects_after_the_sshd_was_killed_and_restarted(fresh_lab: Lab) -> N
     transport.close()
 
 
-def test_reconnect_backs_off_then_gives_up_in_one_line_and_later_calls_fail_fast(fresh_lab: Lab) -> None:
+def test_reconnect_backs_off_then_gives_up_in_one_line_and_later_calls_fail_fast(fresh_lab: LoopbackSshd) -> None:
     told: list[str] = []
     transport = fresh_lab.transport(progress=told.append)
     assert transport.run(["true"]).returncode == 0
@@ -678,7 +610,7 @@ def test_reconnect_backs_off_then_gives_up_in_one_line_and_later_calls_fail_fast
     transport.close()
 
 
-def test_sshd_killed_while_reading_is_connection_lost(fresh_lab: Lab) -> None:
+def test_sshd_killed_while_reading_is_connection_lost(fresh_lab: LoopbackSshd) -> None:
     transport = fresh_lab.transport()
     process = transport.start(["sh", "-c", f"echo ready; exec sleep 2000{uuid.uuid4().int % 100}"])
     assert process.read_line(timeout=10) == b"ready"
@@ -697,14 +629,14 @@ def test_sshd_killed_while_reading_is_connection_lost(fresh_lab: Lab) -> None:
         with pytest.raises(TransportError, match="unreachable: .*connection refused.*gave up after 3 reconnect"):
             transport.run(["true"])
     finally:
-        if orphan and _alive(orphan):
+        if orphan and alive(orphan):
             os.kill(orphan, signal.SIGKILL)
         transport.close()
 
 
 # --- the agent over SSH -----------------------------------------------------------------------
 
-def test_agent_client_runs_a_noop_job_over_ssh(lab: Lab) -> None:
+def test_agent_client_runs_a_noop_job_over_ssh(lab: LoopbackSshd) -> None:
     transport = lab.transport()
     client = AgentClient(transport, ContentCache(transport))
     job = {"protocol": PROTOCOL_VERSION, "job_id": "ssh-1", "runtime": {"name": "noop"},

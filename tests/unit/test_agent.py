@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.interpreters import pyenv_python_or_fail
 
 import harness
 from harness.agent import PROTOCOL_VERSION, timing
@@ -184,13 +185,7 @@ def test_paddle_job_with_missing_model_file_is_model_missing(tmp_path: Path) -> 
 
 
 def _pyenv_python(version: str) -> str:
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.fail(f"pyenv is not installed; install it and run `pyenv install {version}`")
-    if prefix.returncode != 0:
-        pytest.fail(f"pyenv has no Python {version}: run `pyenv install {version}` ({prefix.stderr.strip()})")
-    return str(Path(prefix.stdout.strip()) / "bin" / "python")
+    return pyenv_python_or_fail(version)
 
 
 def test_paddle_job_under_an_interpreter_without_paddle_is_runtime_missing(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.interpreters import pyenv_python_or_fail
 
 import harness.agent
 from harness.agent import AGENT_VERSION, PROTOCOL_VERSION
@@ -24,20 +25,11 @@ AGENT_DIR = Path(harness.agent.__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def python36() -> str:
-    how = f"install pyenv (https://github.com/pyenv/pyenv#installation), then run `pyenv install {PY36}`"
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", PY36], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.fail(f"pyenv is not on PATH; the Python 3.6 agent check needs it: {how}")
-    if prefix.returncode != 0:
-        pytest.fail(f"pyenv has no Python {PY36} ({prefix.stderr.strip()}): run `pyenv install {PY36}`")
-    python = Path(prefix.stdout.strip()) / "bin" / "python"
-    if not python.is_file():
-        pytest.fail(f"{python} does not exist: run `pyenv install --force {PY36}`")
+    python = pyenv_python_or_fail(PY36)  # fails, saying what to install: this check must not be skipped
     version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, timeout=30)
     assert version.stdout.strip() == "3.6", version
-    return str(python)
+    return python
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.faulty_transports import CorruptingLocalTransport
 
 from harness.agent import PROTOCOL_VERSION
 from harness.errors import AgentError, TransportError
@@ -254,22 +255,11 @@ def test_push_file_of_a_missing_file(tmp_path: Path, workdir: Path) -> None:
         cache.push_file(tmp_path / "absent.onnx")
 
 
-class CorruptingTransport(LocalTransport):
-    """A link that flips one byte of every file it uploads."""
-
-    def upload(self, local: Path, remote: str) -> int:
-        size = super().upload(local, remote)
-        data = bytearray(Path(remote).read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        Path(remote).write_bytes(bytes(data))
-        return size
-
-
 def test_corrupted_upload_is_refused_and_nothing_is_cached(tmp_path: Path, workdir: Path) -> None:
     model = tmp_path / "model.onnx"
     model.write_bytes(b"\x08\x07" * 4096)
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    cache = ContentCache(CorruptingTransport(TARGET, str(workdir)))
+    cache = ContentCache(CorruptingLocalTransport(TARGET, str(workdir)))
     with pytest.raises(TransportError) as caught:
         cache.push_file(model)
     message = str(caught.value)
@@ -287,7 +277,7 @@ def test_corrupted_upload_is_refused_and_nothing_is_cached(tmp_path: Path, workd
 
 
 def test_corrupted_agent_push_leaves_no_usable_tree(workdir: Path) -> None:
-    transport = CorruptingTransport(TARGET, str(workdir))
+    transport = CorruptingLocalTransport(TARGET, str(workdir))
     client = AgentClient(transport, ContentCache(transport))
     with pytest.raises(TransportError, match="corrupted"):
         client.run_job(_job(), sys.executable, 60)

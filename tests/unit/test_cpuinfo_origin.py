@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers.records import measurement, run_info
+
 from harness.agent.env import cpuinfo_is_the_hosts
-from harness.records import MeasurementRecord, RunInfo
 from harness.report.build import render_run_report
 from harness.report.signoff import render_signoff_report
 from harness.store import open_store
@@ -36,15 +37,13 @@ def test_this_machines_own_cpuinfo_is_its_own() -> None:
 def test_the_run_report_and_the_signoff_mark_the_hosts_cpu_model(tmp_path: Path) -> None:
     store = open_store(tmp_path / "r.sqlite")
     for run_id, started in (("rc", "2026-12-02T00:00:00+00:00"), ("base", "2026-12-01T00:00:00+00:00")):
-        store.create_run(RunInfo(id=run_id, label="nightly", started_at=started, host="ci",
-                                 harness_version="0.1.0", git_sha="abc", git_dirty=False))
+        store.create_run(run_info(run_id, started_at=started))
         store.record_environment(run_id, "arm", {
             "declared": {"kind": "arm-cortex", "arch": "aarch64", "emulated": True},
             "device": {"machine": "aarch64", "cpu_model": "Intel(R) Xeon(R)", "cpu_info_is_host": True}})
-        store.record_measurement(MeasurementRecord(
-            run_id=run_id, target="arm", model="m", variant="fp32", metric="latency", unit="ms", status="ok",
-            summary={"n": 3, "p50": 1.0, "p90": 1.1, "mean": 1.0, "warnings": []},
-            meta={"baseline": None}, samples=(1_000_000, 1_000_000, 1_100_000), samples_unit="ns"))
+        store.record_measurement(measurement(
+            run_id, target="arm", summary={"n": 3, "p50": 1.0, "p90": 1.1, "mean": 1.0, "warnings": []},
+            meta={"baseline": None}, samples=(1_000_000, 1_000_000, 1_100_000)))
         store.finish_run(run_id, started, "complete")
     run_page = render_run_report(store, "rc", tmp_path / "reports").read_text()
     assert "Intel(R) Xeon(R) <strong class=\"host-cpu\">(the host's CPU model and flags" in run_page

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.suites import run_suites
 
-from harness.analysis.diagnosis import (RULES, diagnose, hints_for, rule_fidelity_after_quantization,
-                                        rule_import_dominates, rule_int8_slower, rule_latency_variance,
-                                        rule_memory_budget, rule_optimisation_off, rule_unsupported_operator,
-                                        unsupported_operator)
+from harness.analysis.diagnosis import (
+    RULES,
+    diagnose,
+    hints_for,
+    rule_fidelity_after_quantization,
+    rule_import_dominates,
+    rule_int8_slower,
+    rule_latency_variance,
+    rule_memory_budget,
+    rule_optimisation_off,
+    rule_unsupported_operator,
+    unsupported_operator,
+)
 from harness.analysis.provenance import file_provenance, provenance_index
 from harness.records import MeasurementRecord
 
@@ -287,10 +295,9 @@ def _int8_hint_from_a_real_run(tmp_path: Path, attempt: int) -> tuple[list[dict[
 
     store = tmp_path / f"results-{attempt}.sqlite"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/test_latency.py", "suites/test_fidelity.py", "--target", "local",
-         "-k", "mobilenet_v3_small-fp32] or mobilenet_v3_small-int8]", "--store", str(store), "--no-report",
-         "-q", "-p", "no:cacheprovider"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    done = run_suites(["suites/test_latency.py", "suites/test_fidelity.py", "--target", "local",
+                       "-k", "mobilenet_v3_small-fp32] or mobilenet_v3_small-int8]", "--store", str(store),
+                       "--no-report"], env=env, quiet=("-q",), timeout=900)
     opened = open_store(store)
     try:
         [run] = opened.runs()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.project import local_target, write_target
 
 import harness
 from harness.analysis.budgets import format_latency_ms
@@ -22,24 +23,6 @@ pytest_plugins = ["pytester"]
 
 REPO_ROOT = Path(harness.__file__).resolve().parent.parent
 LATENCY_SUITE = (REPO_ROOT / "suites" / "test_latency.py").read_text(encoding="utf-8")
-
-TARGET_YAML = """\
-name: {name}
-kind: {kind}
-arch: x86_64
-description: "test target {name}"
-connection:
-  transport: local
-workdir: {workdir}
-python: {python}
-runtimes:
-  paddle-inference: {python}
-power:
-  sensor: none
-tags: [{tag}]
-limits:
-  job_timeout: 60s
-"""
 
 MANIFEST = """\
 version: 1
@@ -73,15 +56,21 @@ def make_project(pytester: pytest.Pytester, budgets: str = "", extra: str = "",
                  manifest: str | None = None) -> Path:
     root = pytester.path
     pytester.makeini("[pytest]\n")  # rootdir = the project
-    (root / "targets").mkdir()
     for name, kind, tag in (("local", "local", "cpu"), ("other", "x86-cpu", "lab")):
-        (root / "targets" / f"{name}.yaml").write_text(TARGET_YAML.format(
-            name=name, kind=kind, tag=tag, workdir=root / "work" / name, python=sys.executable))
+        write_target(root / "targets", local_target(
+            name, kind=kind, description=f"test target {name}", workdir=root / "work" / name, python=sys.executable,
+            runtimes={"paddle-inference": sys.executable}, power={"sensor": "none"}, tags=[tag],
+            limits={"job_timeout": "60s"}))
     (root / "suites").mkdir()
     text = manifest if manifest is not None else MANIFEST.format(budgets=budgets, extra=extra)
     (root / "suites" / "models.yaml").write_text(text)
     (root / "suites" / "test_latency.py").write_text(LATENCY_SUITE)
     return root
+
+
+BOTH_TARGETS = ["test_latency[local-empty-a]", "test_latency[local-empty-b]",
+                "test_latency[other-empty-a]", "test_latency[other-empty-b]"]
+"""What --target=local,other and --target=all collect: each variant on each target."""
 
 
 def collected_ids(result: pytest.RunResult) -> list[str]:
@@ -112,20 +101,14 @@ def test_comma_list_parametrizes_each_target(pytester: pytest.Pytester) -> None:
     make_project(pytester)
     result = run(pytester, "--collect-only", "-q", "--target=local,other")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    assert collected_ids(result) == [
-        "test_latency[local-empty-a]", "test_latency[local-empty-b]",
-        "test_latency[other-empty-a]", "test_latency[other-empty-b]",
-    ]
+    assert collected_ids(result) == BOTH_TARGETS
 
 
 def test_all_selects_every_declared_target(pytester: pytest.Pytester) -> None:
     make_project(pytester)
     result = run(pytester, "--collect-only", "-q", "--target=all")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    assert collected_ids(result) == [
-        "test_latency[local-empty-a]", "test_latency[local-empty-b]",
-        "test_latency[other-empty-a]", "test_latency[other-empty-b]",
-    ]
+    assert collected_ids(result) == BOTH_TARGETS
 
 
 def test_target_tag_narrows_the_selection(pytester: pytest.Pytester) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.records import measurement, run_info
 
 from harness.cli import main as harness_main
 from harness.errors import HarnessError
-from harness.records import MeasurementRecord, RunInfo
 from harness.report.build import render_run_report
 from harness.report.exports import benchmark_stats, summary_markdown
 from harness.report.signoff import render_signoff_report
@@ -26,19 +26,16 @@ HOSTILE = '<script>alert("device")</script>'
 
 def _store_with_run(tmp_path: Path):
     store = open_store(tmp_path / "r.sqlite")
-    store.create_run(RunInfo(id="run-1", label="nightly", started_at="2026-11-22T00:00:00+00:00",
-                             host="ci", harness_version="0.1.0", git_sha="abc", git_dirty=False))
+    store.create_run(run_info("run-1", started_at="2026-11-22T00:00:00+00:00"))
     store.record_environment("run-1", "local", {"declared": {"kind": "local"},
                                                 "device": {"os": HOSTILE, "cpu_model": HOSTILE}})
     samples = tuple(range(1_000_000, 1_100_000, 1000))  # 1.0 .. 1.099 ms
-    store.record_measurement(MeasurementRecord(
-        run_id="run-1", target="local", model="m", variant="fp32", metric="latency", unit="ms", status="ok",
-        summary={"n": len(samples), "p50": 1.05, "p90": 1.09, "mean": 1.05, "warnings": [HOSTILE]},
+    store.record_measurement(measurement(
+        "run-1", summary={"n": len(samples), "p50": 1.05, "p90": 1.09, "mean": 1.05, "warnings": [HOSTILE]},
         meta={"baseline": None, "budget": {"target_latency_s": 0.002, "statistic": "p90", "source": "m.yaml"},
-              "runtime_info": {"version": HOSTILE}}, samples=samples, samples_unit="ns"))
-    store.record_measurement(MeasurementRecord(
-        run_id="run-1", target="local", model="m", variant="int8", metric="latency", unit="ms",
-        status="error", summary={}, meta={"baseline": "fp32", "error": f"local: model-load: {HOSTILE}"}))
+              "runtime_info": {"version": HOSTILE}}, samples=samples))
+    store.record_measurement(measurement(
+        "run-1", variant="int8", status="error", meta={"baseline": "fp32", "error": f"local: model-load: {HOSTILE}"}))
     return store
 
 
@@ -74,20 +71,20 @@ FILES = {"model": {"name": "m.pdmodel", "bytes": 3 * 2**20, "sha256": "x"}}
 def _night(store, run_id: str, day: int, p50s: dict[str, float], *, seed: int = 0, label: str = "nightly",
            budget_s: float = 0.01, env: dict | None = None) -> None:
     rng = np.random.default_rng(seed + day)
-    store.create_run(RunInfo(id=run_id, label=label, started_at=f"2026-11-{day:02d}T02:00:00.000+00:00",
-                             host="ci", harness_version="0.1.0", git_sha=f"{day:040x}", git_dirty=False,
-                             status="complete", ended_at=f"2026-11-{day:02d}T02:30:00.000+00:00"))
+    store.create_run(run_info(run_id, label=label, started_at=f"2026-11-{day:02d}T02:00:00.000+00:00",
+                              git_sha=f"{day:040x}", status="complete",
+                              ended_at=f"2026-11-{day:02d}T02:30:00.000+00:00"))
     store.record_environment(run_id, "local", env or {"declared": {"kind": "local"}, "device": {"os": "Linux"}})
     for variant, p50 in p50s.items():
         samples = tuple(int(x) for x in p50 * 1e6 * rng.lognormal(0, 0.01, 300))
         ordered = sorted(samples)
-        store.record_measurement(MeasurementRecord(
-            run_id=run_id, target="local", model="m", variant=variant, metric="latency", unit="ms", status="ok",
+        store.record_measurement(measurement(
+            run_id, variant=variant,
             summary={"n": 300, "p50": float(np.median(ordered)) / 1e6, "p90": ordered[270] / 1e6, "warnings": []},
             meta={"baseline": None if variant == "fp32" else "fp32", "runtime": "paddle-inference",
                   "runtime_info": {"version": "3.3.1", "precision": "fp32"}, "files": FILES,
                   "budget": {"target_latency_s": budget_s, "statistic": "p90", "source": "m.yaml"}},
-            samples=samples, samples_unit="ns"))
+            samples=samples))
 
 
 def test_run_report_compares_with_a_baseline_run_and_lists_missing_pairs(tmp_path: Path) -> None:
@@ -116,12 +113,12 @@ def test_a_run_made_with_baseline_shows_it_without_being_told(tmp_path: Path) ->
     store = open_store(tmp_path / "r.sqlite")
     _night(store, "n1", 1, {"fp32": 1.0})
     _night(store, "n2", 2, {"fp32": 1.0})
-    store.create_run(RunInfo(id="n3", label="nightly", started_at="2026-11-03T02:00:00.000+00:00", host="ci",
-                             harness_version="0.1.0", options={"baseline": "latest:nightly", "baseline_run_id": "n1"}))
+    store.create_run(run_info("n3", started_at="2026-11-03T02:00:00.000+00:00",
+                              options={"baseline": "latest:nightly", "baseline_run_id": "n1"}))
     html = render_run_report(store, "n3", tmp_path / "reports").read_text()
     assert "Compared with baseline run <code>n1</code>" in html  # the run id resolved when it ran, not n2
-    store.create_run(RunInfo(id="first", label="other", started_at="2026-11-04T02:00:00.000+00:00", host="ci",
-                             harness_version="0.1.0", options={"baseline": "latest:other", "baseline_run_id": None}))
+    store.create_run(run_info("first", label="other", started_at="2026-11-04T02:00:00.000+00:00",
+                              options={"baseline": "latest:other", "baseline_run_id": None}))
     html = render_run_report(store, "first", tmp_path / "reports").read_text()
     assert "there was no earlier run to compare with" in html
 

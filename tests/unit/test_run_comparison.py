@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.records import measurement, run_info
 
 from harness.analysis.metric_rules import threshold_for
-from harness.analysis.run_spec import check_run_spec, resolve_complete_run
 from harness.analysis.run_comparison import Comparer, compare_runs
+from harness.analysis.run_spec import check_run_spec, resolve_complete_run
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.store import open_store
@@ -24,9 +25,8 @@ def latency(rng: np.random.Generator, p50_ms: float, sigma: float = 0.03) -> tup
 
 
 def add_run(store, run_id: str, day: int, *, label: str = "nightly", status: str = "complete") -> RunInfo:
-    run = RunInfo(id=run_id, label=label, started_at=f"2026-11-{day:02d}T02:00:00.000+00:00", host="ci",
-                  harness_version="0.1.0", git_sha=f"{day:040d}", git_dirty=False, status=status,
-                  ended_at=f"2026-11-{day:02d}T02:10:00.000+00:00")
+    run = run_info(run_id, label=label, started_at=f"2026-11-{day:02d}T02:00:00.000+00:00", git_sha=f"{day:040d}",
+                   status=status, ended_at=f"2026-11-{day:02d}T02:10:00.000+00:00")
     store.create_run(run)
     return run
 
@@ -35,10 +35,9 @@ def add_latency(store, run_id: str, variant: str, samples, *, target: str = "loc
                 status: str = "ok") -> None:
     ordered = sorted(samples) if samples else []
     summary = {"n": len(ordered), "p50": float(np.median(ordered)) / 1e6, "warnings": []} if ordered else {}
-    store.record_measurement(MeasurementRecord(
-        run_id=run_id, target=target, model="m", variant=variant, metric="latency", unit="ms", status=status,
-        summary=summary, meta={"baseline": None, **(meta or {})}, samples=tuple(samples) if samples else None,
-        samples_unit="ns"))
+    store.record_measurement(measurement(
+        run_id, target=target, variant=variant, status=status, summary=summary,
+        meta={"baseline": None, **(meta or {})}, samples=tuple(samples) if samples else None, samples_unit="ns"))
 
 
 @pytest.fixture
@@ -194,9 +193,8 @@ def test_power_is_decided_on_the_load_window_samples(store) -> None:
     add_run(store, "cand", 2)
     for run_id, load in (("base", 6.0), ("cand", 7.0)):
         timeline = [[i * 100, (load if 10 <= i < 60 else 5.0) + 0.02 * rng.standard_normal()] for i in range(70)]
-        store.record_measurement(MeasurementRecord(
-            run_id=run_id, target="jetson", model="m", variant="fp32", metric="power", unit="W", status="ok",
-            summary={"status": "ok", "load_mean_w": load},
+        store.record_measurement(measurement(
+            run_id, target="jetson", metric="power", unit="W", summary={"status": "ok", "load_mean_w": load},
             meta={"power_timeline": timeline, "power_markers": {"load_begin": 1000, "load_end": 5900}}))
     (verdict,) = compare_runs(store, "cand", "base").verdicts
     assert verdict.metric == "power" and verdict.method == "samples"
@@ -247,8 +245,7 @@ def test_manifest_thresholds_per_model_variant_and_metric(tmp_path: Path) -> Non
     assert a.regression_threshold_for("latency") == 0.05 and a.regression_threshold_for("memory") == 0.05
     assert b.regression_threshold_for("latency") == 0.02 and b.regression_threshold_for("power") == 0.05
     assert variant_meta(b, "local")["regression_threshold"] == {"*": 0.05, "latency": 0.02}
-    record = MeasurementRecord(run_id="r", target="local", model="m", variant="b", metric="latency", unit="ms",
-                               status="ok", summary={}, meta=variant_meta(b, "local"))
+    record = measurement(variant="b", meta=variant_meta(b, "local"))
     assert threshold_for(record) == 0.02
     assert threshold_for(MeasurementRecord(**{**record.__dict__, "metric": "memory"})) == 0.05
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.interpreters import pyenv_python_or_fail
 
 import harness.agent
 from harness.agent.clock import now_ns
@@ -36,7 +36,6 @@ from harness.agent.sensors import (
     unavailable_summary,
 )
 from harness.agent.sensors import command as command_sensor
-from harness.agent.sensors import estimate as estimate_sensor
 from harness.agent.sensors import nvml as nvml_sensor
 from harness.agent.sensors import tegrastats as tegrastats_sensor
 from harness.agent.sensors.simulated import IIO_DEVICE, SimulatedINA3221
@@ -866,13 +865,7 @@ print(json.dumps({"tegrastats": sample["total_w"], "rails": sample["rails"], "in
 
 @pytest.fixture(scope="module")
 def python36() -> str:
-    try:
-        prefix = subprocess.run(["pyenv", "prefix", "3.6.15"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.fail("pyenv is not on PATH; the sensors' Python 3.6 check needs it (pyenv install 3.6.15)")
-    if prefix.returncode != 0:
-        pytest.fail("pyenv has no Python 3.6.15 (%s): run `pyenv install 3.6.15`" % prefix.stderr.strip())
-    return str(Path(prefix.stdout.strip()) / "bin" / "python")
+    return pyenv_python_or_fail("3.6.15")  # fails, saying what to install: this check must not be skipped
 
 
 def test_sensors_compile_import_and_read_under_python36(python36: str, tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 crash safety, schema versions and migration, errors.
 
 Every test taking `backend` runs twice: against an SQLite file and against a database of a
-private PostgreSQL cluster (harness.lab.postgres: initdb + pg_ctl on a loopback port, started
-by this module, stopped at its end). Without PostgreSQL server binaries on the machine the
+private PostgreSQL cluster (the session's ``pg_cluster`` of tests/conftest.py: initdb + pg_ctl
+on a loopback port). Without PostgreSQL server binaries on the machine the
 postgresql cases are skipped, saying what to install.
 """
 
@@ -17,8 +17,8 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -88,19 +88,9 @@ def _postgres_raw(url: str) -> Callable[[str, tuple], list]:
     return raw
 
 
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    try:
-        find_bindir()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    with private_cluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def pg_database(pg_cluster: PostgresCluster) -> Iterator[str]:
-    """A fresh, empty database of the module's cluster; its URL."""
+    """A fresh, empty database of the session's cluster; its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = pg_cluster.create_database(name)
     yield url
