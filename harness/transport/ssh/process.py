@@ -269,23 +269,24 @@ def launch(link: SSHLink, argv: Sequence[str], cwd: str | None, env: Mapping[str
 def run_command(link: SSHLink, argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None,
                 timeout: float = 60.0) -> CommandResult:
     """Run `argv` to completion with empty stdin; past `timeout` it is killed on the device."""
-    process = launch(link, argv, cwd, env, collect=True, stderr_limit=None)
-    process.send_stdin(b"")
-    try:
-        code = process.wait(timeout)
-    except TimeoutError:
-        process.kill()
-        raise TransportError(f"{link.target_name}: {argv[0]} timed out after {timeout:.0f}s") from None
-    return CommandResult(tuple(argv), code, process.stdout_bytes(), process.stderr_bytes())
+    return _run_to_completion(link, argv, cwd, env, timeout, wrap=True)
 
 
 def run_unwrapped(link: SSHLink, argv: Sequence[str], timeout: float) -> CommandResult:
     """A command without the pid wrapper (used to kill: it must not need killing)."""
-    process = launch(link, argv, None, None, wrap=False, collect=True, stderr_limit=None)
+    return _run_to_completion(link, argv, None, None, timeout, wrap=False)
+
+
+def _run_to_completion(link: SSHLink, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None,
+                       timeout: float, *, wrap: bool) -> CommandResult:
+    process = launch(link, argv, cwd, env, wrap=wrap, collect=True, stderr_limit=None)
     process.send_stdin(b"")
     try:
         code = process.wait(timeout)
     except TimeoutError:
-        process._close()
+        if wrap:
+            process.kill()
+        else:
+            process._close()  # nothing to kill it with: it is the kill
         raise TransportError(f"{link.target_name}: {argv[0]} timed out after {timeout:.0f}s") from None
     return CommandResult(tuple(argv), code, process.stdout_bytes(), process.stderr_bytes())
