@@ -17,10 +17,12 @@ killer SIGKILLs a process of the group (returncode -9): `usage` reports the grou
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -181,40 +183,38 @@ def remove(groups: DeviceCgroups) -> None:
     """Kill what runs in the groups, remove them, and their parent directories once empty."""
     kill_all(groups)
     for directory in groups.dirs():
-        for attempt in range(50):
-            try:
-                if os.path.isdir(directory):
-                    os.rmdir(directory)
-                break
-            except OSError as exc:
-                if attempt == 49:
-                    raise LabError(f"cannot remove cgroup {directory}: {exc.strerror}") from exc
-                time.sleep(0.1)  # the kernel finishes reaping the killed processes
-        _remove_if_no_groups_left(os.path.dirname(directory))
+        # the kernel may still be reaping the killed processes
+        _rmdir_patiently(directory, give_up=lambda: False)
+        # the lab's parent, once no other device's group is left in it: right after its last
+        # child went the kernel can still refuse it (CI's machine once left the memory
+        # hierarchy's parent behind when that refusal was swallowed)
+        parent = os.path.dirname(directory)
+        _rmdir_patiently(parent, give_up=functools.partial(_has_child_groups, parent))
 
 
-def _remove_if_no_groups_left(parent: str, timeout_s: float = 5.0) -> None:
-    """Remove a lab's parent group once no device's group is left in it. Right after its last
-    child went, the kernel can still refuse (EBUSY while the child's state is torn down,
-    seen in the memory hierarchy on a loaded 2-core machine), so that is retried briefly;
-    another device's group still in it ends the attempt at once."""
+def _rmdir_patiently(directory: str, give_up: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Remove the (empty) group `directory`, retrying while the kernel refuses, for up to
+    `timeout_s`; done at once if it is gone or ``give_up()`` says it is to stay."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            os.rmdir(parent)
+            os.rmdir(directory)
             return
         except FileNotFoundError:
             return
         except OSError as exc:
-            try:
-                children = [entry for entry in os.scandir(parent) if entry.is_dir()]
-            except OSError:
+            if give_up():
                 return
-            if children:
-                return  # another device of the lab is still up
             if time.monotonic() >= deadline:
-                raise LabError(f"cannot remove cgroup {parent}: {exc.strerror}") from exc
+                raise LabError(f"cannot remove cgroup {directory}: {exc.strerror}") from exc
             time.sleep(0.05)
+
+
+def _has_child_groups(directory: str) -> bool:
+    try:
+        return any(entry.is_dir() for entry in os.scandir(directory))
+    except OSError:
+        return True  # unreadable: leave it alone
 
 
 @dataclass(frozen=True)
