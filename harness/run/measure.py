@@ -20,6 +20,7 @@ from harness.agent import PROTOCOL_VERSION
 from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
 from harness.analysis.stats import summarize_latency
 from harness.config.targets import Target
+from harness.config.variants import LatencySettings
 from harness.errors import HarnessError
 from harness.records import RECORD_VERSION, MeasurementRecord
 from harness.run.agent_client import AgentRun
@@ -30,7 +31,8 @@ from harness.transport.base import sha256_file
 MEASUREMENT_SEED = 0  # the seed of the input used for timing; fidelity uses its own set
 # a memory job needs only a few inferences to reach its steady-state peak
 MEMORY_LATENCY = {"warmup_iterations": 3, "warmup_duration_s": 0.0, "min_iterations": 10,
-                  "min_duration_s": 0.1, "max_duration_s": 30.0, "max_iterations": 200_000}
+                  "min_duration_s": 0.1, "max_duration_s": 30.0,
+                  "max_iterations": LatencySettings().max_iterations}
 
 Progress = Callable[[dict[str, Any]], None]
 DEVICE_TIMEOUT_MARGIN_S = 5.0
