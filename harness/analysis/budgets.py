@@ -92,6 +92,11 @@ class BaselineComparison:
     delta_pct: float | None  # +10 = 10% slower than the baseline
     speedup: float | None  # 2.0 = twice as fast as the baseline
     note: str = ""
+    # Paired evidence (issue 15): the speed-up measured interleaved with the baseline in one job,
+    # its 95% CI, and why a comparison is unpaired where it is (an old run, another input shape).
+    paired: bool = False
+    speedup_ci95: tuple[float, float] | None = None
+    unpaired_reason: str = ""
 
 
 def compare_to_baselines(records: Sequence[MeasurementRecord], statistic: str = "p50"
