@@ -6,6 +6,8 @@ and says what to do. Callers show `str(error)`, never a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def _one_line(text: str) -> str:
     """Control characters from a hostile file (a newline in a key) shown escaped: one line."""
@@ -69,6 +71,7 @@ class AgentError(HarnessError):
         self.kind = kind
         self.message = message
         self.detail = detail
+        self.partial_paired: dict[str, Any] | None = None  # a paired job's rounds before it failed
         super().__init__(f"{target}: {kind}: {message}")
 
 

@@ -15,6 +15,7 @@ from .env import capture, thermal_snapshot
 from .job import parse_job
 from .memory import memory_snapshot
 from .outputs import encode_tensor
+from .profiling import profile_adapter
 from .protocol import AgentFailure, EventStream
 from .runtimes import load_adapter_class
 from .timing import timed_loop, warm_up
@@ -35,6 +36,10 @@ SELF_TEST_JOB = (b'{"protocol": 1, "job_id": "self-test", "runtime": {"name": "n
 
 def run_job(job, stream):
     # type: (dict, EventStream) -> dict
+    if job["kind"] == "paired":
+        from .paired_job import run_paired
+
+        return run_paired(job, stream)
     runtime = job["runtime"]
     settings = job["latency"]
     adapter = load_adapter_class(runtime["name"])(runtime.get("options") or {})
@@ -157,22 +162,12 @@ def _emit_power(sampler, failure, timing, stream):
     stream.emit("power", summary=summary, timeline=timeline, markers=markers, errors=run.get("errors", [])[:20])
 
 
-PROFILE_ITERATIONS = (5, 100)  # at least / at most this many profiled inferences...
-PROFILE_BUDGET_NS = 2000000000  # ...and about this much inference time
-
-
 def _emit_profile(adapter, name, samples, stream):
     # type: (BaseAdapter, str, list[int], EventStream) -> None
     """Per-operator times from the runtime's own profiler; a failure is a profile that says why."""
     stream.emit("progress", phase="profile")
     mean_ns = max(1.0, float(sum(samples)) / max(1, len(samples)))
-    count = max(PROFILE_ITERATIONS[0], min(PROFILE_ITERATIONS[1], len(samples), int(PROFILE_BUDGET_NS / mean_ns)))
-    try:
-        profile = adapter.profile(count)
-    except Exception as exc:
-        profile = {"supported": False, "reason": "%s profiling failed: %s: %s" % (name, type(exc).__name__, exc),
-                   "ops": [], "by_type": []}
-    stream.emit("profile", runtime=name, **profile)
+    stream.emit("profile", runtime=name, **profile_adapter(adapter, name, mean_ns, len(samples)))
 
 
 def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory):
@@ -238,6 +233,10 @@ def main(argv=None):
     # type: (list[str] | None) -> int
     argv = sys.argv[1:] if argv is None else argv
     self_test = "--self-test" in argv
+    if "--arm" in argv:  # one arm of a paired job, driven by its conductor (arm_process.py)
+        from .arm_process import serve_arm
+
+        return serve_arm()
     stream = EventStream.take_stdout()
     job = None
     try:

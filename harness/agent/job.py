@@ -5,7 +5,7 @@ import json
 from . import PROTOCOL_VERSION
 from .protocol import AgentFailure
 
-JOB_KINDS = ("latency", "memory", "fidelity", "power")
+JOB_KINDS = ("latency", "memory", "fidelity", "power", "paired")
 
 LATENCY_DEFAULTS = {
     "warmup_iterations": 10,
@@ -55,6 +55,10 @@ def parse_job(raw):
     kind = job.setdefault("kind", "latency")
     if kind not in JOB_KINDS:
         raise AgentFailure("protocol", "job.kind %r is not one of %s" % (kind, ", ".join(JOB_KINDS)))
+    if kind == "paired":
+        from .paired_job import check_paired
+
+        check_paired(job)
     profile_ops = job.get("profile_ops", False)
     if not isinstance(profile_ops, bool):
         raise AgentFailure("protocol", "job.profile_ops must be true or false")

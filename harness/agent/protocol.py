@@ -24,7 +24,8 @@ EVENTS = (
     "outputs",   # fidelity job: the model's outputs for each seeded input
     "power",     # power job: the sensor's summary, a timeline and the markers
     "profile",   # job.profile_ops: per-operator times from the runtime's own profiler
-    "samples",   # latency job: latency_ns of every timed iteration
+    "paired",    # paired job: every arm's samples, turn by turn, the round order and what stopped it
+    "samples",   # latency job: latency_ns of every timed iteration (paired job: the first arm's)
     "result",    # last on success: what was run and measured
     "error",     # last on failure: kind (one of ERROR_KINDS), message, traceback; also the watchdog's timeout
 )
@@ -80,6 +81,13 @@ class EventStream(object):
         if event == "progress" and "phase" in fields:
             set_phase(str(fields["phase"]))
         self._stream.write(json.dumps(record, separators=(",", ":"), allow_nan=False))
+        self._stream.write("\n")
+        self._stream.flush()
+
+    def write_line(self, message):
+        # type: (dict) -> None
+        """One JSON line that is not a protocol event (a paired job's arm replying to its conductor)."""
+        self._stream.write(json.dumps(message, separators=(",", ":"), allow_nan=False))
         self._stream.write("\n")
         self._stream.flush()
 

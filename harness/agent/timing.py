@@ -62,3 +62,17 @@ def timed_loop(run_once, min_iterations, min_duration_ns, max_duration_ns, max_i
             next_progress = t1 + PROGRESS_INTERVAL_NS
     return {"latency_ns": samples, "window_ns": clock() - start, "stopped_by": stopped_by,
             "window_start_ns": start}
+
+
+def timed_turn(run_once, count):
+    # type: (Callable[[], object], int) -> list[int]
+    """One arm's turn in a paired job: `count` calls, each timed as in timed_loop."""
+    clock = now_ns
+    samples = []  # type: list[int]
+    append = samples.append
+    for _ in range(count):
+        t0 = clock()
+        run_once()
+        t1 = clock()
+        append(t1 - t0)
+    return samples

@@ -129,6 +129,25 @@ def compare_to_baselines(records: Sequence[MeasurementRecord], statistic: str = 
         if value is not None and base_value:
             delta = (value / base_value - 1.0) * 100.0
             speedup = base_value / value if value > 0 else None
+        paired, speedup_ci, unpaired = _paired_evidence(record, baseline_name)
+        if paired is not None and value is not None:  # measured interleaved: the paired ratio is the figure
+            speedup, delta = paired["speedup"], (paired["ratio"] - 1.0) * 100.0
         rows.append(BaselineComparison(record.target, record.model, record.variant, baseline_name, statistic,
-                                       value, base_value, delta, speedup, note))
+                                       value, base_value, delta, speedup, note, paired=paired is not None,
+                                       speedup_ci95=speedup_ci, unpaired_reason=unpaired))
     return rows
+
+
+def _paired_evidence(record: MeasurementRecord, baseline_name: str
+                     ) -> tuple[dict[str, Any] | None, tuple[float, float] | None, str]:
+    """(the paired ratio against `baseline_name`, its speed-up interval, why unpaired) of a record."""
+    paired = record.meta.get("paired") if record.status == "ok" else None
+    if not isinstance(paired, dict):
+        return None, None, "measured alone (not interleaved with its baseline)"
+    if not paired.get("paired"):
+        return None, None, str(paired.get("reason", "not paired"))
+    for ratio in paired.get("ratios", ()):
+        if ratio.get("against") == baseline_name:
+            low, high = ratio["speedup_ci95"]
+            return ratio, (float(low), float(high)), ""
+    return None, None, f"paired, but not against {baseline_name}"

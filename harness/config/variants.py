@@ -46,6 +46,11 @@ class LatencySettings:
     min_duration_s: float = 2.0
     max_duration_s: float = 60.0
     max_iterations: int = 200_000
+    # a variant with a baseline is timed interleaved with it (harness.run.paired_latency) until the
+    # speed-up's 95% interval is within +-paired_precision, or for exactly paired_rounds rounds
+    pairing: bool = True
+    paired_precision: float = 0.01
+    paired_rounds: int = 0
 
 
 @dataclass(frozen=True)

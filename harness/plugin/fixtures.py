@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from harness.plugin.state import SESSION_KEY
 from harness.records import MeasurementRecord
 from harness.run.device import Device
 from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power, record_failure
+from harness.run.paired_latency import PairingSettings, measure_paired_latency
 from harness.run.session import HarnessSession
 
 # the reference (--baseline) run's records and history, read once per process (see hooks.pytest_configure)
@@ -98,9 +100,19 @@ class Harness:
         return lambda env: self.session.record_environment(target, env)
 
     def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
-        return self._measured(target, lambda device, run_id: measure_latency(
-            device, variant, self.session.store, run_id, on_environment=self._environment(target),
-            profile_ops=self.session.options.profile_ops), variant, "latency")
+        """A variant with a baseline is timed interleaved with it (paired); alone otherwise, or
+        where the manifest sets ``latency.pairing: false``."""
+        profile_ops = self.session.options.profile_ops
+        if variant.baseline is None or not variant.latency.pairing:
+            return self._measured(target, lambda device, run_id: measure_latency(
+                device, variant, self.session.store, run_id, on_environment=self._environment(target),
+                profile_ops=profile_ops), variant, "latency")
+        baseline = self.session.baseline_of(variant)
+        settings = PairingSettings(precision=variant.latency.paired_precision, rounds=variant.latency.paired_rounds,
+                                   seed=random.randrange(2**31))
+        return self._measured(target, lambda device, run_id: measure_paired_latency(
+            device, variant, baseline, self.session.store, run_id, settings,
+            on_environment=self._environment(target), profile_ops=profile_ops), variant, "latency")
 
     def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_memory(
@@ -111,7 +123,7 @@ class Harness:
             device, variant, self.session.store, run_id, on_environment=self._environment(target)), variant, "power")
 
     def measure_fidelity(self, target: Target, variant: Any) -> MeasurementRecord:
-        baseline = self.session.manifest.baseline_of(variant)
+        baseline = self.session.baseline_of(variant)
         if baseline is not None and baseline.runtime != "noop" and baseline.runtime not in target.runtimes:
             pytest.skip(f"{variant.id}: its baseline {baseline.id} needs the '{baseline.runtime}' runtime, which "
                         f"{target.name} does not declare: compare on a target that has both")

@@ -196,6 +196,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         except SweepSpecError as exc:
             raise pytest.Collector.CollectError(f"{exc.where}: {exc.reason}") from None
         swept += points
+    for item in swept:  # what a paired measurement looks its baseline up in (a sweep point's too)
+        known = item.variant if isinstance(item, SweepPoint) else item
+        if known is not None:
+            session.swept_variants[known.id] = known
     params = []
     for target in targets if wants_target else (None,):
         for item in swept:

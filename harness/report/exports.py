@@ -61,6 +61,10 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
             delta = row.get("delta_pct")
             vs_model = (f"{delta:+.1f}%" if delta is not None and row.get("baseline") else
                         ("(baseline)" if not row.get("baseline") else "–"))
+            if delta is not None and row.get("baseline"):  # every ratio says whether it was measured paired
+                ci = row.get("speedup_ci95")
+                vs_model += (f" paired, speed-up x{row['speedup']:.3f} [{ci[0]:.3f}-{ci[1]:.3f}]"
+                             if row.get("paired") and ci else " unpaired")
             if row.get("comparison_note") and row.get("baseline"):
                 vs_model += f" ({md(row['comparison_note'])})"
             verdict = latency.get(row["variant_id"])

@@ -17,7 +17,8 @@ from harness.records import MeasurementRecord
 
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",
            "p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max", "throughput", "load_ms",
-           "first_inference_ms", "peak_rss_mb", "baseline", "delta_pct", "speedup", "comparison_note",
+           "first_inference_ms", "peak_rss_mb", "baseline", "delta_pct", "speedup", "speedup_ci95", "paired",
+           "unpaired_reason", "comparison_note",
            "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error",
            "memory", "fidelity", "power", "verdicts")
 SEVERITY = {"error": 4, "fail": 3, "pass": 1, "unavailable": 0, "no-budget": 0, "not measured": 0}
@@ -105,6 +106,9 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "baseline": any_record.meta.get("baseline"),
             "delta_pct": comparison.delta_pct if comparison else None,
             "speedup": None if wrong else (comparison.speedup if comparison else None),
+            "speedup_ci95": None if wrong or not comparison else comparison.speedup_ci95,
+            "paired": bool(comparison and comparison.paired),
+            "unpaired_reason": comparison.unpaired_reason if comparison and comparison.baseline else "",
             "comparison_note": ("wrong outputs: no speed-up is claimed" if wrong
                                 else (comparison.note if comparison else "")),
             "verdict": overall, "verdict_message": " | ".join(

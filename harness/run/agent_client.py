@@ -42,6 +42,7 @@ class AgentRun:
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None  # the power event: summary, timeline, markers
     profile: dict[str, Any] | None = None  # the profile event (job.profile_ops): per-operator times
+    paired: dict[str, Any] | None = None  # the paired event (kind "paired"): every arm's samples, turn by turn
 
 
 class AgentCrashed(Exception):
@@ -96,7 +97,7 @@ class AgentClient:
             raise AgentError(self.transport.target_name, "protocol", "agent sent a result without latency samples")
         return AgentRun(hello=got.hello, result=got.result, latency_ns=got.latency, stderr=got.stderr,
                         progress=got.progress, outputs=got.outputs, seeds=got.seeds, power=got.power,
-                        profile=got.profile)
+                        profile=got.profile, paired=got.paired)
 
     def _crash_error(self, crash: AgentCrashed, python: str) -> AgentError:
         """Tell an out-of-memory kill from other crashes, using the device's cgroup counter."""
@@ -156,6 +157,7 @@ class _Collected:
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None
     profile: dict[str, Any] | None = None
+    paired: dict[str, Any] | None = None
 
 
 def _collect(process, target: str, timeout_s: float,
@@ -171,6 +173,7 @@ def _collect(process, target: str, timeout_s: float,
     seeds: list[int] | None = None
     power: dict[str, Any] | None = None
     profile: dict[str, Any] | None = None
+    paired: dict[str, Any] | None = None
     phase = "start"
     try:
         for line in lines_until(process, deadline):
@@ -195,6 +198,8 @@ def _collect(process, target: str, timeout_s: float,
                 profile = event
             elif kind == "outputs":
                 outputs, seeds = _checked_outputs(event, target)
+            elif kind == "paired":
+                paired = _checked_paired(event, target)
             elif kind == "result":
                 result = event
             elif kind == "error":
@@ -213,12 +218,14 @@ def _collect(process, target: str, timeout_s: float,
         raise
     stderr = process.stderr_tail()
     if error is not None:
-        raise AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
-                         detail=str(error.get("traceback") or "") + stderr)
+        failed = AgentError(target, str(error.get("kind", "internal")), str(error.get("message", "")),
+                            detail=str(error.get("traceback") or "") + stderr)
+        failed.partial_paired = paired  # a paired job's rounds before an arm failed: kept, not lost
+        raise failed
     if result is None or hello is None:
         raise AgentCrashed(returncode, phase, hello, stderr)
     return _Collected(hello=hello, result=result, latency=latency, progress=progress, stderr=stderr,
-                      outputs=outputs, seeds=seeds, power=power, profile=profile)
+                      outputs=outputs, seeds=seeds, power=power, profile=profile, paired=paired)
 
 
 def _decode_event(line: bytes, target: str) -> dict[str, Any]:
@@ -243,6 +250,21 @@ def _checked_samples(values: Any, target: str) -> list[int]:
     if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values):
         raise AgentError(target, "protocol", "samples.latency_ns must be a list of non-negative integers")
     return values
+
+
+def _checked_paired(event: dict[str, Any], target: str) -> dict[str, Any]:
+    arms, orders = event.get("arms"), event.get("orders")
+    if not isinstance(arms, list) or len(arms) < 2 or not isinstance(orders, list):
+        raise AgentError(target, "protocol", "paired event must carry at least two arms and the round orders")
+    for arm in arms:
+        k = arm.get("turn_iterations") if isinstance(arm, dict) else None
+        if not isinstance(k, int) or k < 1 or not isinstance(arm.get("name"), str):
+            raise AgentError(target, "protocol", "each paired arm needs a name and turn_iterations >= 1")
+        samples = _checked_samples(arm.get("latency_ns"), target)
+        if len(samples) != k * len(orders):
+            raise AgentError(target, "protocol", f"paired arm {arm['name']}: {len(samples)} samples for "
+                             f"{len(orders)} rounds of {k}")
+    return event
 
 
 def _checked_outputs(event: dict[str, Any], target: str) -> tuple[list[list[dict[str, Any]]], list[int]]:

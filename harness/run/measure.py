@@ -187,16 +187,17 @@ def _measure(device: Device, variant, store: Store, run_id: str, metric: str,
 
 def measure_latency(device: Device, variant, store: Store, run_id: str, on_progress: Progress | None = None,
                     on_environment: Callable[[dict[str, Any]], None] | None = None,
-                    profile_ops: bool = False) -> MeasurementRecord:
+                    profile_ops: bool = False, extra_meta: dict[str, Any] | None = None) -> MeasurementRecord:
     """Measure and record latency; on failure record an error row and re-raise the HarnessError.
+    `extra_meta` is stored with the record (a paired measurement's "why unpaired").
 
     With `profile_ops`, the agent also runs the runtime's own op profiler after the timed loop
     (outside the timed window) and the profile is stored in meta["op_profile"]."""
     def produce(meta):
         run = _run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
         extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
-        return (latency_summary(run), {**agent_meta(run), **extra, "_hello_env": run.hello.get("env", {})},
-                tuple(run.latency_ns))
+        return (latency_summary(run), {**agent_meta(run), **extra, **(extra_meta or {}),
+                                       "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns))
 
     return _measure(device, variant, store, run_id, "latency", produce, on_environment)
 

@@ -78,6 +78,7 @@ class HarnessSession:
         self.notify: Any = _tell_user  # the pytest plugin routes this to its terminal
         self.cli_sweeps: tuple[Sweep, ...] = ()  # --sweep, parsed
         self.baseline_outputs: dict[tuple, Any] = {}  # fidelity: baseline outputs per target, once
+        self.swept_variants: dict[str, Any] = {}  # id -> every variant and sweep point parametrized
         self.measurement_count = 0
         self.error_count = 0
 
@@ -93,6 +94,16 @@ class HarnessSession:
         if self._manifest is None:
             self._manifest = load_manifest(self.options.manifest_path)
         return self._manifest
+
+    def baseline_of(self, variant: Any) -> Any | None:
+        """The variant `variant` is compared with: the manifest's, or a sweep point's (the
+        baseline's point at the same value, when that point is parametrized too); None when
+        it has none or that point is not part of this session."""
+        if variant.baseline is None:
+            return None
+        wanted = f"{variant.model}-{variant.baseline}"
+        return self.swept_variants.get(wanted) or next(
+            (v for v in self.manifest.models.get(variant.model, ()) if v.name == variant.baseline), None)
 
     def selected_targets(self) -> tuple[Target, ...]:
         """The targets --target names. A name the targets directory lacks is looked up among the
