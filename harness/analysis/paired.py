@@ -1,12 +1,15 @@
 """The ratio of two arms timed interleaved on the device, and its uncertainty. Pure.
 
 A paired job (agent/interleave.py) gives, per arm, `rounds` turns of `k` samples each; round
-r of every arm ran back to back, in a shuffled order. The ratio is statistic(candidate) /
-statistic(other) over all samples (median by default: "ratio of the arms' medians"). Its 95%
-interval is a percentile bootstrap over ROUNDS, the pairing unit: a resample draws rounds
-(the same rounds for both arms, so what moved both arms in a round cancels) in moving
-blocks whose length comes from the autocorrelation of the per-round log ratios (the rule of
-regression/bootstrap.block_length), and recomputes the pooled statistic of each arm.
+r of every arm ran back to back, in a shuffled order. Round r's ratio is the ratio of the
+arms' medians in that round; the paired ratio is the median of those over rounds (a
+geometric median: computed on logs). Whatever moved both arms within a round cancels in its
+ratio, so drift between rounds (a neighbour's load, frequency steps) does not widen it, as
+it would a ratio of medians pooled over all rounds. Its 95% interval is a percentile
+bootstrap over ROUNDS, the pairing unit, in moving blocks whose length comes from the
+autocorrelation of the per-round ratios (the rule of regression/bootstrap.block_length).
+The device's stopping check (agent/paired_stats.py) uses the same estimator, without blocks.
+Each arm's own percentiles stay those of its pooled samples.
 
 The verdict on a paired ratio (`paired_verdict`) reads regression / no change / improvement
 / inconclusive, against the same threshold as the unpaired rule (regression/rule.py).
@@ -24,13 +27,12 @@ import numpy as np
 from harness.analysis.regression.bootstrap import block_length
 
 RESAMPLES = 1000
-_CHUNK_ELEMENTS = 4_000_000
 PAIRED_STATUSES = ("regression", "no change", "improvement", "inconclusive")
 
 
 @dataclass(frozen=True)
 class PairedRatio:
-    """statistic(candidate) / statistic(other): 1.05 = the candidate is 5% slower."""
+    """The candidate's latency over the other arm's, paired: 1.05 = the candidate is 5% slower."""
 
     candidate: str
     other: str
@@ -62,43 +64,32 @@ def turns(samples: Sequence[int], k: int) -> np.ndarray:
     return x.reshape(-1, k)
 
 
-def _pooled_median(rows: np.ndarray) -> np.ndarray:
-    """Median of each row (rows: resamples x pooled samples), in place."""
-    n = rows.shape[1]
-    half = n // 2
-    rows.partition([half - 1, half] if n % 2 == 0 and n > 1 else [half], axis=1)
-    return rows[:, half] if n % 2 else 0.5 * (rows[:, half - 1] + rows[:, half])
-
-
 def _round_index(rounds: int, block: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
     blocks = -(-rounds // block)
     starts = rng.integers(0, rounds - block + 1, size=(resamples, blocks))
     return (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :rounds]
 
 
+def round_log_ratios(candidate: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """log(median of the candidate's turn / median of the other's turn), round by round."""
+    return np.log(np.median(candidate, axis=1)) - np.log(np.median(other, axis=1))
+
+
 def paired_ratio(candidate: np.ndarray, other: np.ndarray, candidate_name: str = "candidate",
                  other_name: str = "baseline", level: float = 0.95, resamples: int = RESAMPLES,
                  seed: int = 0) -> PairedRatio:
-    """The ratio of medians of two arms' (rounds, k) turn arrays, with its bootstrap interval."""
+    """The paired ratio of two arms' (rounds, k) turn arrays, with its bootstrap interval."""
     rounds = candidate.shape[0]
     if rounds != other.shape[0] or rounds < 2:
         raise ValueError(f"paired arms need the same number of rounds (>= 2): {rounds} vs {other.shape[0]}")
-    ratio = float(np.median(candidate) / np.median(other))
-    per_round = np.median(candidate, axis=1) / np.median(other, axis=1)
-    block = block_length(per_round)
+    d = round_log_ratios(candidate, other)
+    block = block_length(np.exp(d))
     rng = np.random.default_rng(seed)
-    log_ratios = np.empty(resamples)
-    per_resample = rounds * max(candidate.shape[1], other.shape[1])
-    chunk = max(1, _CHUNK_ELEMENTS // per_resample)
-    for start in range(0, resamples, chunk):
-        rows = min(chunk, resamples - start)
-        index = _round_index(rounds, block, rows, rng)
-        a = _pooled_median(candidate[index].reshape(rows, -1))
-        b = _pooled_median(other[index].reshape(rows, -1))
-        log_ratios[start:start + rows] = np.log(a) - np.log(b)
+    replicates = np.median(d[_round_index(rounds, block, resamples, rng)], axis=1)
     tail = (1 - level) / 2
-    low, high = np.quantile(log_ratios, [tail, 1 - tail])
-    return PairedRatio(candidate_name, other_name, "median", ratio, (math.exp(low), math.exp(high)), rounds, block)
+    low, high = np.quantile(replicates, [tail, 1 - tail])
+    return PairedRatio(candidate_name, other_name, "median", float(math.exp(np.median(d))),
+                       (math.exp(low), math.exp(high)), rounds, block)
 
 
 def switching_overhead(arm_turns: np.ndarray) -> float | None:
