@@ -78,7 +78,9 @@ class LoadedArm(object):
         return {"name": self.name,
                 "runtime": dict(adapter.describe(), name=self.runtime, version=adapter.version()),
                 "import_ns": import_ns, "load_ns": load_ns, "first_inference_ns": first_ns,
-                "warmup_iterations": warmed, "warmup_mean_ns": warm_ns // max(1, warmed)}
+                "warmup_iterations": warmed,
+                # what sizes a turn: the warm-up's mean, or the first inference where there was no warm-up
+                "warmup_mean_ns": warm_ns // warmed if warmed else first_ns}
 
     def turn(self, count):
         # type: (int) -> list[int]

@@ -128,7 +128,7 @@ def arch_mismatch(variant, target) -> str:
             f"(a foreign-arch .nb loads and returns garbage); build it for {target.arch} or select another target")
 
 
-def _run_agent(device: Device, variant, kind: str, on_progress: Progress | None, **extra: Any) -> AgentRun:
+def run_agent(device: Device, variant, kind: str, on_progress: Progress | None, **extra: Any) -> AgentRun:
     if variant.arch and variant.arch != device.target.arch:
         raise HarnessError(arch_mismatch(variant, device.target))
     missing = variant.missing_files()
@@ -162,7 +162,7 @@ def record_failure(store: Store, run_id: str, target: Target, variant, metric: s
         recorded_at=_now()))
 
 
-def _measure(device: Device, variant, store: Store, run_id: str, metric: str,
+def record_measured(device: Device, variant, store: Store, run_id: str, metric: str,
              produce: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any], tuple[int, ...] | None]],
              on_environment: Callable[[dict[str, Any]], None] | None) -> MeasurementRecord:
     """Record what `produce(meta)` returns (summary, extra meta, samples), or an error row."""
@@ -194,12 +194,12 @@ def measure_latency(device: Device, variant, store: Store, run_id: str, on_progr
     With `profile_ops`, the agent also runs the runtime's own op profiler after the timed loop
     (outside the timed window) and the profile is stored in meta["op_profile"]."""
     def produce(meta):
-        run = _run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
+        run = run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
         extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
         return (latency_summary(run), {**agent_meta(run), **extra, **(extra_meta or {}),
                                        "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns))
 
-    return _measure(device, variant, store, run_id, "latency", produce, on_environment)
+    return record_measured(device, variant, store, run_id, "latency", produce, on_environment)
 
 
 def op_profile_meta(run: AgentRun) -> dict[str, Any]:
@@ -217,12 +217,12 @@ def measure_memory(device: Device, variant, store: Store, run_id: str, on_progre
                                              "min_duration_s", "max_duration_s", "max_iterations")}))
 
     def produce(meta):
-        run = _run_agent(device, quick, "memory", on_progress)
+        run = run_agent(device, quick, "memory", on_progress)
         model_bytes = sum(f["bytes"] for f in meta.get("files", {}).values())
         return (memory_summary(run, model_bytes), {**agent_meta(run), "_hello_env": run.hello.get("env", {})},
                 None)
 
-    return _measure(device, variant, store, run_id, "memory", produce, on_environment)
+    return record_measured(device, variant, store, run_id, "memory", produce, on_environment)
 
 
 def memory_summary(run: AgentRun, model_file_bytes: int) -> dict[str, Any]:
@@ -258,7 +258,7 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
     reference = baseline or variant
 
     def outputs_of(which) -> tuple[list[list[Any]], dict[str, Any]]:
-        run = _run_agent(device, which, "fidelity", on_progress, fidelity={"seeds": seeds})
+        run = run_agent(device, which, "fidelity", on_progress, fidelity={"seeds": seeds})
         return decode_outputs(run.outputs or []), agent_meta(run)
 
     def produce(meta):
@@ -276,7 +276,7 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
         outputs, run_meta = outputs_of(variant)
         return fidelity_metrics(reference_outputs, outputs), run_meta, None
 
-    return _measure(device, variant, store, run_id, "fidelity", produce, None)
+    return record_measured(device, variant, store, run_id, "fidelity", produce, None)
 
 
 POWER_MIN_DURATION_S = 3.0  # enough load-window samples for a 10 Hz sensor, with margin
@@ -296,7 +296,7 @@ def measure_power(device: Device, variant, store: Store, run_id: str, on_progres
     spec = {"sensor": sensor.kind, "options": dict(sensor.options), "idle_s": POWER_IDLE_S}
 
     def produce(meta):
-        run = _run_agent(device, longer, "power", on_progress, power=spec)
+        run = run_agent(device, longer, "power", on_progress, power=spec)
         if run.power is None:
             raise HarnessError(f"{device.target.name}: the agent ran a power job but sent no power event")
         summary = dict(run.power["summary"])
@@ -306,7 +306,7 @@ def measure_power(device: Device, variant, store: Store, run_id: str, on_progres
                  "power_errors": run.power.get("errors", [])}
         return summary, extra, None
 
-    return _measure(device, variant, store, run_id, "power", produce, on_environment)
+    return record_measured(device, variant, store, run_id, "power", produce, on_environment)
 
 
 def latency_summary(run: AgentRun) -> dict[str, Any]:

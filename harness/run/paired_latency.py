@@ -24,12 +24,13 @@ from harness.run.measure import (
     DEVICE_TIMEOUT_MARGIN_S,
     MEASUREMENT_SEED,
     Progress,
-    _measure,
     agent_meta,
     arch_mismatch,
     latency_summary,
     measure_latency,
     op_profile_meta,
+    record_measured,
+    run_agent,
 )
 from harness.store import Store
 
@@ -118,9 +119,12 @@ def measure_paired_latency(device: Device, variant, baseline, store: Store, run_
             run = device.agent.run_job(job, python, device.target.limits.job_timeout_s, on_progress)
         except AgentError as exc:
             partial = exc.partial_paired
+            baseline_failed = f"arm {baseline.name} ({baseline.runtime})" in exc.message
             if partial is not None and partial.get("failed_arm") == baseline.name and partial["orders"]:
-                # the baseline arm died: the variant's own samples are good, only the pairing is lost
+                # the baseline arm died mid-run: the variant's own samples are good, only the pairing is lost
                 return _unpaired_from_partial(partial, exc)
+            if baseline_failed and partial is None:  # it never ran: the variant is measured alone
+                return _alone(device, variant, on_progress, profile_ops, f"baseline arm failed: {exc.message}")
             if partial is not None and partial["orders"]:
                 meta["paired_before_failure"] = _kept_arms(partial)
             raise
@@ -130,7 +134,16 @@ def measure_paired_latency(device: Device, variant, baseline, store: Store, run_
                                        "arms": run.result.get("arms"), "_hello_env": run.hello.get("env", {})},
                 tuple(run.latency_ns))
 
-    return _measure(device, variant, store, run_id, "latency", produce, on_environment)
+    return record_measured(device, variant, store, run_id, "latency", produce, on_environment)
+
+
+def _alone(device: Device, variant, on_progress: Progress | None, profile_ops: bool, reason: str
+           ) -> tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]:
+    """The variant's latency measured on its own (a single-arm job), saying why it is unpaired."""
+    run = run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
+    extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
+    return (latency_summary(run), {**agent_meta(run), **extra, "paired": {"paired": False, "reason": reason},
+                                   "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns))
 
 
 def _kept_arms(partial: dict[str, Any]) -> dict[str, Any]:

@@ -107,9 +107,19 @@ def test_real_model_samples_are_stored_and_reported(tmp_path: Path, demo_zoo: Pa
         row = f"tiny_cnn-{variant}"
         assert table.cell(row, "p50").startswith(f"{record.summary['p50']:.3f}")
         assert table.cell(row, "verdict").startswith("pass") and "not measured" in table.cell(row, "verdict")
-    delta = (records["int8"].summary["p50"] / records["fp32"].summary["p50"] - 1) * 100
-    assert table.cell("tiny_cnn-int8", "delta") == f"{delta:+.1f}%"
-    assert table.cell("tiny_cnn-int8", "speedup") == f"{records['fp32'].summary['p50'] / records['int8'].summary['p50']:.2f}×"
+    # int8 was timed interleaved with fp32 in one job: the speed-up is the paired ratio, with its interval
+    paired = records["int8"].meta["paired"]
+    assert paired["paired"] and paired["mode"] == "in-process" and paired["rounds"] >= 10, paired
+    assert paired["stopped_by"] in ("precision", "max-duration")
+    (ratio,) = paired["ratios"]
+    assert ratio["against"] == "fp32" and ratio["ci95"][0] <= ratio["ratio"] <= ratio["ci95"][1]
+    fp32_arm = paired["arms"][1]
+    assert fp32_arm["name"] == "fp32" and len(fp32_arm["latency_ns"]) == paired["rounds"] * fp32_arm["turn_iterations"]
+    assert len(records["int8"].samples) == paired["rounds"] * paired["arms"][0]["turn_iterations"]
+    assert "paired" not in records["fp32"].meta, "a baseline is measured alone"
+    assert table.cell("tiny_cnn-int8", "delta") == f"{(ratio['ratio'] - 1) * 100:+.1f}%"
+    low, high = ratio["speedup_ci95"]
+    assert table.cell("tiny_cnn-int8", "speedup").replace(" ", "") == f"{ratio['speedup']:.2f}×[{low:.3f}–{high:.3f}]paired"
     assert 'src="data:image/png;base64,' in html
 
     report = json.loads((report_dir / "report.json").read_text())
