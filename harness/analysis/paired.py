@@ -27,6 +27,7 @@ import numpy as np
 from harness.analysis.regression.bootstrap import block_length
 
 RESAMPLES = 1000
+REFERENCE_ARM = "reference-run"  # the arm re-running a reference run's artifacts (no variant name has a '-')
 PAIRED_STATUSES = ("regression", "no change", "improvement", "inconclusive")
 
 
@@ -109,14 +110,16 @@ def paired_verdict(ratio: PairedRatio, threshold: float, settled: bool) -> tuple
     run stopped because its interval was as narrow as asked (or after the fixed rounds): an
     unsettled run whose interval reaches past the threshold is inconclusive too."""
     low, high = ratio.ci95
-    span = f"x{ratio.ratio:.3f} [{low:.3f}, {high:.3f}] over {ratio.rounds} paired rounds"
+    span = (f"p50 latency {(ratio.ratio - 1) * 100:+.1f}% [{(low - 1) * 100:+.1f}%, {(high - 1) * 100:+.1f}%] "
+            f"over {ratio.rounds} paired rounds")
+    limit = f"threshold {threshold:.0%}" if threshold * 100 == round(threshold * 100) else f"threshold {threshold:.1%}"
     upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
     if ratio.ratio >= upper and low > 1.0:
-        return "regression", f"paired: {span}: slower by at least the {threshold:.0%} threshold"
+        return "regression", f"paired: {span}: beyond {limit}"
     if ratio.ratio <= lower and high < 1.0:
-        return "improvement", f"paired: {span}: faster by at least the {threshold:.0%} threshold"
+        return "improvement", f"paired: {span}: beyond {limit}"
     if lower < ratio.ratio < upper and (settled or (lower <= low and high <= upper)):
-        return "no change", f"paired: {span}: within the {threshold:.0%} threshold"
+        return "no change", f"paired: {span}: within {limit}"
     return "inconclusive", (f"paired: {span}: the interval did not settle before max_duration ran out; "
                             "raise latency.max_duration")
 
@@ -150,3 +153,15 @@ def paired_summary(event: Mapping[str, Any], statistic: str = "median") -> dict[
                   **({"latency_ns": list(arm["latency_ns"])} if index else {})}
                  for index, (arm, m) in enumerate(zip(arms, matrices, strict=True))],
     }
+
+
+def reference_run_ratio(record_meta: Mapping[str, Any], reference_run_id: str) -> tuple[dict[str, Any] | None, str]:
+    """(the paired ratio of a record against `reference_run_id`'s artifacts, or None; why not)."""
+    paired = record_meta.get("paired")
+    if not isinstance(paired, Mapping):
+        return None, "measured alone"
+    if paired.get("reference_run") == reference_run_id:
+        for ratio in paired.get("ratios") or ():
+            if ratio.get("against") == REFERENCE_ARM:
+                return dict(ratio, rounds=paired.get("rounds"), stopped_by=paired.get("stopped_by")), ""
+    return None, str((paired.get("unpaired") or {}).get("reference_run") or "not timed against this baseline run")

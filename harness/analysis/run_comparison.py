@@ -32,6 +32,7 @@ from statistics import NormalDist
 from typing import Any
 
 from harness.analysis.metric_rules import RULES, MetricRule, comparable, threshold_for, with_samples
+from harness.analysis.paired import REFERENCE_ARM, PairedRatio, paired_verdict, reference_run_ratio
 from harness.analysis.regression import (
     CANDIDATE_SIDE,
     DEFAULT_ALPHA,
@@ -76,7 +77,7 @@ class RunVerdict:
     threshold: float | None = None
     run_sd: float | None = None
     run_sd_source: str = ""
-    method: str = ""  # "samples" (regression.decide) | "single value" | "" (missing)
+    method: str = ""  # "samples" (regression.decide) | "single value" | "paired" (same job) | "" (missing)
     side: str | None = None  # for missing: REFERENCE_SIDE ("baseline") | CANDIDATE_SIDE | "both"
     higher_is_worse: bool = True
 
@@ -212,6 +213,18 @@ def _single_value_verdict(pair: Pair, rule: MetricRule, threshold: float, run_sd
                       run_sd_source=run_sd_source, method="single value", higher_is_worse=rule.higher_is_worse)
 
 
+def _paired_run_verdict(pair: Pair, rule: MetricRule, ratio: Mapping[str, Any], threshold: float) -> RunVerdict:
+    """Latency measured interleaved with the reference run's own artifacts in one job."""
+    found = PairedRatio(pair.variant, REFERENCE_ARM, "median", float(ratio["ratio"]),
+                        (float(ratio["ci95"][0]), float(ratio["ci95"][1])), int(ratio.get("rounds") or 0), 1)
+    status, reason = paired_verdict(found, threshold, settled=ratio.get("stopped_by") in ("precision", "rounds"))
+    return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, status,
+                      f"{reason} (against the baseline run's artifacts, in the same job)",
+                      statistic="p50", unit=rule.unit, reference_value=rule.value(pair.reference),
+                      candidate_value=rule.value(pair.candidate), ratio=found.ratio, ci=found.ci95,
+                      threshold=threshold, method="paired", higher_is_worse=True)
+
+
 class Comparer:
     """Compares records of a candidate run with a reference run, reading the reference run's
     records and the label's history once (a pytest session compares test by test)."""
@@ -274,6 +287,23 @@ class Comparer:
     def _decide(self, pair: Pair) -> RunVerdict:
         rule = RULES[pair.metric]
         threshold = threshold_for(pair.candidate, threshold_for(pair.reference, self.default_threshold))
+        unpaired_why = ""
+        if pair.metric == "latency":
+            ratio, unpaired_why = reference_run_ratio(pair.candidate.meta, self.reference_run.id)
+            if ratio is not None:
+                return _paired_run_verdict(pair, rule, ratio, threshold)
+        verdict = self._decide_unpaired(pair, rule, threshold)
+        if unpaired_why:  # every latency verdict says whether it was paired
+            verdict = dataclasses.replace(verdict, reason=f"unpaired ({unpaired_why}): {verdict.reason}")
+        return verdict
+
+    def reference_record(self, target: str, model: str, variant: str, metric: str) -> MeasurementRecord | None:
+        """The reference run's record of this key (the latest, if measured twice)."""
+        found = [r for r in self.reference_records
+                 if (r.target, r.model, r.variant, r.metric) == (target, model, variant, metric)]
+        return max(found, key=lambda r: r.id or 0) if found else None
+
+    def _decide_unpaired(self, pair: Pair, rule: MetricRule, threshold: float) -> RunVerdict:
         run_sd, source = self.run_sd(pair.key)
         if rule.samples is None:
             return _single_value_verdict(pair, rule, threshold, run_sd, source, self.alpha)

@@ -18,7 +18,7 @@ from harness.plugin.state import SESSION_KEY
 from harness.records import MeasurementRecord
 from harness.run.device import Device
 from harness.run.measure import measure_fidelity, measure_latency, measure_memory, measure_power, record_failure
-from harness.run.paired_latency import PairingSettings, measure_paired_latency
+from harness.run.paired_latency import PairingSettings, measure_paired_latency, reference_arm
 from harness.run.session import HarnessSession
 
 # the reference (--baseline) run's records and history, read once per process (see hooks.pytest_configure)
@@ -100,10 +100,13 @@ class Harness:
         return lambda env: self.session.record_environment(target, env)
 
     def measure_latency(self, target: Target, variant: Any) -> MeasurementRecord:
-        """A variant with a baseline is timed interleaved with it (paired); alone otherwise, or
-        where the manifest sets ``latency.pairing: false``."""
+        """A variant is timed interleaved (paired) with its baseline and, with --baseline RUN,
+        with that run's own artifacts where they can still run; alone where neither exists or
+        the manifest sets ``latency.pairing: false``."""
         profile_ops = self.session.options.profile_ops
-        if variant.baseline is None or not variant.latency.pairing:
+        reference = (self.comparer.reference_record(target.name, variant.model, variant.name, "latency")
+                     if self.comparer is not None else None)
+        if not variant.latency.pairing or (variant.baseline is None and reference is None):
             return self._measured(target, lambda device, run_id: measure_latency(
                 device, variant, self.session.store, run_id, on_environment=self._environment(target),
                 profile_ops=profile_ops), variant, "latency")
@@ -112,7 +115,9 @@ class Harness:
                                    seed=random.randrange(2**31))
         return self._measured(target, lambda device, run_id: measure_paired_latency(
             device, variant, baseline, self.session.store, run_id, settings,
-            on_environment=self._environment(target), profile_ops=profile_ops), variant, "latency")
+            on_environment=self._environment(target), profile_ops=profile_ops,
+            reference=reference_arm(device, variant, reference) if reference is not None else None),
+            variant, "latency")
 
     def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_memory(

@@ -10,12 +10,15 @@ meta["paired"] says why it is unpaired; nothing is silently compared unpaired.
 from __future__ import annotations
 
 import dataclasses
+import os
+import posixpath
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.agent import PROTOCOL_VERSION
-from harness.analysis.paired import paired_summary
+from harness.analysis.paired import REFERENCE_ARM, paired_summary
 from harness.analysis.stats import summarize_latency
 from harness.errors import AgentError, HarnessError
 from harness.records import MeasurementRecord
@@ -33,8 +36,7 @@ from harness.run.measure import (
     run_agent,
 )
 from harness.store import Store
-
-Arm = tuple[str, Any]  # (arm name, the variant it runs)
+from harness.transport.base import sha256_file
 
 
 def unpaired_reason(device: Device, variant, baseline) -> str | None:
@@ -53,27 +55,42 @@ def unpaired_reason(device: Device, variant, baseline) -> str | None:
     return None
 
 
-def paired_job(device: Device, arms: list[Arm], settings, profile_ops: bool = False) -> tuple[dict[str, Any], str]:
+@dataclasses.dataclass(frozen=True)
+class ArmPlan:
+    """One arm of a paired job: its name in the job, the variant it runs, and the roles whose
+    files are already on the device (a reference run's artifacts in the device's cache)."""
+
+    name: str
+    variant: Any
+    remote_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def paired_job(device: Device, arms: list[ArmPlan], settings, profile_ops: bool = False) -> tuple[dict[str, Any], str]:
     """The Job timing `arms` interleaved (the first is the candidate), and the interpreter to start."""
-    for _, variant in arms:
+    for arm in arms:
+        variant = arm.variant
         if variant.arch and variant.arch != device.target.arch:
             raise HarnessError(arch_mismatch(variant, device.target))
-        if variant.missing_files():
-            raise HarnessError(f"{variant.id}: model file not found: {variant.missing_files()[0]} "
+        missing = [path for role, path in variant.files.items() if role not in arm.remote_files
+                   and not os.path.isfile(path)]
+        if missing:
+            raise HarnessError(f"{variant.id}: model file not found: {missing[0]} "
                                "(run `harness zoo build`, or fix the path in the manifest)")
-    pythons = [device.interpreter_for(variant.runtime) for _, variant in arms]
+    pythons = [device.interpreter_for(arm.variant.runtime) for arm in arms]
     mode = "in-process" if len(set(pythons)) == 1 else "process-per-arm"
     specs = []
-    for (name, variant), python in zip(arms, pythons, strict=True):
+    for arm, python in zip(arms, pythons, strict=True):
+        variant = arm.variant
+        local = {role: path for role, path in variant.files.items() if role not in arm.remote_files}
         specs.append({
-            "name": name,
+            "name": arm.name,
             "runtime": {"name": variant.runtime, "options": dict(variant.runtime_options)},
-            "model": {"files": device.push_model_files(dict(variant.files))},
+            "model": {"files": {**device.push_model_files(local), **arm.remote_files}},
             "input": {"name": variant.input.name, "shape": list(variant.input.shape), "dtype": variant.input.dtype,
                       "seed": MEASUREMENT_SEED},
             "python": python,
         })
-    latency = arms[0][1].latency
+    latency = arms[0].variant.latency
     env = device.target.env_capture
     job = {
         "protocol": PROTOCOL_VERSION,
@@ -104,45 +121,74 @@ class PairingSettings:
 def measure_paired_latency(device: Device, variant, baseline, store: Store, run_id: str,
                            settings: PairingSettings | None = None, on_progress: Progress | None = None,
                            on_environment: Callable[[dict[str, Any]], None] | None = None,
-                           profile_ops: bool = False) -> MeasurementRecord:
-    """Measure `variant` interleaved with `baseline` and record the variant's latency with the
-    paired ratio; measure it alone (meta["paired"] saying why) where the pair cannot run."""
-    reason = unpaired_reason(device, variant, baseline)
-    if reason is not None:
+                           profile_ops: bool = False, reference: ReferenceArm | str | None = None
+                           ) -> MeasurementRecord:
+    """Measure `variant` interleaved with its `baseline` and, with `reference`, with the
+    reference run's artifacts (a str: why they cannot run here); record the variant's latency
+    with each paired ratio. What cannot be paired is said in meta["paired"]["unpaired"]
+    (which comparison, why); with nothing to pair, the variant is measured alone."""
+    others: list[ArmPlan] = []
+    unpaired: dict[str, str] = {}  # "baseline" | "reference_run" -> why that comparison is unpaired
+    if variant.baseline is not None:
+        reason = unpaired_reason(device, variant, baseline)
+        if reason is None:
+            others.append(ArmPlan(baseline.name, baseline))
+        else:
+            unpaired["baseline"] = reason
+    reference_run = None
+    if isinstance(reference, ReferenceArm):
+        others.append(reference.arm)
+        reference_run = reference.run_id
+    elif reference is not None:
+        unpaired["reference_run"] = reference
+    roles = {arm.name: ("baseline" if baseline is not None and arm.name == baseline.name else "reference_run")
+             for arm in others}
+
+    def unpaired_meta() -> dict[str, Any]:
+        return {"paired": False, "reason": unpaired.get("baseline", "measured alone"), "unpaired": dict(unpaired),
+                "reference_run": reference_run}
+
+    if not others:
         return measure_latency(device, variant, store, run_id, on_progress, on_environment, profile_ops,
-                               extra_meta={"paired": {"paired": False, "reason": reason}})
+                               extra_meta={"paired": unpaired_meta()})
     chosen = settings or PairingSettings(seed=int(uuid.uuid4().int % 2**31))
 
     def produce(meta):
-        job, python = paired_job(device, [(variant.name, variant), (baseline.name, baseline)], chosen, profile_ops)
-        try:
-            run = device.agent.run_job(job, python, device.target.limits.job_timeout_s, on_progress)
-        except AgentError as exc:
-            partial = exc.partial_paired
-            baseline_failed = f"arm {baseline.name} ({baseline.runtime})" in exc.message
-            if partial is not None and partial.get("failed_arm") == baseline.name and partial["orders"]:
-                # the baseline arm died mid-run: the variant's own samples are good, only the pairing is lost
-                return _unpaired_from_partial(partial, exc)
-            if baseline_failed and partial is None:  # it never ran: the variant is measured alone
-                return _alone(device, variant, on_progress, profile_ops, f"baseline arm failed: {exc.message}")
-            if partial is not None and partial["orders"]:
-                meta["paired_before_failure"] = _kept_arms(partial)
-            raise
+        arms = list(others)
+        while True:
+            job, python = paired_job(device, [ArmPlan(variant.name, variant), *arms], chosen, profile_ops)
+            try:
+                run = device.agent.run_job(job, python, device.target.limits.job_timeout_s, on_progress)
+                break
+            except AgentError as exc:
+                partial = exc.partial_paired
+                failed = next((a for a in arms if f"arm {a.name} ({a.variant.runtime})" in exc.message), None)
+                if failed is None:  # the variant's own arm, or the job: the variant's measurement failed
+                    if partial is not None and partial["orders"]:
+                        meta["paired_before_failure"] = _kept_arms(partial)
+                    raise
+                unpaired[roles[failed.name]] = f"its arm {failed.name} failed: {exc.message}"
+                if partial is not None and partial["orders"]:  # died mid-run: the rounds before it are kept
+                    return _unpaired_from_partial(partial, exc, unpaired_meta())
+                arms.remove(failed)  # never ran: the others are paired without it
+                if not arms:
+                    return _alone(device, variant, on_progress, profile_ops, unpaired_meta())
         assert run.paired is not None, "a paired job's result always follows its paired event"
         extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
-        return (latency_summary(run), {**agent_meta(run), **extra, "paired": paired_summary(run.paired),
+        summary = {**paired_summary(run.paired), "unpaired": dict(unpaired), "reference_run": reference_run}
+        return (latency_summary(run), {**agent_meta(run), **extra, "paired": summary,
                                        "arms": run.result.get("arms"), "_hello_env": run.hello.get("env", {})},
                 tuple(run.latency_ns))
 
     return record_measured(device, variant, store, run_id, "latency", produce, on_environment)
 
 
-def _alone(device: Device, variant, on_progress: Progress | None, profile_ops: bool, reason: str
+def _alone(device: Device, variant, on_progress: Progress | None, profile_ops: bool, paired: dict[str, Any]
            ) -> tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]:
     """The variant's latency measured on its own (a single-arm job), saying why it is unpaired."""
     run = run_agent(device, variant, "latency", on_progress, **({"profile_ops": True} if profile_ops else {}))
     extra = {"op_profile": op_profile_meta(run)} if profile_ops else {}
-    return (latency_summary(run), {**agent_meta(run), **extra, "paired": {"paired": False, "reason": reason},
+    return (latency_summary(run), {**agent_meta(run), **extra, "paired": paired,
                                    "_hello_env": run.hello.get("env", {})}, tuple(run.latency_ns))
 
 
@@ -153,10 +199,58 @@ def _kept_arms(partial: dict[str, Any]) -> dict[str, Any]:
                      for arm in partial["arms"]]}
 
 
-def _unpaired_from_partial(partial: dict[str, Any], exc: AgentError
+def _unpaired_from_partial(partial: dict[str, Any], exc: AgentError, paired: dict[str, Any]
                            ) -> tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]:
+    """The variant's samples of the whole rounds before another arm died: its latency, unpaired."""
     samples = partial["arms"][0]["latency_ns"]
     summary = summarize_latency(samples, partial.get("window_ns"))
     summary["warnings"].append(f"unpaired: {exc.message}; the variant's {len(samples)} samples before it are kept")
-    return summary, {"paired": {"paired": False, "reason": f"the baseline arm failed mid-run: {exc.message}"},
-                     "paired_before_failure": _kept_arms(partial), "stopped_by": "arm-failed"}, tuple(samples)
+    return summary, {"paired": paired, "paired_before_failure": _kept_arms(partial),
+                     "stopped_by": "arm-failed"}, tuple(samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceArm:
+    """The reference (--baseline) run's artifacts for one variant, runnable on this device."""
+
+    run_id: str
+    arm: ArmPlan
+
+
+def reference_arm(device: Device, variant, reference: MeasurementRecord) -> ReferenceArm | str:
+    """The arm that re-runs what `reference` (the reference run's latency record of `variant`)
+    measured: its model files by sha256 (the variant's own files when unchanged, else the
+    device's content cache), its runtime, options and input. A str says why it cannot run."""
+    target = device.target
+    meta = reference.meta
+    if reference.status != "ok":
+        return f"the baseline run's measurement failed ({meta.get('error', 'error')})"
+    files = meta.get("files") or {}
+    if not files and variant.files:
+        return "the baseline run stored no sha256 of its model files"
+    runtime = str(meta.get("runtime") or "")
+    if runtime != "noop" and runtime not in target.runtimes:
+        return f"its runtime '{runtime}' is no longer declared on {target.name}"
+    shape = list((meta.get("input") or {}).get("shape") or [])
+    if shape != list(variant.input.shape):
+        return f"the baseline run's input {shape} differs from this run's {list(variant.input.shape)}"
+    local: dict[str, str] = {}
+    remote: dict[str, str] = {}
+    for role, described in files.items():
+        digest = str(described.get("sha256", ""))
+        mine = variant.files.get(role)
+        if mine and os.path.isfile(mine) and sha256_file(Path(mine)) == digest:
+            local[role] = mine
+            continue
+        cached = posixpath.join(device.transport.workdir, "cache", digest, str(described.get("name", "")))
+        if digest and device.transport.exists(cached):
+            remote[role] = cached
+            continue
+        return f"baseline model {digest[:10]}... ({role}) is no longer on {target.name} or in the zoo"
+    arm_input = meta.get("input") or {}
+    arm_variant = dataclasses.replace(
+        variant, name=REFERENCE_ARM, runtime=runtime, runtime_options=dict(meta.get("runtime_options") or {}),
+        files={**local, **remote}, baseline=None,
+        input=dataclasses.replace(variant.input, name=str(arm_input.get("name", variant.input.name)),
+                                  dtype=str(arm_input.get("dtype", variant.input.dtype))))
+    return ReferenceArm(reference.run_id, ArmPlan(REFERENCE_ARM, arm_variant, remote))

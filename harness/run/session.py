@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.config.manifest import load_manifest
 from harness.config.sections import thaw
-from harness.config.sweep_specs import Sweep
+from harness.config.sweep_specs import POINT_SEPARATOR, Sweep
 from harness.config.target_files import load_inventory
 from harness.config.targets import Inventory, Target
 from harness.config.variants import Manifest
@@ -102,8 +102,17 @@ class HarnessSession:
         if variant.baseline is None:
             return None
         wanted = f"{variant.model}-{variant.baseline}"
-        return self.swept_variants.get(wanted) or next(
-            (v for v in self.manifest.models.get(variant.model, ()) if v.name == variant.baseline), None)
+        found = self.swept_variants.get(wanted) or self._manifest_variant(variant.model, variant.baseline)
+        if found is None and POINT_SEPARATOR in variant.baseline:
+            # a batch or resolution point whose baseline has no such point: the baseline itself, at
+            # another input shape (so a paired measurement says why it cannot pair)
+            name, _, change = variant.baseline.partition(POINT_SEPARATOR)
+            if change.split("=", 1)[0] in ("batch", "resolution"):
+                found = self._manifest_variant(variant.model, name)
+        return found
+
+    def _manifest_variant(self, model: str, name: str) -> Any | None:
+        return next((v for v in self.manifest.models.get(model, ()) if v.name == name), None)
 
     def selected_targets(self) -> tuple[Target, ...]:
         """The targets --target names. A name the targets directory lacks is looked up among the

@@ -77,8 +77,9 @@ def test_nightly_recipe_marks_a_planted_regression_at_the_right_night(tmp_path: 
     assert "baseline: latest:nightly: no complete run with label 'nightly'" in first.stdout
     failed = [line for line in fourth.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1 and "test_latency[local-tiny-slow]" in failed[0], fourth.stdout[-3000:]
-    assert "local: tiny-slow latency regression: p50 latency +" in fourth.stdout  # ...with the verdict's reason
-    assert "beyond threshold 15%" in fourth.stdout
+    # ...with the verdict's reason: timed against night 3's own artifacts (sleep 200 us) in the same job
+    assert "local: tiny-slow latency regression: paired: p50 latency +" in fourth.stdout
+    assert "beyond threshold 15%" in fourth.stdout and "against the baseline run's artifacts" in fourth.stdout
     assert "UNCONFIRMED local: tiny-slow" in fourth.stdout  # one night at the new level: not yet a step
 
     from harness.store import open_store
