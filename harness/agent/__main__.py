@@ -74,15 +74,17 @@ def run_job(job, stream):
         stream.emit("progress", phase="measure")
         if sampler is not None:
             sampler.mark("load_begin")
-        timing = timed_loop(
-            run_once,
-            int(settings["min_iterations"]),
-            int(settings["min_duration_s"] * 1e9),
-            int(settings["max_duration_s"] * 1e9),
-            int(settings["max_iterations"]),
-            lambda count, elapsed: stream.emit("progress", phase="measure", iterations=count,
-                                               elapsed_ns=elapsed),
-        )
+        def progress(count, elapsed):
+            # type: (int, int) -> None
+            stream.emit("progress", phase="measure", iterations=count, elapsed_ns=elapsed)
+
+        if settings["precision"] > 0:
+            from .precise import timed_until_precise
+
+            timing = timed_until_precise(run_once, settings, progress)
+        else:
+            timing = timed_loop(run_once, int(settings["min_iterations"]), int(settings["min_duration_s"] * 1e9),
+                                int(settings["max_duration_s"] * 1e9), int(settings["max_iterations"]), progress)
         if sampler is not None:
             sampler.mark("load_end")
     except AgentFailure:
@@ -108,6 +110,8 @@ def run_job(job, stream):
         "iterations": len(timing["latency_ns"]),
         "window_ns": timing["window_ns"],
         "stopped_by": timing["stopped_by"],
+        "halfwidths": timing.get("halfwidths"),
+        "precision": settings["precision"],
         "memory": memory,
         "thermal_after": thermal_snapshot(),
         "clock": CLOCK_NAME,

@@ -14,6 +14,8 @@ LATENCY_DEFAULTS = {
     "min_duration_s": 2.0,
     "max_duration_s": 60.0,
     "max_iterations": 200000,
+    "precision": 0,  # > 0: time until the percentiles' 95% intervals are within +-precision (precise.py)
+    "percentiles": [50],
 }
 
 
@@ -46,6 +48,11 @@ def parse_job(raw):
     for key, value in latency.items():
         if key not in LATENCY_DEFAULTS:
             raise AgentFailure("protocol", "job.latency.%s is not a known setting" % key)
+        if key == "percentiles":
+            if not isinstance(value, list) or not value or not all(
+                    isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p < 100 for p in value):
+                raise AgentFailure("protocol", "job.latency.percentiles must list percentiles between 0 and 100")
+            continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise AgentFailure("protocol", "job.latency.%s must be a non-negative number" % key)
     job["latency"] = latency

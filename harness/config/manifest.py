@@ -79,7 +79,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _TOP_KEYS = ("version", "zoo_dir", "defaults", "models")
 _DEFAULTS_KEYS = ("latency", "fidelity", "budget_statistic")
 _LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration",
-                 "max_iterations", "pairing", "paired_precision", "paired_rounds")
+                 "max_iterations", "pairing", "paired_precision", "paired_rounds", "precision")
 _FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_relative_error", "min_cosine")
 _MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants", "regression_threshold", "sweeps")
 _VARIANT_KEYS = (
@@ -152,6 +152,7 @@ def _read_latency(section: Section, base: LatencySettings) -> LatencySettings:
         "pairing": lambda: section.get_bool("pairing"),
         "paired_precision": lambda: section.get_fraction("paired_precision"),
         "paired_rounds": lambda: section.get_int("paired_rounds", minimum=0),
+        "precision": lambda: section.get_fraction("precision"),
     }
     yaml_keys = dict(zip(getters, _LATENCY_KEYS, strict=True))
     overrides = {attr: get() for attr, get in getters.items() if section.has(yaml_keys[attr])}

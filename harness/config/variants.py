@@ -51,6 +51,9 @@ class LatencySettings:
     pairing: bool = True
     paired_precision: float = 0.01
     paired_rounds: int = 0
+    # > 0: a single arm is timed until p50's 95% interval (and the budgeted percentile's) is
+    # within +-precision, at least min_iterations and the MLPerf floor (64 for p90, 662 for p99)
+    precision: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **e
             "min_duration_s": settings.min_duration_s,
             "max_duration_s": settings.max_duration_s,
             "max_iterations": settings.max_iterations,
+            "precision": settings.precision,
         },
         "env": env,
         **extra,
@@ -141,7 +142,18 @@ def run_agent(device: Device, variant, kind: str, on_progress: Progress | None, 
     # the device's watchdog fires first and says in which phase; the host's kill is the backstop
     job = _job(kind, variant, remote, device.target.env_capture,
                timeout_s=max(1.0, host_timeout - DEVICE_TIMEOUT_MARGIN_S), **extra)
+    job["latency"]["percentiles"] = precise_percentiles(variant, device.target.name)
     return device.agent.run_job(job, python, host_timeout, on_progress)
+
+
+def precise_percentiles(variant, target_name: str) -> list[int]:
+    """What latency.precision bounds: p50, and the budget's percentile where it is one above p50."""
+    budget = variant.budget_for(target_name)
+    statistic = budget.statistic if budget is not None else ""
+    wanted = [50]
+    if statistic.startswith("p") and statistic[1:].isdigit() and int(statistic[1:]) > 50:
+        wanted.append(int(statistic[1:]))
+    return wanted
 
 
 def _record(store: Store, record: MeasurementRecord) -> MeasurementRecord:
@@ -319,7 +331,14 @@ def latency_summary(run: AgentRun) -> dict[str, Any]:
     summary["peak_rss_bytes"] = peak
     thermal_before = (run.hello.get("env") or {}).get("thermal")
     summary["warnings"].extend(thermal_warnings(thermal_before, result.get("thermal_after")))
-    if result.get("stopped_by") != "min-reached":
+    if result.get("halfwidths"):
+        summary["precision"] = {"asked": run.result.get("precision") or None, "halfwidths": result["halfwidths"],
+                                "stopped_by": result.get("stopped_by")}
+    if result.get("precision") and result.get("stopped_by") != "precision":
+        summary["warnings"].append(
+            f"latency.precision ±{result['precision']:.1%} not reached ({result.get('stopped_by')}; intervals "
+            + ", ".join(f"{k} ±{v:.1%}" for k, v in (result.get("halfwidths") or {}).items()) + ")")
+    elif result.get("stopped_by") not in ("min-reached", "precision"):
         summary["warnings"].append(
             f"stopped by {result.get('stopped_by')} after {result.get('iterations')} iterations: "
             "fewer than the minimum; raise latency.max_duration or lower min_iterations")

@@ -29,7 +29,7 @@ from helpers.device_lock_checks import check_a_killed_orchestrator_leaves_no_loc
 from helpers.faulty_transports import CorruptingSSHTransport
 from helpers.paths import REPO, VENV_PYTHON
 from helpers.processes import cmdline
-from helpers.project import noop_manifest
+from helpers.project import NOOP_INPUT, QUICK_LATENCY, noop_manifest, write_manifest
 from helpers.results import junit_cases, records
 from helpers.suites import run_suites as run_pytest
 from helpers.suites import shown as _shown
@@ -159,6 +159,14 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
         assert m.meta["runtime_info"]["name"] == "onnxruntime" and m.meta["runtime_info"]["version"] == "1.10.0"
         assert m.samples and len(m.samples) >= by_id[m.variant_id].latency.min_iterations
         assert m.summary["p50"] > 0
+        # two ONNX arms pair on the twin, in one Python 3.6 process; a baseline the twin cannot run does not
+        baseline = by_id[m.variant_id].baseline
+        paired = m.meta.get("paired")
+        if baseline is not None and by_id[f"{m.model}-{baseline}"].runtime == "onnxruntime":
+            assert paired and paired["paired"] and paired["mode"] == "in-process", (m.variant_id, paired)
+            assert paired["ratios"][0]["against"] == baseline
+        elif baseline is not None:
+            assert paired and not paired["paired"] and "which jetson-nano lacks" in paired["reason"], paired
     # a missed budget fails its test in one line; nothing else may fail
     assert done.returncode in (0, 1), _shown(done)
     for line in done.stdout.splitlines():
@@ -399,6 +407,29 @@ def test_three_devices_in_parallel_make_one_run_one_worker_per_device(fleet, tmp
     assert all(len(w) == 1 and None not in w for w in workers.values()), workers
     assert set(store.environments(runs[0].id)) == set(FLEET)
     assert "12 measurement(s)" in done.stdout
+
+
+def test_paired_jobs_on_two_devices_one_on_the_slowed_link(fleet, tmp_path) -> None:
+    """-n 2 over SSH: every variant with a baseline is timed interleaved with it on its own
+    device; the slowed link (20 Mbit/s) changes nothing the device measures."""
+    variants = {"base": {"kind": "fp32", "format": "none", "runtime": "noop", "runtime_options": {"spin_us": 500}},
+                "more": {"kind": "other", "format": "none", "runtime": "noop", "baseline": "base",
+                         "runtime_options": {"spin_us": 550}}}
+    manifest = write_manifest(tmp_path / "paired.yaml", {"spin": {"input": NOOP_INPUT, "variants": variants}},
+                              latency={**QUICK_LATENCY, "warmup_iterations": 5, "paired_rounds": 30})
+    done = run_pytest(["suites/test_latency.py", "-n", "2", "--target=edge-cpu,slow-link",
+                       f"--targets-dir={fleet.targets_dir}", f"--manifest={manifest}"], tmp_path / "out")
+    assert done.returncode == 0, _shown(done)
+    store, runs, measured = records(tmp_path / "out")
+    more = {m.target: m for m in measured if m.variant == "more"}
+    assert set(more) == {"edge-cpu", "slow-link"}
+    for target, record in more.items():
+        paired = record.meta["paired"]
+        assert paired["paired"] and paired["rounds"] == 30 and paired["stopped_by"] == "rounds", (target, paired)
+        assert record.meta["orchestrator"]["worker"] is not None
+        (ratio,) = paired["ratios"]
+        assert ratio["against"] == "base" and ratio["ci95"][0] <= ratio["ratio"] <= ratio["ci95"][1]
+    assert len({m.meta["orchestrator"]["worker"] for m in more.values()}) == 2
 
 
 # ----------------------------------------------------------------------------- 8. power
