@@ -23,6 +23,7 @@ interval around its ratio).
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from harness.config.manifest import load_manifest
 from harness.config.target_files import load_inventory
 from harness.records import RunInfo
 from harness.run.device import Device
-from harness.run.paired_latency import PairingSettings, measure_paired_latency
+from harness.run.paired_latency import PairingSettings, measure_paired_latency, paired_job
 from harness.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,6 @@ def test_across_interpreters_lite_lite_a_a_and_lite_vs_inference(benchmark, benc
         for seed in range(_trials(benchmark) // 2 or 1):
             job_arms = [("lite", lite), ("lite_again", lite_again), ("fp32", inference)]
             from harness.analysis.paired import paired_summary
-            from harness.run.paired_latency import paired_job
 
             device = bench_env["device"]
             job, python = paired_job(device, job_arms, PairingSettings(seed=seed))
@@ -220,8 +220,6 @@ def test_agent_turn_against_a_bare_perf_counter_loop(benchmark, bench_env, cpu_h
             [sys.executable, "-c", BARE_VS_AGENT, variant.files["model"], variant.files["params"],
              str(list(variant.input.shape)), str(rounds), "5"], capture_output=True, text=True, cwd=REPO,
             timeout=600, check=True)
-        import json
-
         ratios.extend(json.loads(done.stdout.strip().splitlines()[-1]))
 
     benchmark.pedantic(run, rounds=1, iterations=1)

@@ -55,8 +55,8 @@ def _latency_verdicts(report_json: Path) -> list[dict[str, Any]]:
 
 
 def _onnx(**extra: Any) -> dict[str, Any]:
-    return {"kind": "fp32", "format": "onnx", "runtime": "onnxruntime", "files": {"model": "{zoo}/tiny_cnn/onnx/model.onnx"},
-            "runtime_options": {"threads": 1}, **extra}
+    return {"kind": "fp32", "format": "onnx", "runtime": "onnxruntime",
+            "files": {"model": "{zoo}/tiny_cnn/onnx/model.onnx"}, "runtime_options": {"threads": 1}, **extra}
 
 
 def test_arms_on_two_interpreters_and_a_sweep_point_that_cannot_pair(tmp_path: Path, demo_zoo: Path) -> None:

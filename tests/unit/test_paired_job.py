@@ -140,7 +140,8 @@ def _arm_pids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_arms_on_two_interpreters_run_in_lockstep_under_python36() -> None:
     python36 = pyenv_python_or_fail("3.6.15")  # JetPack 4's Python: the conductor and one arm
-    arms = [dict(_arm("py36", spin_us=100.0), python=python36), dict(_arm("py311", spin_us=100.0), python=sys.executable)]
+    arms = [dict(_arm("py36", spin_us=100.0), python=python36),
+            dict(_arm("py311", spin_us=100.0), python=sys.executable)]
     code, events, stderr = run_agent_job(_job(arms, mode="process-per-arm", rounds=20), python=python36)
     assert code == 0, stderr
     paired = _event(events, "paired")
