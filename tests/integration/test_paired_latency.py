@@ -89,29 +89,37 @@ def test_against_a_stored_run_the_reference_artifacts_run_in_the_same_job(tmp_pa
     first = _suites(targets, manifest, tmp_path / "night", "--run-label=nightly")
     assert first.returncode == 0, shown(first)
     night = tmp_path / "night" / "results.sqlite"
-    second = run_suites(["suites/test_latency.py", "--target=box", f"--targets-dir={targets}", f"--manifest={manifest}",
-                         f"--store={night}", "--run-label=nightly", "--baseline=latest:nightly",
-                         f"--report-dir={tmp_path / 'reports'}"], None)
-    assert second.returncode == 0, shown(second)
-    store = open_store(night)
-    latest, reference = store.runs(label="nightly")[:2]
-    (record,) = [r for r in store.measurements(latest.id) if r.metric == "latency"]
-    paired = record.meta["paired"]
-    assert paired["reference_run"] == reference.id and [r["against"] for r in paired["ratios"]] == ["reference-run"]
-    (report_json,) = (tmp_path / "reports").glob("*/report.json")
-    (verdict,) = _latency_verdicts(report_json)
+
+    def next_night(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        done = run_suites(["suites/test_latency.py", "--target=box", f"--targets-dir={targets}",
+                           f"--manifest={manifest}", f"--store={night}", "--run-label=nightly",
+                           "--baseline=latest:nightly", f"--report-dir={tmp_path / name}"], None)
+        assert done.returncode == 0, shown(done)
+        store = open_store(night)
+        latest, reference = store.runs(label="nightly")[:2]
+        (record,) = [r for r in store.measurements(latest.id) if r.metric == "latency"]
+        assert record.meta["paired"]["reference_run"] in (reference.id, None)
+        (report_json,) = (tmp_path / name).glob("*/report.json")
+        (verdict,) = _latency_verdicts(report_json)
+        return record.meta, verdict
+
+    # 1. the same files: the reference arm runs the variant's own (unchanged) files
+    meta, verdict = next_night("same")
+    assert [r["against"] for r in meta["paired"]["ratios"]] == ["reference-run"]
     assert verdict["method"] == "paired" and verdict["reason"].startswith("paired: "), verdict
     assert "against the baseline run's artifacts" in verdict["reason"]
-
-    # the model file changes and the old one is gone from the device's cache: unpaired, and why
+    # 2. the model file changed, the previous night's is still in the device's cache: that one runs
     shutil.copy(demo_zoo / "tiny_cnn" / "onnx-int8" / "model.onnx", zoo / "tiny_cnn" / "onnx" / "model.onnx")
+    meta, verdict = next_night("changed")
+    assert verdict["method"] == "paired", verdict
+    reference_files = meta["arms"][1]
+    assert reference_files["name"] == "reference-run"
+    # 3. and gone from the cache too: unpaired, saying why
+    shutil.copy(demo_zoo / "tiny_cnn" / "onnx" / "model.onnx", zoo / "tiny_cnn" / "onnx" / "model.onnx")
+    night_two = open_store(night).runs(label="nightly")[0]
     shutil.rmtree(tmp_path / "work" / "cache")
-    third = run_suites(["suites/test_latency.py", "--target=box", f"--targets-dir={targets}", f"--manifest={manifest}",
-                        f"--store={night}", "--run-label=nightly", "--baseline=latest:nightly",
-                        f"--report-dir={tmp_path / 'reports3'}"], None)
-    assert third.returncode == 0, shown(third)
-    (report_json,) = (tmp_path / "reports3").glob("*/report.json")
-    (verdict,) = _latency_verdicts(report_json)
+    meta, verdict = next_night("gone")
+    assert open_store(night).runs(label="nightly")[1].id == night_two.id
     assert verdict["method"] == "samples", verdict
     assert verdict["reason"].startswith("unpaired (baseline model ") and "is no longer on box or in the zoo" in \
         verdict["reason"], verdict
