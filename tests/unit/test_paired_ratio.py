@@ -99,3 +99,28 @@ def test_the_speed_up_column_uses_the_paired_ratio_and_says_when_it_is_unpaired(
     assert not rows["pruned"].paired and rows["pruned"].speedup == pytest.approx(2.0)
     assert rows["pruned"].unpaired_reason == "input differs"
     assert not rows["old"].paired and "measured alone" in rows["old"].unpaired_reason
+
+
+def test_a_record_timed_against_the_reference_runs_artifacts_gets_the_paired_verdict(tmp_path) -> None:
+    from helpers.records import run_info
+
+    from harness.analysis.run_comparison import Comparer
+    from harness.store import open_store
+
+    store = open_store(tmp_path / "s.sqlite")
+    base, cand = run_info("base", started_at="2026-11-01T02:00:00"), run_info("cand", started_at="2026-11-02T02:00:00")
+    for run in (base, cand):
+        store.create_run(run)
+    samples = tuple(range(1_000_000, 1_000_100))
+    store.record_measurement(measurement("base", samples=samples, summary={"p50": 1.0}))
+    paired = {"paired": True, "reference_run": "base", "rounds": 150, "stopped_by": "precision",
+              "ratios": [{"against": "reference-run", "ratio": 1.06, "ci95": [1.05, 1.07]}]}
+    fresh = measurement("cand", samples=samples, summary={"p50": 1.0}, meta={"paired": paired})
+    verdict = Comparer(store, base, candidate_run_id="cand").verdict(fresh)
+    assert verdict is not None and verdict.method == "paired" and verdict.status == "regression"
+    assert verdict.ratio == pytest.approx(1.06) and verdict.ci == (1.05, 1.07)
+    assert verdict.reason.startswith("paired: p50 latency +6.0% [+5.0%, +7.0%] over 150 paired rounds")
+    stale = measurement("cand", samples=samples, summary={"p50": 1.0},
+                        meta={"paired": {**paired, "reference_run": "another"}})
+    verdict = Comparer(store, base, candidate_run_id="cand").verdict(stale)
+    assert verdict is not None and verdict.method == "samples" and verdict.reason.startswith("unpaired (")

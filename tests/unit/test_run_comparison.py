@@ -98,7 +98,8 @@ def test_planted_regression_is_called_with_ratio_ci_and_p(store) -> None:
     assert verdict.ratio == pytest.approx(1.20, rel=0.02)
     assert verdict.ci[0] > 1.03 and verdict.ci[0] < verdict.ratio < verdict.ci[1]
     assert verdict.p_value < 0.01 and verdict.method == "samples"
-    assert "beyond threshold 3%" in verdict.reason and verdict.reason.startswith("p50 latency +")
+    # measured alone (not against the reference run's artifacts): the unpaired rule, and it says so
+    assert "beyond threshold 3%" in verdict.reason and verdict.reason.startswith("unpaired (measured alone): p50 latency +")
     assert comparison.regressions == [verdict]
     assert comparison.reference_run.id == "base" and "latest:nightly = run base" in comparison.note
 
@@ -212,7 +213,7 @@ def test_comparer_decides_one_fresh_record(store) -> None:
     comparer = Comparer(store, base, candidate_run_id="cand")
     verdict = comparer.verdict(store.measurements("cand")[0])
     assert verdict.variant == "fp32" and verdict.status == "regression"
-    assert "local: m-fp32 latency regression: p50 latency +" in verdict.line()
+    assert "local: m-fp32 latency regression: unpaired (measured alone): p50 latency +" in verdict.line()
 
 
 # --- the manifest's regression_threshold ---------------------------------------------------------
