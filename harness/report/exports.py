@@ -93,7 +93,7 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- benchmark.json
 
-def benchmark_stats(seconds: Sequence[float]) -> dict[str, Any]:
+def benchmark_stats(seconds: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """pytest-benchmark's `Stats.as_dict()` fields (its definitions: quartiles by its
     methods 2/3, Tukey fences, sample stddev), computed with numpy."""
     data = np.sort(np.asarray(seconds, dtype=float))
@@ -168,7 +168,7 @@ def pytest_benchmark_json(run: Mapping[str, Any], records: Sequence[MeasurementR
             "options": {"disable_gc": False, "timer": "perf_counter_ns (on the device, by the harness agent)",
                         "min_rounds": record.meta.get("iterations") or len(record.samples),
                         "max_time": None, "min_time": 0, "warmup": record.meta.get("warmup_iterations")},
-            "stats": benchmark_stats([s * scale for s in record.samples]),
+            "stats": benchmark_stats(np.asarray(record.samples, dtype=float) * scale),
         })
     first = next(iter(environments.values()), {}).get("device", {}) if environments else {}
     return {

@@ -81,8 +81,9 @@ def test_render_10k_measurements(benchmark, big_store, tmp_path: Path) -> None:
     path = benchmark.pedantic(render_run_report, args=(big_store, "cand", tmp_path), rounds=1, iterations=1)
     elapsed = time.perf_counter() - started
     html = path.read_text(encoding="utf-8")
-    assert html.count('data-verdict="') == TARGETS * MODELS * len(VARIANTS)
-    assert html.count("<img ") == 3 * TARGETS  # latency, trade-off, power per target
+    assert html.count('<tr data-variant="') == TARGETS * MODELS * len(VARIANTS)  # the detail table: every row
+    assert html.count('class="answer-row') == TARGETS * MODELS * len(VARIANTS)  # and the answer at the top
+    assert html.count('class="figure tradeoff"') == html.count('class="figure ecdf"') == TARGETS * MODELS
     print(f"\n10,000 measurements: run report rendered in {elapsed:.2f} s ({len(html) / 1e6:.1f} MB of HTML)")
     assert elapsed < 60
 

@@ -42,7 +42,7 @@ def _store_with_run(tmp_path: Path):
 def test_device_strings_are_escaped(tmp_path: Path) -> None:
     store = _store_with_run(tmp_path)
     html = render_run_report(store, "run-1", tmp_path / "reports").read_text()
-    assert "<script" not in html
+    assert html.count("<script") == 1 and "<script>// The run page's table" in html  # only the page's own
     assert "&lt;script&gt;alert(" in html
     assert html.count("&lt;script&gt;") >= 4  # os, cpu model, warning, runtime version, error
 
@@ -96,7 +96,8 @@ def test_run_report_compares_with_a_baseline_run_and_lists_missing_pairs(tmp_pat
     assert 'id="baseline-run"' in html and "latest:nightly = run n1" in html
     assert 'data-pair="m-int8" data-metric="latency" data-status="regression"' in html
     assert 'id="missing-pairs"' in html and "m-gone latency" in html and "not measured in the candidate run" in html
-    assert html.count('alt="latency vs size vs accuracy on local"') == 1  # trade-off figure (file sizes known)
+    assert html.count('class="figure ecdf"') == 1  # the model's latency distributions, one figure
+    assert 'class="figure tradeoff"' not in html  # no accuracy measured: nothing to trade latency against
     data = json.loads((path.parent / "report.json").read_text())
     assert data["baseline_run"]["run"]["id"] == "n1" and data["baseline_run"]["counts"]["regression"] == 1
     (target,) = data["targets"]
