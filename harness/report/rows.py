@@ -19,7 +19,7 @@ COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "preci
            "p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max", "throughput", "load_ms",
            "first_inference_ms", "peak_rss_mb", "model_mib", "baseline", "delta_pct", "speedup", "speedup_ci95",
            "paired", "unpaired_reason", "comparison_note",
-           "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error",
+           "verdict", "verdict_message", "failures", "budget_ms", "budget_statistic", "warnings", "error",
            "memory", "fidelity", "power", "verdicts")
 SEVERITY = {"error": 4, "fail": 3, "pass": 1, "unavailable": 0, "no-budget": 0, "not measured": 0}
 
@@ -123,6 +123,10 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "verdict": overall, "verdict_message": " | ".join(
                 m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
                             (fidelity or {}).get("message", ""), (power or {}).get("message", "")) if m),
+            "failures": [m for status, m in ((verdict.status, verdict.message) if verdict else ("", ""),
+                                             *(((cell or {}).get("verdict", ""), (cell or {}).get("message", ""))
+                                               for cell in (memory, fidelity, power)))
+                         if status in ("fail", "error") and m],
             "budget_ms": verdict.limit if verdict else None, "budget_statistic": verdict.statistic if verdict else None,
             "warnings": list(summary.get("warnings", [])) + _precision_warning(runtime_info),
             "error": record.meta.get("error") if record is not None else None,

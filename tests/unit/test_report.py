@@ -4,6 +4,7 @@ report (with a baseline run), summary.md, benchmark.json, junit.xml, the trend a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -128,7 +129,7 @@ def test_summary_markdown_escapes_device_strings(tmp_path: Path) -> None:
     store = _store_with_run(tmp_path)
     path = render_run_report(store, "run-1", tmp_path / "reports")
     text = (path.parent / "summary.md").read_text()
-    assert "<script" not in text and "&lt;script&gt;" in text
+    assert "\\<script\\>alert" in text and re.search(r"(?<!\\)<", text) is None  # Markdown escapes, no tag
     assert summary_markdown(json.loads((path.parent / "report.json").read_text())).startswith("### Benchmark run")
 
 
