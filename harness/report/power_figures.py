@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from harness.report import svg
 
 PANEL_WIDTH, PANEL_HEIGHT = 230.0, 120.0
-LEFT, RIGHT, TOP, BOTTOM = 34.0, 6.0, 20.0, 30.0
+LEFT, RIGHT, TOP, BOTTOM = 38.0, 6.0, 20.0, 30.0
 FONT_SIZE = 10.0
 MAX_PANELS = 24  # per target; the table holds every variant's power
 MAX_POINTS = 200  # per panel: more is not visible at this size
@@ -55,7 +55,7 @@ def panels(series: Sequence[PowerSeries]) -> list[dict[str, object]]:
             body.append(f'<rect class="load-window" x="{svg.number(x0)}" y="{svg.number(TOP)}" '
                         f'width="{svg.number(max(0.0, x1 - x0))}" height="{svg.number(PANEL_HEIGHT - BOTTOM - TOP)}" '
                         'fill="#fbe3c8" opacity="0.7"><title>timed load window</title></rect>')
-        body += svg.axes(x, y, "s", "W", FONT_SIZE)
+        body += svg.axes(x, y, "s", "W", FONT_SIZE, y_title_at=2.6)
         line = " ".join(f"{svg.number(x(t))},{svg.number(y(w))}" for t, w in points)
         colour, dash = ("#777", ' stroke-dasharray="3 2"') if s.estimated else ("#0072b2", "")
         body.append(f'<polyline class="power-line" points="{line}" fill="none" stroke="{colour}" '

@@ -164,8 +164,9 @@ def scale(values: Iterable[float], start: float, end: float, *, pad: float = 0.0
     return Scale(low, high, start, end, use_log)
 
 
-def axes(x: Scale, y: Scale, x_label: str, y_label: str, size: float = 11) -> list[str]:
-    """The frame, grid, ticks and axis titles; a log axis says "(log scale)" in its title."""
+def axes(x: Scale, y: Scale, x_label: str, y_label: str, size: float = 11, y_title_at: float = 3.4) -> list[str]:
+    """The frame, grid, ticks and axis titles; a log axis says "(log scale)" in its title.
+    The y title's baseline sits `y_title_at` font sizes left of the frame."""
     left, right, top, bottom = x.start, x.end, y.end, y.start
     parts = [f'<rect x="{number(left)}" y="{number(top)}" width="{number(right - left)}" '
              f'height="{number(bottom - top)}" fill="none" stroke="#99a"/>']
@@ -186,7 +187,8 @@ def axes(x: Scale, y: Scale, x_label: str, y_label: str, size: float = 11) -> li
     parts.append(f'<text class="axis-title" x="{number((left + right) / 2)}" y="{number(bottom + 2 * size + 8)}" '
                  f'text-anchor="middle" font-size="{size}">{attr(x_title)}</text>')
     parts.append(f'<text class="axis-title" transform="rotate(-90)" x="{number(-(top + bottom) / 2)}" '
-                 f'y="{number(left - 3.4 * size)}" text-anchor="middle" font-size="{size}">{attr(y_title)}</text>')
+                 f'y="{number(left - y_title_at * size)}" text-anchor="middle" font-size="{size}">'
+                 f'{attr(y_title)}</text>')
     return parts
 
 

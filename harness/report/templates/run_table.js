@@ -3,8 +3,17 @@
 // that works offline. The page's Content-Security-Policy allows this script by its hash only.
 (function () {
   "use strict";
+  function cellAt(row, index) {  // the cell in column `index`, counting colspans; null inside a span
+    var column = 0;
+    for (var i = 0; i < row.cells.length; i++) {
+      if (column === index) { return row.cells[i]; }
+      column += row.cells[i].colSpan;
+      if (column > index) { return null; }
+    }
+    return null;
+  }
   function cellValue(row, index, numeric) {
-    var cell = row.cells[index];
+    var cell = cellAt(row, index);
     if (!cell) { return numeric ? Infinity : ""; }
     var raw = cell.getAttribute("data-value");
     if (numeric) {
