@@ -75,18 +75,19 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
     series: dict[tuple[str, str], dict[str, list[float | None]]] = {}
     thresholds: dict[tuple[str, str, str], float] = {}
     notes: dict[tuple[str, str, str], list[str | None]] = {}
-    for index, run in enumerate(runs):
-        for record in store.measurements(run.id):
-            value = _value(record)
-            key = (record.target, record.metric)
-            if record.metric not in RULES or (record.metric == "fidelity" and record.summary.get("baseline_only")):
-                continue
-            column = series.setdefault(key, {}).setdefault(record.variant_id, [None] * len(runs))
-            column[index] = value
-            thresholds[(record.target, record.metric, record.variant_id)] = threshold_for(record, DEFAULT_THRESHOLD)
-            if record.status != "ok":
-                notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
-                    str(record.meta.get("error", "failed"))
+    index_of = {run.id: index for index, run in enumerate(runs)}
+    for record in store.measurements_of_runs([run.id for run in runs]):  # one query, summaries only
+        index = index_of[record.run_id]
+        value = _value(record)
+        key = (record.target, record.metric)
+        if record.metric not in RULES or (record.metric == "fidelity" and record.summary.get("baseline_only")):
+            continue
+        column = series.setdefault(key, {}).setdefault(record.variant_id, [None] * len(runs))
+        column[index] = value
+        thresholds[(record.target, record.metric, record.variant_id)] = threshold_for(record, DEFAULT_THRESHOLD)
+        if record.status != "ok":
+            notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
+                str(record.meta.get("error", "failed"))
     run_rows: list[dict[str, Any]] = [
         {"index": i, "id": r.id, "tick": _run_tick(r), "started_at": r.started_at, "status": r.status,
          "git_sha": r.git_sha, "git_dirty": r.git_dirty} for i, r in enumerate(runs)]

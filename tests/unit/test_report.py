@@ -229,3 +229,16 @@ def test_signoff_passes_a_clean_candidate_and_fails_with_reasons(tmp_path: Path)
     assert harness_main(["report", "trend", "--label", "rc", "--last", "5", "--store",
                          str(tmp_path / "r.sqlite"), "--report-dir", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "trend-rc" / "index.html").is_file()
+
+
+def test_trend_reads_thirty_runs_in_one_store_query(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "r.sqlite")
+    for day in range(1, 31):
+        _night(store, f"n{day:02d}", day, {"fp32": 1.0, "int8": 0.5 if day < 20 else 0.6})
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # the real connection's own log of what it ran
+    data = build_trend_data(store, "nightly", 30)
+    store._db.set_trace_callback(None)
+    assert len(data["runs"]) == 30 and [e["run"] for e in data["regressions"]] == ["n20"]
+    reads = [s for s in statements if "FROM measurements" in s]
+    assert len(reads) == 1 and "NULL" in reads[0], reads  # one query, and the raw samples left in the store
