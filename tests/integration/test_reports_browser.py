@@ -10,6 +10,7 @@ and typing, as a reader would, and its figures' labels are measured (getBBox) fo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -295,9 +296,12 @@ def test_signoff_report_in_chromium_and_printed(browser, reports, tmp_path: Path
         assert pages, "pdftoppm wrote no page"
         for png in pages:
             _artifact(png)
+    printed = pdf.read_bytes()  # Chromium writes each page object uncompressed: "/Type /Page"
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", printed)) == 1  # one target: one A4 page
+    assert re.search(rb"/MediaBox\s*\[0 0 59[45](\.\d+)? 84[12](\.\d+)?\]", printed)  # A4: 595 x 842 pt
     if shutil.which("pdfinfo"):
         info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, timeout=60).stdout
         pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
         size = next(line for line in info.splitlines() if line.startswith("Page size:"))
-        assert pages <= 2, info  # one target: two pages, not a screen-wide table cut into strips
+        assert pages == 1, info  # one target: one page, not a screen-wide table cut into strips
         assert "(A4)" in size, size  # from the print CSS
