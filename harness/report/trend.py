@@ -141,11 +141,15 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                 marks[variant_id] = [(e["run_index"], e["kind"]) for e in found if e["kind"] != "unconfirmed"]
                 rows.append({"variant_id": variant_id, "cells": cells, "events": found, "threshold": threshold,
                              "measured": sum(v is not None for v in values)})
+            # a figure only where something moved, holding only the variants that moved: a flat
+            # line per variant says no more than the table's "–" events column
+            moved = [row for row in rows if row["events"]]
             figure = figures.history(f"{target}: {spec.title} across {label} runs", spec.unit,
                                      [f"{r['index'] + 1} · {r['tick']}" for r in run_rows],
-                                     {row["variant_id"]: [c["value"] for c in row["cells"]] for row in rows}, marks)
+                                     {row["variant_id"]: [c["value"] for c in row["cells"]] for row in moved},
+                                     marks) if moved else None
             targets.setdefault(target, []).append({"metric": metric, "title": spec.title, "unit": spec.unit,
-                                                   "rows": rows, "figure": figure})
+                                                   "rows": rows, "figure": figure, "moved": len(moved)})
     regressions = [e for e in events if e["kind"] == "worse"]
     unconfirmed = [e for e in events if e["kind"] == "unconfirmed"]
     return {
