@@ -116,7 +116,8 @@ SECTIONS: tuple[SectionBuilder, ...] = ()
 
 
 def _reference_run_section(store: Store, run_id: str, reference_spec: str | None,
-                           comparison: RunComparison | None) -> tuple[RunComparison | None, dict[str, Any] | None]:
+                           comparison: RunComparison | None, records: Sequence[MeasurementRecord]
+                           ) -> tuple[RunComparison | None, dict[str, Any] | None]:
     """The comparison to show: the one given, one against the run `reference_spec` names, or
     against the run the pytest session resolved --baseline to (stored with the run's options)."""
     run = store.get_run(run_id)
@@ -128,7 +129,7 @@ def _reference_run_section(store: Store, run_id: str, reference_spec: str | None
                           "compared": False}
         spec = stored
     if comparison is None and spec is not None:
-        comparison = compare_runs(store, run_id, spec)
+        comparison = compare_runs(store, run_id, spec, candidate_records=records)
         if comparison is None:
             return None, {"note": f"--baseline {spec}: no earlier complete run to compare with", "compared": False}
     if comparison is None:
@@ -223,7 +224,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
     records = store.measurements(run_id)
     frame = latency_rows(records)
     environments = store.environments(run_id)
-    comparison, reference_run_data = _reference_run_section(store, run_id, reference_spec, comparison)
+    comparison, reference_run_data = _reference_run_section(store, run_id, reference_spec, comparison, records)
     by_target: dict[str, list[MeasurementRecord]] = {}
     for record in records:
         by_target.setdefault(record.target, []).append(record)
