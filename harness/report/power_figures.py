@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.report import svg
 
 PANEL_WIDTH, PANEL_HEIGHT = 230.0, 120.0
@@ -44,19 +46,20 @@ def panels(series: Sequence[PowerSeries]) -> list[dict[str, object]]:
              for s in shown}
     watts = [w for points in clean.values() for _, w in points]
     seconds = [t for points in clean.values() for t, _ in points]
+    x = svg.scale(seconds, LEFT, PANEL_WIDTH - RIGHT, pad=0.0, log=False)  # one scale for all: comparable
+    y = svg.scale(watts, PANEL_HEIGHT - BOTTOM, TOP, pad=0.1, log=False, floor=0.0)
+    frame = svg.axes(x, y, "s", "W", FONT_SIZE, y_title_at=2.6)
     out: list[dict[str, object]] = []
     for s in shown:
         points = clean[s.label]
-        x = svg.scale(seconds, LEFT, PANEL_WIDTH - RIGHT, pad=0.0, log=False)
-        y = svg.scale(watts, PANEL_HEIGHT - BOTTOM, TOP, pad=0.1, log=False, floor=0.0)
         body = []
         if "load_begin" in s.markers and "load_end" in s.markers:
             x0, x1 = x(s.markers["load_begin"] / 1000), x(s.markers["load_end"] / 1000)
             body.append(f'<rect class="load-window" x="{svg.number(x0)}" y="{svg.number(TOP)}" '
                         f'width="{svg.number(max(0.0, x1 - x0))}" height="{svg.number(PANEL_HEIGHT - BOTTOM - TOP)}" '
                         'fill="#fbe3c8" opacity="0.7"><title>timed load window</title></rect>')
-        body += svg.axes(x, y, "s", "W", FONT_SIZE, y_title_at=2.6)
-        line = " ".join(f"{svg.number(x(t))},{svg.number(y(w))}" for t, w in points)
+        body += frame
+        line = svg.polyline_points(x.many(np.array([t for t, _ in points])), y.many(np.array([w for _, w in points])))
         colour, dash = ("#777", ' stroke-dasharray="3 2"') if s.estimated else ("#0072b2", "")
         body.append(f'<polyline class="power-line" points="{line}" fill="none" stroke="{colour}" '
                     f'stroke-width="1.4"{dash}/>')
