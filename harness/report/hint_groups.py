@@ -30,7 +30,7 @@ def _shown(key: str, value: float) -> str:
     """An evidence number in the unit its key names."""
     if key.endswith("_bytes"):
         return f"{value / 2**20:.0f} MiB"
-    if key in ("share", "cv", "robust_cv") or key.endswith("_share"):
+    if key in ("share", "cv", "robust_cv", "top1_agreement") or key.endswith("_share"):
         return f"{value:.0%}"
     if key.endswith("_ms"):
         return f"{value:.3g} ms"
