@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -261,15 +261,17 @@ class Comparer:
                         if r.id != self.candidate_run_id][: self.history_limit]
             runs.reverse()
             series: dict[Key, list[float | None]] = {}
-            for index, run in enumerate(runs):
-                for record in self.store.measurements(run.id):
-                    if not comparable(record) or record.status != "ok":
-                        continue
-                    value = RULES[record.metric].value(record)
-                    clean = not record.summary.get("warnings") if record.metric == "latency" else True
-                    key = (record.target, record.model, record.variant, record.metric)
-                    column = series.setdefault(key, [None] * len(runs))
-                    column[index] = float(value) if value is not None and clean and value > 0 else None
+            index_of = {run.id: index for index, run in enumerate(runs)}
+            # one query, summaries only: a run's value is in its summary, and decoding the raw
+            # samples of 12 runs was most of the time a comparison spent reading
+            for record in self.store.measurements_of_runs([run.id for run in runs]):
+                if not comparable(record) or record.status != "ok":
+                    continue
+                value = RULES[record.metric].value(record)
+                clean = not record.summary.get("warnings") if record.metric == "latency" else True
+                key = (record.target, record.model, record.variant, record.metric)
+                column = series.setdefault(key, [None] * len(runs))
+                column[index_of[record.run_id]] = float(value) if value is not None and clean and value > 0 else None
             self._history = series
             self._history_count = len(runs)
         return self._history
@@ -352,8 +354,11 @@ class Comparer:
         found = self.compare([record], keys={key})
         return found[0] if found else None
 
-    def comparison(self, candidate_run_id: str) -> RunComparison:
-        records = self.store.measurements(candidate_run_id)
+    def comparison(self, candidate_run_id: str,
+                   candidate_records: Sequence[MeasurementRecord] | None = None) -> RunComparison:
+        """The comparison of the candidate run; `candidate_records`: its measurements, when the
+        caller has read them already (the run report), else they are read here."""
+        records = self.store.measurements(candidate_run_id) if candidate_records is None else candidate_records
         verdicts = self.compare(records)
         return RunComparison(self.reference_run, candidate_run_id, tuple(verdicts), note=self.note,
                              history_label=self.history_label, history_runs=self._history_count)
@@ -361,9 +366,11 @@ class Comparer:
 
 def compare_runs(store: Store, candidate_run_id: str, reference: str | RunInfo, *,
                  default_threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                 history_runs: int = HISTORY_RUNS) -> RunComparison | None:
+                 history_runs: int = HISTORY_RUNS,
+                 candidate_records: Sequence[MeasurementRecord] | None = None) -> RunComparison | None:
     """The candidate run against the `reference` run (a RunInfo, or a run spec resolved
-    relative to the candidate); None when a `latest[:LABEL]` spec finds no earlier run."""
+    relative to the candidate); None when a `latest[:LABEL]` spec finds no earlier run.
+    `candidate_records`: the candidate's measurements, when the caller has read them."""
     candidate = store.get_run(candidate_run_id)
     if candidate is None:
         raise HarnessError(f"no run '{candidate_run_id}' in {store.url}; `harness runs` lists the stored runs")
@@ -376,4 +383,4 @@ def compare_runs(store: Store, candidate_run_id: str, reference: str | RunInfo, 
         return None
     comparer = Comparer(store, run, candidate_run_id=candidate.id, history_label=run.label or candidate.label,
                         default_threshold=default_threshold, alpha=alpha, history_runs=history_runs, note=note)
-    return comparer.comparison(candidate.id)
+    return comparer.comparison(candidate.id, candidate_records)

@@ -11,7 +11,7 @@ run spec for one is given here. report.json keeps its keys ("baseline_run", "vs_
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,54 +23,101 @@ from harness.analysis.diagnosis import diagnose
 from harness.analysis.run_comparison import RunComparison, compare_runs
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord
-from harness.report import exports, figures
-from harness.report.pages import environment, json_safe, write_page
+from harness.report import exports, figures, model_figures, power_figures
+from harness.report.hint_groups import group_hints
+from harness.report.overview import model_blocks, speedup_text
+from harness.report.pages import environment, inline_script, json_safe, write_page
 from harness.report.rows import latency_rows
 from harness.store import Store
 
 REPORT_VERSION = 1
 
 
-def _model_mib(record: MeasurementRecord) -> float | None:
-    files = record.meta.get("files") or {}
-    total = sum(int(f.get("bytes") or 0) for f in files.values() if isinstance(f, dict))
-    return total / 2**20 if total else None
+def _model_figures(target: str, rows: Sequence[dict[str, Any]], records: Sequence[MeasurementRecord],
+                   task_accuracy: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Per model: latency vs agreement (or build-time task accuracy) with its Pareto front,
+    when two or more variants have both; the ECDF of each variant's latency, when two or more
+    have samples. A model with neither gets no figure: a lone point carries nothing."""
+    samples = {r.variant_id: r.samples for r in records
+               if r.metric == "latency" and r.status == "ok" and r.samples}
+    scale = {r.variant_id: {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}.get(r.samples_unit or "ns", 1e-6)
+             for r in records if r.metric == "latency"}
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], []).append(row)
+    out = []
+    for model, members in by_model.items():
+        usable = [r for r in members if r.get("p50") is not None and r.get("status") == "ok"]
+        agreement = [r for r in usable if (r.get("fidelity") or {}).get("top1_agreement") is not None]
+        points: list[model_figures.TradeoffPoint] = []
+        y_label = ""
+        if agreement:
+            y_label = "top-1 agreement (%)"
+            for r in usable:
+                value = (r.get("fidelity") or {}).get("top1_agreement")
+                if value is None and not r.get("baseline"):
+                    value = 1.0  # a baseline agrees with itself by definition
+                if value is not None:
+                    points.append(model_figures.TradeoffPoint(r["variant"], r["p50"], value * 100,
+                                                              not r.get("baseline")))
+        elif any(task_accuracy.get(r["variant_id"]) is not None for r in usable):
+            y_label = "task accuracy (%)"
+            points = [model_figures.TradeoffPoint(r["variant"], r["p50"], float(accuracy) * 100, not r.get("baseline"))
+                      for r in usable for accuracy in (task_accuracy.get(r["variant_id"]),) if accuracy is not None]
+        series = {r["variant"]: np.asarray(samples[r["variant_id"]], dtype=float) * scale[r["variant_id"]]
+                  for r in usable if r["variant_id"] in samples}
+        figure: dict[str, Any] = {"model": model, "tradeoff": None, "ecdf": None, "note": ""}
+        if len(points) >= 2:
+            figure["tradeoff"] = model_figures.tradeoff(f"{model} on {target}", points, y_label)
+        if len(series) >= 2:
+            figure["ecdf"] = model_figures.ecdf(f"{model} on {target}", series)
+            if len(series) > model_figures.MAX_ECDF_LINES:
+                figure["note"] = (f"the distribution shows the first {model_figures.MAX_ECDF_LINES} of "
+                                  f"{len(series)} variants; the table holds all")
+        if figure["tradeoff"] or figure["ecdf"]:
+            out.append(figure)
+    return out
 
 
-def _tradeoff_figure(target: str, rows: list[dict[str, Any]], sizes: dict[str, float | None]) -> tuple[str | None, str]:
-    """Latency vs agreement (when any variant has one) else vs model size; the caption says
-    which variants are left out and why."""
-    usable = [r for r in rows if r.get("p50") is not None and r.get("status") == "ok"]
-    agreements = {r["variant_id"]: (r.get("fidelity") or {}).get("top1_agreement") for r in usable}
-    y_kind = "agreement" if any(v is not None for v in agreements.values()) else "size"
-    points: list[figures.TradeoffPoint] = []
-    left_out: list[str] = []
-    for row in usable:
-        size = sizes.get(row["variant_id"])
-        if y_kind == "agreement":
-            value = agreements[row["variant_id"]]
-            if value is None and not row.get("baseline"):
-                value = 1.0  # a baseline model agrees with itself by definition
-            y = None if value is None else value * 100
-        else:
-            y = size
-        if y is None:
-            left_out.append(row["variant_id"])
-            continue
-        points.append(figures.TradeoffPoint(label=str(row["variant_id"]), p50=row["p50"], y=y, size_mib=size,
-                                             is_baseline=not row.get("baseline")))
-    if not points:
-        return None, ""
-    note = ("y: top-1 agreement with the baseline model (baselines at 100% by definition)" if y_kind == "agreement"
-            else "y: model size on disk (no fidelity measured in this run)")
-    if left_out:
-        note += f"; not plotted (no {'agreement' if y_kind == 'agreement' else 'size'}): {', '.join(left_out[:20])}"
-        note += f" and {len(left_out) - 20} more" if len(left_out) > 20 else ""
-    return figures.tradeoff(target, points, y_kind), note
+def _power_panels(records: Sequence[MeasurementRecord]) -> tuple[list[dict[str, object]], int]:
+    """Small multiples of the variants' power timelines (estimated ones marked), and how many
+    variants have one."""
+    series = [power_figures.PowerSeries(r.variant_id, r.meta.get("power_timeline") or [],
+                                        r.meta.get("power_markers") or {}, bool(r.summary.get("estimated")))
+              for r in records if r.metric == "power" and r.status == "ok" and r.meta.get("power_timeline")]
+    return power_figures.panels(series), len(series)
+
+
+def _warnings(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant, every warning line the table marks with ⚠ (the full text of the marks)."""
+    out = []
+    for row in rows:
+        lines = list(row.get("warnings") or [])
+        fidelity, memory, power = row.get("fidelity") or {}, row.get("memory") or {}, row.get("power") or {}
+        if fidelity.get("verdict") in ("fail", "error") and fidelity.get("message"):
+            lines.append(fidelity["message"])
+        if memory.get("verdict") == "fail" and memory.get("message"):
+            lines.append(memory["message"])
+        lines += [f"power: {note}" for note in power.get("notes") or []]
+        if power.get("never_run_on_hardware"):
+            lines.append(f"power: the {power.get('sensor')} reader has only been tested on recorded formats, never "
+                         "run on this kind of hardware")
+        if lines:
+            out.append({"variant_id": row["variant_id"], "lines": lines})
+    return out
+
+
+#: Extra sections of a target on the run page, after the answer block. Each builder gets the
+#: target's name, its records and its rows and returns None (nothing to show) or
+#: {"id", "title", "template": a partial under templates/, ...what the partial reads}; the
+#: run template includes each partial with the section as `section`.
+SectionBuilder = Callable[[str, Sequence[MeasurementRecord], Sequence[dict[str, Any]]], "dict[str, Any] | None"]
+SECTIONS: tuple[SectionBuilder, ...] = ()
 
 
 def _reference_run_section(store: Store, run_id: str, reference_spec: str | None,
-                           comparison: RunComparison | None) -> tuple[RunComparison | None, dict[str, Any] | None]:
+                           comparison: RunComparison | None, records: Sequence[MeasurementRecord]
+                           ) -> tuple[RunComparison | None, dict[str, Any] | None]:
     """The comparison to show: the one given, one against the run `reference_spec` names, or
     against the run the pytest session resolved --baseline to (stored with the run's options)."""
     run = store.get_run(run_id)
@@ -82,7 +129,7 @@ def _reference_run_section(store: Store, run_id: str, reference_spec: str | None
                           "compared": False}
         spec = stored
     if comparison is None and spec is not None:
-        comparison = compare_runs(store, run_id, spec)
+        comparison = compare_runs(store, run_id, spec, candidate_records=records)
         if comparison is None:
             return None, {"note": f"--baseline {spec}: no earlier complete run to compare with", "compared": False}
     if comparison is None:
@@ -177,7 +224,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
     records = store.measurements(run_id)
     frame = latency_rows(records)
     environments = store.environments(run_id)
-    comparison, reference_run_data = _reference_run_section(store, run_id, reference_spec, comparison)
+    comparison, reference_run_data = _reference_run_section(store, run_id, reference_spec, comparison, records)
     by_target: dict[str, list[MeasurementRecord]] = {}
     for record in records:
         by_target.setdefault(record.target, []).append(record)
@@ -185,35 +232,33 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
     targets = []
     for target in sorted(set(frame["target"])) if not frame.empty else []:
         rows = [json_safe(row) for row in frame[frame["target"] == target].to_dict(orient="records")]
+        warnings = _warnings(rows)
+        marks = {w["variant_id"]: w["lines"] for w in warnings}
+        for row in rows:
+            row["marks"] = marks.get(row["variant_id"], [])
+            row["speedup_text"] = list(speedup_text(row))
         mine = by_target.get(target, [])
-        sampled = [r for r in mine if r.metric == "latency" and r.status == "ok" and r.samples]
-        series = {r.variant_id: (np.asarray(r.samples, dtype=float) / 1e6).tolist()  # ns -> ms; only what is drawn
-                  for r in sampled[:figures.MAX_SERIES]}
-        timelines = {
-            f"{r.model}-{r.variant}": (r.meta.get("power_timeline") or [], r.meta.get("power_markers") or {})
-            for r in mine if r.metric == "power" and r.status == "ok" and r.meta.get("power_timeline")
-        }
-        sizes: dict[str, float | None] = {}
-        for r in mine:
-            if sizes.get(r.variant_id) is None:
-                sizes[r.variant_id] = _model_mib(r)
-        estimated = any(r.summary.get("estimated") for r in mine if r.metric == "power")
-        tradeoff, tradeoff_note = _tradeoff_figure(target, rows, sizes)
+        provenance = _provenance_rows(mine)
+        accuracy = {p["variant_id"]: p["character_accuracy"] for p in provenance}
+        panels, with_power = _power_panels(mine)
         verdicts = comparison.for_target(target) if comparison is not None else []
+        target_hints = [dict(h) for h in hints if h["target"] == target]
         targets.append({
             "name": target,
+            "answer": model_blocks(rows, accuracy),
+            "sections": [s for s in (build(target, mine, rows) for build in SECTIONS) if s],
             "sweeps": _sweep_sections(mine),
             "profiles": _op_profiles(mine),
-            "hints": [dict(h) for h in hints if h["target"] == target],
-            "provenance": _provenance_rows(mine),
-            "power_figure": figures.power_timeline(target, timelines, estimated) if timelines else None,
+            "hints": target_hints,
+            "hint_groups": group_hints(target_hints),
+            "provenance": provenance,
+            "power_panels": panels,
+            "power_note": (f"the first {len(panels)} of {with_power} variants; the table holds every variant's power"
+                           if with_power > len(panels) else ""),
             "rows": rows,
+            "warnings": warnings,
             "environment": environments.get(target, {}),
-            "figure": figures.latency_distribution(target, series) if series else None,
-            "figure_note": (f"the figure shows the first {figures.MAX_SERIES} of {len(sampled)} variants; the table "
-                            "holds all") if len(sampled) > figures.MAX_SERIES else "",
-            "tradeoff_figure": tradeoff,
-            "tradeoff_note": tradeoff_note,
+            "model_figures": _model_figures(target, rows, mine, accuracy),
             "vs_baseline_run": [json_safe(v.as_dict()) for v in verdicts],
         })
     counts: dict[str, int] = {}
@@ -232,7 +277,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
     return data, records, environments
 
 
-FIGURE_KEYS = ("figure", "power_figure", "tradeoff_figure")
+FIGURE_KEYS = ("model_figures", "power_panels")
 JSON_INDENT_LIMIT = 1000  # measurements; larger runs get compact JSON files
 
 
@@ -249,7 +294,7 @@ def render_run_report(store: Store, run_id: str, report_dir: Path, *, reference_
                                     for t in data["targets"]]}
     indent = 2 if len(records) <= JSON_INDENT_LIMIT else None  # indenting is Python-speed: 2 s at 10,000
     files = {
-        "index.html": environment().get_template("run.html.j2").render(**data),
+        "index.html": environment().get_template("run.html.j2").render(**data, script=inline_script("run_table.js")),
         "report.json": json.dumps(for_json, indent=indent, default=str),
         "summary.md": exports.summary_markdown(data),
         "benchmark.json": json.dumps(exports.pytest_benchmark_json(data["run"], records, environments),

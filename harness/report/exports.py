@@ -4,6 +4,7 @@ junit.xml from the store (for a run whose pytest JUnit XML is not at hand)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,17 +23,28 @@ STATUS_MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement
 
 # --------------------------------------------------------------------------- summary.md
 
+MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&#~!])")
+
+
 def md(value: Any) -> str:
-    """Text safe in a Markdown table cell of a PR comment: no HTML, no cell breaks."""
+    """Text shown as itself in a Markdown table cell of a PR comment: Markdown's own escapes
+    (a backslash before each character Markdown or HTML would act on: `<` cannot open a tag,
+    `&` cannot start an entity, `|` cannot end the cell), no line breaks. HTML entities would
+    be printed as typed ("&lt; 99.0%") where a renderer leaves them be."""
     text = "" if value is None else str(value)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|").replace("`", "'").replace("\r", " ").replace("\n", " ")
+    return MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+def md_code(value: Any) -> str:
+    """`value` as a Markdown code span: shown verbatim (no escapes apply inside one), so only
+    a backtick, which would end it, is replaced."""
+    return "`" + ("" if value is None else str(value)).replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
 def summary_markdown(data: Mapping[str, Any]) -> str:
     """A short Markdown summary of a run report's data (build.build_run_report_data)."""
     run = data["run"]
-    lines = [f"### Benchmark run `{md(run['id'])}`" + (f" ({md(run['label'])})" if run.get("label") else ""),
+    lines = [f"### Benchmark run {md_code(run['id'])}" + (f" ({md(run['label'])})" if run.get("label") else ""),
              ""]
     commit = (run["git_sha"][:12] if run.get("git_sha") else "not a git checkout") + \
         (" (uncommitted changes)" if run.get("git_dirty") else "")
@@ -47,7 +59,7 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
     if reference_run:
         if reference_run.get("compared"):
             regressed = (reference_run.get("counts") or {}).get("regression", 0)
-            lines.append(f"**vs baseline run `{md(reference_run['run']['id'])}`** ({md(reference_run['note'])}): "
+            lines.append(f"**vs baseline run {md_code(reference_run['run']['id'])}** ({md(reference_run['note'])}): "
                          f"{'❌ ' if regressed else ''}{md(reference_run['summary'])}")
         else:
             lines.append(f"**Baseline:** {md(reference_run['note'])}")
@@ -76,8 +88,8 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
             p50 = format_value(row.get("p50"), "ms")
             lines.append(f"| {md(row['target'])} | {md(row['variant_id'])} | {p50} | {vs_model} | "
                          f"{vs_run} | {md(row['verdict'])} |")
-            if row["verdict"] in ("fail", "error"):
-                problems.append(row.get("verdict_message") or row.get("error") or "")
+            if row["verdict"] in ("fail", "error"):  # what failed, not the passing checks beside it
+                problems += list(row.get("failures") or []) or [row.get("error") or row.get("verdict_message") or ""]
         for verdict in target.get("vs_baseline_run", []):
             if verdict["status"] == "regression":
                 regressions.append(f"{verdict['target']}: {verdict['variant_id']} {verdict['metric']}: "
@@ -90,14 +102,13 @@ def summary_markdown(data: Mapping[str, Any]) -> str:
                   for m in reference_run["missing"]]
     if problems:
         lines += ["", "#### Budget failures and errors", ""] + [f"- {md(p)}" for p in problems if p]
-    lines += ["", f"<sub>harness {md(data.get('harness_version'))}; full report: index.html next to this file</sub>",
-              ""]
+    lines += ["", f"_harness {md(data.get('harness_version'))}; full report: index.html next to this file_", ""]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- benchmark.json
 
-def benchmark_stats(seconds: Sequence[float]) -> dict[str, Any]:
+def benchmark_stats(seconds: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """pytest-benchmark's `Stats.as_dict()` fields (its definitions: quartiles by its
     methods 2/3, Tukey fences, sample stddev), computed with numpy."""
     data = np.sort(np.asarray(seconds, dtype=float))
@@ -172,7 +183,7 @@ def pytest_benchmark_json(run: Mapping[str, Any], records: Sequence[MeasurementR
             "options": {"disable_gc": False, "timer": "perf_counter_ns (on the device, by the harness agent)",
                         "min_rounds": record.meta.get("iterations") or len(record.samples),
                         "max_time": None, "min_time": 0, "warmup": record.meta.get("warmup_iterations")},
-            "stats": benchmark_stats([s * scale for s in record.samples]),
+            "stats": benchmark_stats(np.asarray(record.samples, dtype=float) * scale),
         })
     first = next(iter(environments.values()), {}).get("device", {}) if environments else {}
     return {

@@ -17,15 +17,22 @@ from harness.records import MeasurementRecord
 
 COLUMNS = ("target", "model", "variant", "variant_id", "kind", "runtime", "precision", "status", "n",
            "p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max", "throughput", "load_ms",
-           "first_inference_ms", "peak_rss_mb", "baseline", "delta_pct", "speedup", "speedup_ci95", "paired",
-           "unpaired_reason", "comparison_note",
-           "verdict", "verdict_message", "budget_ms", "budget_statistic", "warnings", "error",
+           "first_inference_ms", "peak_rss_mb", "model_mib", "baseline", "delta_pct", "speedup", "speedup_ci95",
+           "paired", "unpaired_reason", "comparison_note",
+           "verdict", "verdict_message", "failures", "budget_ms", "budget_statistic", "warnings", "error",
            "memory", "fidelity", "power", "verdicts")
 SEVERITY = {"error": 4, "fail": 3, "pass": 1, "unavailable": 0, "no-budget": 0, "not measured": 0}
 
 
 def _mib(count: float | None) -> float | None:
     return count / 2**20 if count is not None else None
+
+
+def model_mib(record: MeasurementRecord) -> float | None:
+    """The size on disk of a variant's model files, in MiB (None when the record lists none)."""
+    files = record.meta.get("files") or {}
+    total = sum(int(f.get("bytes") or 0) for f in files.values() if isinstance(f, dict))
+    return total / 2**20 if total else None
 
 
 def _memory_cell(record: MeasurementRecord | None) -> dict[str, Any] | None:
@@ -103,10 +110,12 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             **{k: summary.get(k) for k in ("p50", "p50_ci", "p90", "p95", "p99", "mean", "std", "min", "max",
                                             "throughput", "load_ms", "first_inference_ms")},
             "peak_rss_mb": peak / 2**20 if peak else None,
+            "model_mib": next((size for m in by_metric.values() if key in m
+                               for size in (model_mib(m[key]),) if size is not None), None),
             "baseline": any_record.meta.get("baseline"),
             "delta_pct": comparison.delta_pct if comparison else None,
             "speedup": None if wrong else (comparison.speedup if comparison else None),
-            "speedup_ci95": None if wrong or not comparison else comparison.speedup_ci95,
+            "speedup_ci95": None if wrong or comparison is None else comparison.speedup_ci95,
             "paired": bool(comparison and comparison.paired),
             "unpaired_reason": comparison.unpaired_reason if comparison and comparison.baseline else "",
             "comparison_note": ("wrong outputs: no speed-up is claimed" if wrong
@@ -114,6 +123,10 @@ def latency_rows(records: Sequence[MeasurementRecord]) -> pd.DataFrame:
             "verdict": overall, "verdict_message": " | ".join(
                 m for m in (verdict.message if verdict else "", (memory or {}).get("message", ""),
                             (fidelity or {}).get("message", ""), (power or {}).get("message", "")) if m),
+            "failures": [m for status, m in ((verdict.status, verdict.message) if verdict else ("", ""),
+                                             *(((cell or {}).get("verdict", ""), (cell or {}).get("message", ""))
+                                               for cell in (memory, fidelity, power)))
+                         if status in ("fail", "error") and m],
             "budget_ms": verdict.limit if verdict else None, "budget_statistic": verdict.statistic if verdict else None,
             "warnings": list(summary.get("warnings", [])) + _precision_warning(runtime_info),
             "error": record.meta.get("error") if record is not None else None,

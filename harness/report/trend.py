@@ -75,18 +75,19 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
     series: dict[tuple[str, str], dict[str, list[float | None]]] = {}
     thresholds: dict[tuple[str, str, str], float] = {}
     notes: dict[tuple[str, str, str], list[str | None]] = {}
-    for index, run in enumerate(runs):
-        for record in store.measurements(run.id):
-            value = _value(record)
-            key = (record.target, record.metric)
-            if record.metric not in RULES or (record.metric == "fidelity" and record.summary.get("baseline_only")):
-                continue
-            column = series.setdefault(key, {}).setdefault(record.variant_id, [None] * len(runs))
-            column[index] = value
-            thresholds[(record.target, record.metric, record.variant_id)] = threshold_for(record, DEFAULT_THRESHOLD)
-            if record.status != "ok":
-                notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
-                    str(record.meta.get("error", "failed"))
+    index_of = {run.id: index for index, run in enumerate(runs)}
+    for record in store.measurements_of_runs([run.id for run in runs]):  # one query, summaries only
+        index = index_of[record.run_id]
+        value = _value(record)
+        key = (record.target, record.metric)
+        if record.metric not in RULES or (record.metric == "fidelity" and record.summary.get("baseline_only")):
+            continue
+        column = series.setdefault(key, {}).setdefault(record.variant_id, [None] * len(runs))
+        column[index] = value
+        thresholds[(record.target, record.metric, record.variant_id)] = threshold_for(record, DEFAULT_THRESHOLD)
+        if record.status != "ok":
+            notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
+                str(record.meta.get("error", "failed"))
     run_rows: list[dict[str, Any]] = [
         {"index": i, "id": r.id, "tick": _run_tick(r), "started_at": r.started_at, "status": r.status,
          "git_sha": r.git_sha, "git_dirty": r.git_dirty} for i, r in enumerate(runs)]
@@ -140,11 +141,15 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                 marks[variant_id] = [(e["run_index"], e["kind"]) for e in found if e["kind"] != "unconfirmed"]
                 rows.append({"variant_id": variant_id, "cells": cells, "events": found, "threshold": threshold,
                              "measured": sum(v is not None for v in values)})
+            # a figure only where something moved, holding only the variants that moved: a flat
+            # line per variant says no more than the table's "–" events column
+            moved = [row for row in rows if row["events"]]
             figure = figures.history(f"{target}: {spec.title} across {label} runs", spec.unit,
                                      [f"{r['index'] + 1} · {r['tick']}" for r in run_rows],
-                                     {row["variant_id"]: [c["value"] for c in row["cells"]] for row in rows}, marks)
+                                     {row["variant_id"]: [c["value"] for c in row["cells"]] for row in moved},
+                                     marks) if moved else None
             targets.setdefault(target, []).append({"metric": metric, "title": spec.title, "unit": spec.unit,
-                                                   "rows": rows, "figure": figure})
+                                                   "rows": rows, "figure": figure, "moved": len(moved)})
     regressions = [e for e in events if e["kind"] == "worse"]
     unconfirmed = [e for e in events if e["kind"] == "unconfirmed"]
     return {

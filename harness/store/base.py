@@ -38,6 +38,11 @@ class Store(Protocol):
 
     def measurements(self, run_id: str) -> Sequence[MeasurementRecord]: ...
 
+    def measurements_of_runs(self, run_ids: Sequence[str], *, samples: bool = False) -> Sequence[MeasurementRecord]:
+        """The measurements of several runs in one query, by run (in `run_ids`' order) then
+        id. Samples are left out (None) unless `samples`: the trend over 30 runs reads
+        summaries only, and decoding raw samples was most of reading a run."""
+
     def history(self, target: str, model: str, variant: str, metric: str = "latency", label: str | None = None,
                 limit: int = 50) -> Sequence[MeasurementRecord]:
         """One (target, model, variant, metric) across runs, newest run first (runs of `label`

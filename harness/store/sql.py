@@ -214,6 +214,19 @@ class SQLStore:
                                  (run_id,)).fetchall()
         return [self._measurement_from_row(row) for row in rows]
 
+    def measurements_of_runs(self, run_ids: Sequence[str], *, samples: bool = False) -> Sequence[MeasurementRecord]:
+        if not run_ids:
+            return []
+        columns = f"id, {_MEASUREMENT_COLUMNS}" if samples else \
+            f"id, {_MEASUREMENT_COLUMNS}".replace(", samples,", ", NULL,")
+        marks = ", ".join("?" for _ in run_ids)
+        with self._guard(f"reading the measurements of {len(run_ids)} runs"):
+            rows = self._execute(f"SELECT {columns} FROM measurements WHERE run_id IN ({marks}) ORDER BY id",
+                                 tuple(run_ids)).fetchall()
+        order = {run_id: i for i, run_id in enumerate(run_ids)}
+        records = [self._measurement_from_row(row) for row in rows]
+        return sorted(records, key=lambda r: order[r.run_id])  # stable: by id within a run
+
     def history(self, target: str, model: str, variant: str, metric: str = "latency", label: str | None = None,
                 limit: int = 50) -> Sequence[MeasurementRecord]:
         columns = ", ".join(f"m.{c.strip()}" for c in f"id, {_MEASUREMENT_COLUMNS}".split(","))

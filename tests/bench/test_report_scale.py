@@ -1,5 +1,7 @@
 """Rendering scales: a run of 10,000 measurements (synthetic records in a temp SQLite store)
-renders its report, figures included, in a few seconds.
+renders its report, figures included, in a few seconds (goals: 2 s, and 4 s with the
+comparison against a baseline run; the figures are recorded, not asserted: this machine is
+shared, and `make test` runs each bench once with --benchmark-disable).
 
 10 targets x 50 models x 5 variants = 2,500 (target, variant) rows, each with latency (500
 raw samples), memory, fidelity and power records: 10,000 measurements. Measured twice: the
@@ -81,8 +83,11 @@ def test_render_10k_measurements(benchmark, big_store, tmp_path: Path) -> None:
     path = benchmark.pedantic(render_run_report, args=(big_store, "cand", tmp_path), rounds=1, iterations=1)
     elapsed = time.perf_counter() - started
     html = path.read_text(encoding="utf-8")
-    assert html.count('data-verdict="') == TARGETS * MODELS * len(VARIANTS)
-    assert html.count("<img ") == 3 * TARGETS  # latency, trade-off, power per target
+    assert html.count('<tr data-variant="') == TARGETS * MODELS * len(VARIANTS)  # the detail table: every row
+    assert html.count('class="answer-row') == TARGETS * MODELS * len(VARIANTS)  # and the answer at the top
+    assert html.count('class="figure tradeoff"') == html.count('class="figure ecdf"') == TARGETS * MODELS
+    assert html.count('<figure class="panel"') == 24 * TARGETS  # power: the first 24 variants per target
+    assert "<img " not in html  # every figure inline SVG: nothing rasterised
     print(f"\n10,000 measurements: run report rendered in {elapsed:.2f} s ({len(html) / 1e6:.1f} MB of HTML)")
     assert elapsed < 60
 

@@ -4,6 +4,7 @@ report (with a baseline run), summary.md, benchmark.json, junit.xml, the trend a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -42,7 +43,7 @@ def _store_with_run(tmp_path: Path):
 def test_device_strings_are_escaped(tmp_path: Path) -> None:
     store = _store_with_run(tmp_path)
     html = render_run_report(store, "run-1", tmp_path / "reports").read_text()
-    assert "<script" not in html
+    assert html.count("<script") == 1 and "<script>// The run page's table" in html  # only the page's own
     assert "&lt;script&gt;alert(" in html
     assert html.count("&lt;script&gt;") >= 4  # os, cpu model, warning, runtime version, error
 
@@ -96,7 +97,8 @@ def test_run_report_compares_with_a_baseline_run_and_lists_missing_pairs(tmp_pat
     assert 'id="baseline-run"' in html and "latest:nightly = run n1" in html
     assert 'data-pair="m-int8" data-metric="latency" data-status="regression"' in html
     assert 'id="missing-pairs"' in html and "m-gone latency" in html and "not measured in the candidate run" in html
-    assert html.count('alt="latency vs size vs accuracy on local"') == 1  # trade-off figure (file sizes known)
+    assert html.count('class="figure ecdf"') == 1  # the model's latency distributions, one figure
+    assert 'class="figure tradeoff"' not in html  # no accuracy measured: nothing to trade latency against
     data = json.loads((path.parent / "report.json").read_text())
     assert data["baseline_run"]["run"]["id"] == "n1" and data["baseline_run"]["counts"]["regression"] == 1
     (target,) = data["targets"]
@@ -127,7 +129,7 @@ def test_summary_markdown_escapes_device_strings(tmp_path: Path) -> None:
     store = _store_with_run(tmp_path)
     path = render_run_report(store, "run-1", tmp_path / "reports")
     text = (path.parent / "summary.md").read_text()
-    assert "<script" not in text and "&lt;script&gt;" in text
+    assert "\\<script\\>alert" in text and re.search(r"(?<!\\)<", text) is None  # Markdown escapes, no tag
     assert summary_markdown(json.loads((path.parent / "report.json").read_text())).startswith("### Benchmark run")
 
 
@@ -227,3 +229,16 @@ def test_signoff_passes_a_clean_candidate_and_fails_with_reasons(tmp_path: Path)
     assert harness_main(["report", "trend", "--label", "rc", "--last", "5", "--store",
                          str(tmp_path / "r.sqlite"), "--report-dir", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "trend-rc" / "index.html").is_file()
+
+
+def test_trend_reads_thirty_runs_in_one_store_query(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "r.sqlite")
+    for day in range(1, 31):
+        _night(store, f"n{day:02d}", day, {"fp32": 1.0, "int8": 0.5 if day < 20 else 0.6})
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # the real connection's own log of what it ran
+    data = build_trend_data(store, "nightly", 30)
+    store._db.set_trace_callback(None)
+    assert len(data["runs"]) == 30 and [e["run"] for e in data["regressions"]] == ["n20"]
+    reads = [s for s in statements if "FROM measurements" in s]
+    assert len(reads) == 1 and "NULL" in reads[0], reads  # one query, and the raw samples left in the store
