@@ -152,8 +152,11 @@ def cmd_report_trend(args: argparse.Namespace) -> int:
     for line in regression_lines(data):
         print(f"  REGRESSION {line}")
     for event in data.get("unconfirmed", []):
+        paired = event.get("paired")
+        evidence = (f"; paired against run {paired['against_run']} that night: {paired['change_pct']:+.1f}% "
+                    f"[{paired['ci_pct'][0]:+.1f}%, {paired['ci_pct'][1]:+.1f}%]" if paired else "")
         print(f"  UNCONFIRMED {event['target']}: {event['variant_id']} {event['title']} {event['change_pct']:+.1f}% "
-              f"in the newest run {event['run']} alone")
+              f"in the newest run {event['run']} alone{evidence}")
     print(f"report: {path}")
     return 0
 

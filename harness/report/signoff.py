@@ -111,6 +111,12 @@ def build_signoff_data(store: Store, candidate_spec: str, reference_spec: str) -
         reasons.append(f"{len(gaps)} result(s) of the baseline run have no counterpart in the candidate")
     if new:
         notes.append(f"{len(new)} (target, variant, metric) new since the baseline run: no comparison, budgets only")
+    verdicts_now = comparison.verdicts if comparison else ()
+    latency = [v for v in verdicts_now if v.metric == "latency" and v.status != "missing"]
+    if latency:
+        paired = sum(v.method == "paired" for v in latency)
+        notes.append(f"latency: {paired} of {len(latency)} comparison(s) paired (timed against the baseline run's "
+                     "own artifacts in the same job); the others are unpaired, each saying why")
     inconclusive = [v for v in (comparison.verdicts if comparison else []) if v.status == "inconclusive"]
     if inconclusive:
         notes.append(f"{len(inconclusive)} comparison(s) inconclusive (too noisy to call either way): "

@@ -23,6 +23,7 @@ import numpy as np
 
 from harness import __version__
 from harness.analysis.metric_rules import RULES, threshold_for
+from harness.analysis.paired import reference_run_ratio
 from harness.analysis.regression import DEFAULT_THRESHOLD, detect_steps
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
@@ -65,6 +66,20 @@ def _value(record: MeasurementRecord) -> float | None:
     return float(value) if value is not None and value > 0 else None
 
 
+def _paired_evidence(record: MeasurementRecord) -> dict[str, Any] | None:
+    """A latency record's ratio paired against its reference run's artifacts (same job), if any."""
+    if record.metric != "latency" or record.status != "ok":
+        return None
+    reference = (record.meta.get("paired") or {}).get("reference_run")
+    if not reference:
+        return None
+    ratio, _ = reference_run_ratio(record.meta, reference)
+    if ratio is None:
+        return None
+    return {"against_run": reference, "change_pct": (ratio["ratio"] - 1) * 100,
+            "ci_pct": [(ratio["ci95"][0] - 1) * 100, (ratio["ci95"][1] - 1) * 100]}
+
+
 def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]:
     if last < 2:
         raise HarnessError(f"--last {last}: a trend needs at least 2 runs")
@@ -75,6 +90,8 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
     series: dict[tuple[str, str], dict[str, list[float | None]]] = {}
     thresholds: dict[tuple[str, str, str], float] = {}
     notes: dict[tuple[str, str, str], list[str | None]] = {}
+    # (target, variant_id) -> per run: the latency ratio paired against that run's reference run
+    paired: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
     index_of = {run.id: index for index, run in enumerate(runs)}
     for record in store.measurements_of_runs([run.id for run in runs]):  # one query, summaries only
         index = index_of[record.run_id]
@@ -88,6 +105,9 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
         if record.status != "ok":
             notes.setdefault((record.target, record.metric, record.variant_id), [None] * len(runs))[index] = \
                 str(record.meta.get("error", "failed"))
+        evidence = _paired_evidence(record)
+        if evidence is not None:
+            paired.setdefault((record.target, record.variant_id), [None] * len(runs))[index] = evidence
     run_rows: list[dict[str, Any]] = [
         {"index": i, "id": r.id, "tick": _run_tick(r), "started_at": r.started_at, "status": r.status,
          "git_sha": r.git_sha, "git_dirty": r.git_dirty} for i, r in enumerate(runs)]
@@ -107,6 +127,9 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                 for i, note in enumerate(notes.get((target, metric, variant_id), [None] * len(runs))):
                     if note:
                         cells[i]["note"] = note
+                nightly = paired.get((target, variant_id), [None] * len(runs)) if metric == "latency" else []
+                for i, found_paired in enumerate(nightly):
+                    cells[i]["paired"] = found_paired
                 found: list[dict[str, Any]] = []
                 for step in steps:
                     up = step.ratio > 1
@@ -122,6 +145,8 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                         "before": spec.shown(step.before), "after": spec.shown(step.after),
                         "change_pct": (step.ratio - 1) * 100, "threshold": threshold, "unit": spec.unit,
                         "title": spec.title,
+                        # the same night timed against the night before's own artifacts, where it was
+                        "paired": cells[step.index].get("paired"),
                     }
                     found.append(event)
                     events.append(event)
@@ -135,7 +160,8 @@ def build_trend_data(store: Store, label: str, last: int = 30) -> dict[str, Any]
                              "started_at": runs[last].started_at, "git_sha": runs[last].git_sha,
                              "end_run": runs[last].id, "before": spec.shown(pending[0]),
                              "after": spec.shown(newest), "change_pct": (pending[1] - 1) * 100,
-                             "threshold": threshold, "unit": spec.unit, "title": spec.title}
+                             "threshold": threshold, "unit": spec.unit, "title": spec.title,
+                             "paired": cells[last].get("paired")}
                     found.append(event)
                     events.append(event)
                 marks[variant_id] = [(e["run_index"], e["kind"]) for e in found if e["kind"] != "unconfirmed"]
@@ -196,5 +222,10 @@ def render_trend_report(store: Store, label: str, last: int, report_dir: Path) -
 
 
 def regression_lines(data: dict[str, Any]) -> Sequence[str]:
+    def paired(event: dict[str, Any]) -> str:
+        found = event.get("paired")
+        return (f"; paired that night against run {found['against_run']}: {found['change_pct']:+.1f}% "
+                f"[{found['ci_pct'][0]:+.1f}%, {found['ci_pct'][1]:+.1f}%]" if found else "")
+
     return [f"{e['target']}: {e['variant_id']} {e['title']} {e['change_pct']:+.1f}% ({e['shape']}) at run {e['run']}"
-            for e in data["regressions"]]
+            f"{paired(e)}" for e in data["regressions"]]

@@ -81,6 +81,9 @@ def test_nightly_recipe_marks_a_planted_regression_at_the_right_night(tmp_path: 
     assert "local: tiny-slow latency regression: paired: p50 latency +" in fourth.stdout
     assert "beyond threshold 15%" in fourth.stdout and "against the baseline run's artifacts" in fourth.stdout
     assert "UNCONFIRMED local: tiny-slow" in fourth.stdout  # one night at the new level: not yet a step
+    # ...with that night's paired evidence against night 3's own artifacts
+    unconfirmed = next(line for line in fourth.stdout.splitlines() if "UNCONFIRMED local: tiny-slow" in line)
+    assert "; paired against run " in unconfirmed, unconfirmed
 
     from harness.store import open_store
 
@@ -99,6 +102,7 @@ def test_nightly_recipe_marks_a_planted_regression_at_the_right_night(tmp_path: 
         ("tiny-slow", "latency", runs[3].id, 3)
     assert event["change_pct"] > 30
     assert "REGRESSION local: tiny-slow p50 latency" in fifth.stdout and f"at run {runs[3].id}" in fifth.stdout
+    assert f"; paired that night against run {runs[2].id}: +" in fifth.stdout, fifth.stdout[-2000:]
     html = (root / "reports" / "trend-nightly" / "index.html").read_text()
     assert f'data-run="{runs[3].id}" data-variant="tiny-slow"' in html
 

@@ -212,6 +212,7 @@ def test_signoff_passes_a_clean_candidate_and_fails_with_reasons(tmp_path: Path)
     _night(store, "good", 2, {"fp32": 1.0, "int8": 0.5}, label="rc", env=env)
     path, data = render_signoff_report(store, "good", "latest:release-1.4", tmp_path / "reports")
     assert data["verdict"] == "PASS" and data["reasons"] == [], data["reasons"]
+    assert "latency: 0 of 2 comparison(s) paired" in " ".join(data["notes"]), data["notes"]  # stored apart: unpaired
     html = path.read_text()
     assert 'data-verdict="PASS"' in html and "# R32 (release), REVISION: 7.1" in html and "1479 MHz" in html
     assert "cpu-thermal 41.5 °C" in html and "paddle-inference 3.3.1" in html and f"{2:040x}" in html
