@@ -26,6 +26,7 @@ from harness.records import MeasurementRecord
 from harness.report import exports, figures
 from harness.report.pages import environment, json_safe, write_page
 from harness.report.rows import latency_rows
+from harness.report.technique_table import technique_rows
 from harness.store import Store
 
 REPORT_VERSION = 1
@@ -206,6 +207,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
             "profiles": _op_profiles(mine),
             "hints": [dict(h) for h in hints if h["target"] == target],
             "provenance": _provenance_rows(mine),
+            "techniques": technique_rows(mine),
             "power_figure": figures.power_timeline(target, timelines, estimated) if timelines else None,
             "rows": rows,
             "environment": environments.get(target, {}),
