@@ -206,15 +206,22 @@ def export_pruned(w: Worker, build: DemoBuild, net: Any) -> None:
     }
 
 
-def quantize_qat(w: Worker, build: DemoBuild, trained: Any) -> None:
-    """QAT fine-tune of the trained net (qat.py), exported, then into int8 like the int8 variant."""
+def fine_tune_qat(w: Worker, build: DemoBuild, trained: Any) -> dict[str, Any]:
+    """QAT fine-tune of the trained net (qat.py), exported to the scratch dir; the record.
+
+    Dygraph work only: it runs before any static PTQ, since paddle's switch to static mode and
+    back restarts parameter names, and a later optimizer then mixes two parameters' moments."""
     from harness.zoo import qat
 
     w.begin("qat", "paddle.quantization.QAT", f"quantization-aware fine-tuning ({qat.SCHEDULE.epochs} epoch)")
     tuned, record = qat.fine_tune(build.model, trained, build.x_train, build.data.train.labels, build.seed, w.say)
-    source = os.path.join(build.scratch, "qat-fp32")
-    paddle.jit.save(tuned, os.path.join(source, "inference"), input_spec=_input_spec(build))
-    quantize_int8(w, build, source=source, name="qat")
+    paddle.jit.save(tuned, os.path.join(build.scratch, "qat-fp32", "inference"), input_spec=_input_spec(build))
+    return record
+
+
+def quantize_qat(w: Worker, build: DemoBuild, record: dict[str, Any]) -> None:
+    """The QAT-fine-tuned weights (fine_tune_qat) into int8, the same way as the int8 variant."""
+    quantize_int8(w, build, source=os.path.join(build.scratch, "qat-fp32"), name="qat")
     entry = build.variants["qat"]
     entry.update(kind="int8-qat", qat=record, tool="paddle.quantization.QAT (fake-quant fine-tune) + paddle static "
                  "PTQ of the fine-tuned weights (QAT.convert fails in paddle 3.3.1; see harness/zoo/qat.py)")

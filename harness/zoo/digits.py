@@ -19,6 +19,7 @@ Python 3.11, build worker side (numpy; sklearn imported when loading).
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,10 @@ def write_image_set(split: Split, out_dir: str) -> str:
     directory = os.path.join(out_dir, DATA_DIR)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, TEST_FILE if split.name == "test" else f"digits-{split.name}.npz")
-    with open(path, "wb") as handle:  # np.savez_compressed on a handle: no ".npz" appended, fixed zip times
-        np.savez(handle, images=split.images, labels=split.labels, max_value=np.array([MAX_VALUE], dtype="int64"))
+    arrays = {"images": split.images, "labels": split.labels, "max_value": np.array([MAX_VALUE], dtype="int64")}
+    # what np.savez writes, with a fixed member time: a rebuild gives the same bytes (np.savez stamps "now")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
     return path

@@ -131,10 +131,10 @@ def run(args: argparse.Namespace, w: Worker) -> None:
     build.reference.extend(prune.forward(net, check_inputs))
     demo_variants.export_fp32(w, build, net, training)
     demo_variants.export_distilled(w, build, net)
-    demo_variants.quantize_qat(w, build, net)
-    paddle.disable_static()  # static PTQ switched paddle to static mode; pruning is dygraph
-    demo_variants.export_pruned(w, build, net)
+    qat_record = demo_variants.fine_tune_qat(w, build, net)
+    demo_variants.export_pruned(w, build, net)  # the last dygraph step: static PTQ follows
     del net
+    demo_variants.quantize_qat(w, build, qat_record)
     demo_variants.quantize_int8(w, build)
     demo_variants.export_onnx(w, build, onnx_tools)
     demo_variants.convert_lite(w, build, args.lite_python)
