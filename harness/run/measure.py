@@ -250,8 +250,11 @@ def memory_summary(run: AgentRun, model_file_bytes: int) -> dict[str, Any]:
 
 
 def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: str,
-                     baseline_outputs: dict[tuple, Any], on_progress: Progress | None = None) -> MeasurementRecord:
-    """Outputs of `variant` vs `baseline` (None when `variant` is itself a baseline) on seeded inputs.
+                     baseline_outputs: dict[tuple, Any], on_progress: Progress | None = None,
+                     baseline_not_run: str = "") -> MeasurementRecord:
+    """Outputs of `variant` vs `baseline` (None when `variant` is itself a baseline) on seeded inputs
+    (on the model's dataset where it has one). `baseline_not_run` says why a variant with a baseline
+    is measured alone (its accuracy, no agreement).
 
     `baseline_outputs` caches decoded baseline outputs per (target, baseline id, seeds) for
     the session, so a baseline runs once however many variants compare against it."""
@@ -276,7 +279,8 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
                 raise HarnessError(f"{variant.id}: its baseline {reference.id} could not run: {exc}") from None
         reference_outputs, reference_meta = baseline_outputs[key]
         if baseline is None:
-            summary = {"baseline_only": True, "baseline": baseline_diversity(reference_outputs)}
+            summary = {"baseline_only": True, "baseline": baseline_diversity(reference_outputs),
+                       **({"baseline_not_run": baseline_not_run} if baseline_not_run else {})}
             return with_accuracy(summary, reference_meta, None), reference_meta, None
         outputs, run_meta = outputs_of(variant)
         return with_accuracy(fidelity_metrics(reference_outputs, outputs), run_meta, reference_meta), run_meta, None
