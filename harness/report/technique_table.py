@@ -6,7 +6,8 @@ points, speed-up and peak memory, all from the run's stored records.
 - size ratio: the model's root baseline (its fp32) model files' bytes over the variant's;
 - accuracy: the fidelity record's "accuracy" (top-1 counted on the target on the held-out
   images; harness.analysis.accuracy), its change in points against the root baseline's on the
-  same target (not against the immediate baseline: onnx_int8's baseline is onnx);
+  same target (not against the immediate baseline: onnx_int8's baseline is onnx). The root is
+  the farthest ancestor measured there: fp32, or onnx on a target without Paddle Inference;
 - speed-up: root baseline p50 latency / the variant's, both measured in this run on the target;
 - peak memory: the memory record's peak RSS (else the latency job's).
 Only models whose fidelity records carry accuracy (a manifest `dataset`) get a table. The
@@ -35,14 +36,18 @@ def _bytes(record: MeasurementRecord) -> int | None:
     return total or None
 
 
-def _root(variant: str, baselines: Mapping[str, str | None]) -> str:
-    seen = {variant}
-    while baselines.get(variant):
-        variant = str(baselines[variant])
-        if variant in seen:
+def _root(variant: str, baselines: Mapping[str, str | None], measured: set[str]) -> str:
+    """The farthest ancestor along the baseline chain whose accuracy was measured on this target
+    (fp32; on a target without Paddle Inference, onnx), else the variant itself."""
+    root, current, seen = variant, variant, {variant}
+    while baselines.get(current):
+        current = str(baselines[current])
+        if current in seen:
             break
-        seen.add(variant)
-    return variant
+        seen.add(current)
+        if current in measured:
+            root = current
+    return root
 
 
 def technique_rows(records: Sequence[MeasurementRecord]) -> list[dict[str, Any]]:
@@ -56,11 +61,12 @@ def technique_rows(records: Sequence[MeasurementRecord]) -> list[dict[str, Any]]
     for model in models:
         mine = [r for r in ok if r.model == model]
         baselines = {r.variant: r.meta.get("baseline") for r in mine}
+        measured = {r.variant for r in mine if r.metric == "fidelity" and r.summary.get("accuracy")}
         variants = list(dict.fromkeys(r.variant for r in mine))
         for variant in variants:
             fidelity = by_metric.get(("fidelity", model, variant))
             accuracy = (fidelity.summary.get("accuracy") if fidelity is not None else None) or {}
-            root = _root(variant, baselines)
+            root = _root(variant, baselines, measured)
             root_fidelity = by_metric.get(("fidelity", model, root))
             root_accuracy = (root_fidelity.summary.get("accuracy") if root_fidelity is not None else None) or {}
             any_record = fidelity or next(r for r in mine if r.variant == variant)
