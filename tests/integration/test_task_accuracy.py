@@ -70,9 +70,12 @@ def test_good_int8_passes_and_broken_nb_fails_on_held_out_images(tmp_path: Path,
     assert broken["top1"] < 0.3 and broken["change_points"] < -50  # near chance (10 classes): unlike the int8
     assert "below min_accuracy 80.0%" in out and f"{broken['correct']}/360" in out
     # on this target, the same file on the same images gives the build's count of correct images
-    for variant, built in (("fp32", "fp32"), ("onnx_int8", "onnx-int8"), ("lite_quant_broken", "lite-x86-quant-broken")):
+    for variant, built in (("fp32", "fp32"), ("onnx", "onnx"), ("onnx_int8", "onnx-int8")):
         measured = records[variant].summary["accuracy"]
         assert measured["correct"] == build_accuracy(demo_zoo, built)["correct"], variant
+    # ...except the broken .nb, whose garbage is not even repeatable (non-finite outputs from whatever its
+    # kernels read): near chance at build time and here, not the same count
+    assert build_accuracy(demo_zoo, "lite-x86-quant-broken")["top1"] < 0.3
     # fidelity ran on the held-out images, not seeded inputs
     assert records["onnx_int8"].summary["inputs"] == 360
     assert records["fp32"].meta["dataset"]["file"] == "digits-test.npz"

@@ -106,7 +106,7 @@ def test_build_produces_models_and_build_info(tiny_zoo):
     assert info["model"] == "tiny_cnn"
     assert info["input"] == {"name": "x", "shape": [1, 3, 64, 64], "dtype": "float32"}
     assert info["calibration"]["size"] == CALIBRATION and info["calibration"]["split"] == "calibration"
-    assert info["calibration"]["algo"] == "KL" and info["calibration"]["onnx_format"] is True
+    assert info["calibration"]["algo"] == "avg" and info["calibration"]["onnx_format"] is True
     # the data: scikit-learn's digits, three disjoint fixed-seed splits, recorded
     data = info["dataset"]
     assert data["source"].startswith("sklearn.datasets.load_digits") and data["scikit_learn"]
