@@ -301,7 +301,7 @@ def image_set_meta(variant, run: AgentRun) -> dict[str, Any]:
     counts = run.result.get("accuracy") or {}
     return {"accuracy_counts": counts, "dataset": {"file": os.path.basename(variant.dataset),
                                                    "sha256": sha256_file(Path(variant.dataset))},
-            "accuracy_images": f"{counts.get('count')} held-out images of {os.path.basename(variant.dataset)}"}
+            "accuracy_images": f"held-out images of {os.path.basename(variant.dataset)}"}
 
 
 POWER_MIN_DURATION_S = 3.0  # enough load-window samples for a 10 Hz sensor, with margin
