@@ -32,7 +32,8 @@ def run_fidelity(tmp_path: Path, zoo: Path, budget: dict[str, Any]) -> tuple[sub
     """The fidelity suite on a local box for tiny_cnn's fp32, ORT int8 and the broken QUANT_INT8 .nb."""
     targets = tmp_path / "targets"
     write_target(targets, local_target("box", workdir=tmp_path / "work", python=VENV_PYTHON,
-                                       runtimes={"paddle-inference": VENV_PYTHON, "paddle-lite": LITE_PYTHON}))
+                                       runtimes={"paddle-inference": VENV_PYTHON, "onnxruntime": VENV_PYTHON,
+                                                 "paddle-lite": LITE_PYTHON}))
     variants = {
         "fp32": tiny_cnn_paddle(runtime_options={"threads": 1, "mkldnn": True}),
         "onnx": onnx_variant("onnx", baseline="fp32"),
