@@ -10,6 +10,7 @@ import sys
 import traceback
 
 from . import AGENT_VERSION, PROTOCOL_VERSION
+from .accuracy import run_accuracy
 from .clock import CLOCK_NAME, clock_resolution_ns, now_ns
 from .env import capture, thermal_snapshot
 from .job import parse_job
@@ -65,6 +66,8 @@ def run_job(job, stream):
         first_ns = now_ns() - t0
         if job["kind"] == "fidelity":
             return _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory)
+        if job["kind"] == "accuracy":
+            return run_accuracy(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memory)
         sampler, power_failure = (None, None)
         if job["kind"] == "power":
             sampler, power_failure = _start_power(job["power"], stream)

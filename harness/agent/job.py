@@ -3,9 +3,10 @@
 import json
 
 from . import PROTOCOL_VERSION
+from .accuracy import check_accuracy_job
 from .protocol import AgentFailure
 
-JOB_KINDS = ("latency", "memory", "fidelity", "power", "paired")
+JOB_KINDS = ("latency", "memory", "fidelity", "power", "accuracy", "paired")
 
 LATENCY_DEFAULTS = {
     "warmup_iterations": 10,
@@ -80,4 +81,6 @@ def parse_job(raw):
         seeds = (job.get("fidelity") or {}).get("seeds")
         if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
             raise AgentFailure("protocol", "job.fidelity.seeds must be a non-empty list of integers")
+    if kind == "accuracy":
+        check_accuracy_job(job)
     return job

@@ -134,6 +134,9 @@ def settings_from_meta(stored: Mapping[str, Any] | None) -> FidelitySettings:
 def fidelity_verdict(target: str, variant_id: str, summary: Mapping[str, Any], settings: FidelitySettings
                      ) -> Verdict:
     """Pass or fail against the variant's fidelity settings."""
+    if summary.get("baseline_only") and summary.get("baseline_not_run"):
+        return Verdict("no-budget", f"{target}: {variant_id}: agreement not checked: {summary['baseline_not_run']}; "
+                       "measured alone")
     if summary.get("baseline_only"):
         diversity = summary["baseline"]
         if not diversity["meaningful"]:

@@ -7,6 +7,7 @@ to show the verdict from the store alone.
 
 from __future__ import annotations
 
+from harness.analysis.accuracy import accuracy_verdict, combine
 from harness.analysis.budgets import latency_verdict, memory_verdict, power_verdict
 from harness.analysis.fidelity import fidelity_verdict, settings_from_meta
 from harness.analysis.verdict import Verdict
@@ -22,6 +23,8 @@ def record_verdict(record: MeasurementRecord) -> Verdict:
     if record.metric == "memory":
         return memory_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))
     if record.metric == "fidelity":
-        return fidelity_verdict(record.target, record.variant_id, record.summary,
-                                settings_from_meta(record.meta.get("fidelity_settings")))
+        verdict = fidelity_verdict(record.target, record.variant_id, record.summary,
+                                   settings_from_meta(record.meta.get("fidelity_settings")))
+        return combine(verdict, accuracy_verdict(record.target, record.variant_id, record.summary.get("accuracy"),
+                                                 record.meta.get("budget")))
     return latency_verdict(record.target, record.variant_id, record.summary, record.meta.get("budget"))

@@ -13,13 +13,14 @@ from harness.config.sections import Section, load_yaml_mapping
 from harness.config.variants import Budget
 
 _DEPLOYMENT_KEYS = ("deployment", "performance", "monitoring")
-_PERFORMANCE_KEYS = ("target_latency", "max_memory", "power_consumption")
+_PERFORMANCE_KEYS = ("target_latency", "max_memory", "power_consumption", "min_accuracy", "max_accuracy_drop")
 
 
 def load_deployment_config(path: str | Path, statistic: str = "p90") -> Budget:
     """Read a deployment config's ``performance`` section into a `Budget`.
 
-    ``performance`` may set ``target_latency``, ``max_memory`` and ``power_consumption``;
+    ``performance`` may set ``target_latency``, ``max_memory``, ``power_consumption``,
+    ``min_accuracy`` and ``max_accuracy_drop`` (shares: 0.9 or 90%; a drop of 2% is 2 points);
     the ``deployment`` and ``monitoring`` sections are kept on the budget as information.
     """
     source = str(path)
@@ -33,7 +34,10 @@ def load_deployment_config(path: str | Path, statistic: str = "p90") -> Budget:
         source=source,
         deployment=top.get_frozen("deployment"),
         monitoring=top.get_frozen("monitoring"),
+        min_accuracy=performance.get_fraction("min_accuracy", None),
+        max_accuracy_drop=performance.get_fraction("max_accuracy_drop", None),
     )
-    if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
-        raise top.error("performance", "sets no limit: give target_latency, max_memory or power_consumption")
+    if not budget.sets_a_limit():
+        raise top.error("performance", "sets no limit: give target_latency, max_memory, power_consumption, "
+                                       "min_accuracy or max_accuracy_drop")
     return budget

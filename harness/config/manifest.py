@@ -81,13 +81,15 @@ _DEFAULTS_KEYS = ("latency", "fidelity", "budget_statistic")
 _LATENCY_KEYS = ("warmup_iterations", "warmup_duration", "min_iterations", "min_duration", "max_duration",
                  "max_iterations", "pairing", "paired_precision", "paired_rounds", "precision")
 _FIDELITY_KEYS = ("inputs", "min_top1_agreement", "min_top5_agreement", "max_relative_error", "min_cosine")
-_MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants", "regression_threshold", "sweeps")
+_MODEL_KEYS = ("description", "input", "latency", "fidelity", "budgets", "variants", "regression_threshold", "sweeps",
+               "dataset")
 _VARIANT_KEYS = (
     "description", "kind", "format", "runtime", "files", "baseline", "runtime_options", "input", "latency", "fidelity",
     "arch", "regression_threshold", "sweeps",
 )
 _INPUT_KEYS = ("name", "shape", "dtype")
-_BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment")
+_BUDGET_KEYS = ("target_latency", "max_memory", "max_power", "statistic", "deployment", "min_accuracy",
+                "max_accuracy_drop")
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ def _read_model(
         raise section.error("variants", "no variants declared: add at least one (e.g. fp32)")
     model_threshold = _read_regression_threshold(section, {})
     model_sweeps = _read_sweeps(section, {})
+    dataset = _read_dataset(section, context)
     variants = []
     for variant_name in variants_section.data:
         check_name(variant_name, _VARIANT_NAME, context.source, variants_section.key(variant_name), "variant name",
@@ -237,9 +240,22 @@ def _read_model(
         variants.append(dataclasses.replace(
             variant, fidelity=_read_fidelity(entry.get_section("fidelity", _FIDELITY_KEYS), model_fidelity),
             regression_threshold=_read_regression_threshold(entry, model_threshold),
-            sweeps=_read_sweeps(entry, model_sweeps)))
+            sweeps=_read_sweeps(entry, model_sweeps), dataset=dataset))
     _check_baselines(variants_section, variants)
     return tuple(variants)
+
+
+def _read_dataset(section: Section, context: _Context) -> str | None:
+    """``dataset: PATH`` (``{zoo}`` expanded): the model's labelled image set (.npz), or None."""
+    if not section.has("dataset"):
+        return None
+    key = section.key("dataset")
+    path = resolve_local_path(_expand_zoo(section.get_str("dataset"), context, key), context.source, key,
+                              context.base_dir)
+    if not path.endswith(".npz"):
+        raise ConfigError(context.source, key,
+                          "a dataset is an image set .npz file (harness.agent.images): fix the path")
+    return path
 
 
 def _read_variant(
@@ -379,6 +395,10 @@ def _read_budget(section: Section, context: _Context) -> Budget:
         for name in ("target_latency", "max_memory", "max_power"):
             if section.has(name):
                 raise section.error(name, "give either deployment or inline limits, not both")
+        for name in ("min_accuracy", "max_accuracy_drop"):
+            if section.has(name):
+                raise section.error(name, "give either deployment or inline limits, not both (a deployment "
+                                          "config's performance section takes min_accuracy and max_accuracy_drop)")
         return _read_deployment_budget(section, statistic, context)
     budget = Budget(
         target_latency_s=section.get_duration("target_latency", None, positive=True),
@@ -386,10 +406,12 @@ def _read_budget(section: Section, context: _Context) -> Budget:
         max_power_w=section.get_power("max_power", None, positive=True),
         statistic=statistic,
         source=f"{context.source}: {section.path}",
+        min_accuracy=section.get_fraction("min_accuracy", None),
+        max_accuracy_drop=section.get_fraction("max_accuracy_drop", None),
     )
-    if budget.target_latency_s is None and budget.max_memory_bytes is None and budget.max_power_w is None:
-        raise ConfigError(context.source, section.path,
-                          "budget sets no limit: give target_latency, max_memory or max_power")
+    if not budget.sets_a_limit():
+        raise ConfigError(context.source, section.path, "budget sets no limit: give target_latency, max_memory, "
+                                                        "max_power, min_accuracy or max_accuracy_drop")
     return budget
 
 

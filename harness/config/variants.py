@@ -73,6 +73,14 @@ class Budget:
     source: str
     deployment: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
     monitoring: Mapping[str, Any] = field(default_factory=empty_mapping, hash=False)
+    # task accuracy (top-1 on the model's dataset, measured on the target): the lowest share allowed,
+    # and the largest fall against the baseline as a share of images (0.02 = 2 percentage points)
+    min_accuracy: float | None = None
+    max_accuracy_drop: float | None = None
+
+    def sets_a_limit(self) -> bool:
+        return any(value is not None for value in (self.target_latency_s, self.max_memory_bytes, self.max_power_w,
+                                                   self.min_accuracy, self.max_accuracy_drop))
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class ModelVariant:
     regression_threshold: Mapping[str, float] = field(default_factory=empty_mapping, hash=False)
     # parameter -> its sweep: the points to measure besides the variant itself (harness.run.sweep_points)
     sweeps: Mapping[str, Sweep] = field(default_factory=empty_mapping, hash=False)
+    # the model's labelled image set (harness.agent.images format): fidelity runs on its images and
+    # counts top-1 on the target; None = seeded structured inputs, no task accuracy
+    dataset: str | None = None
 
     @property
     def id(self) -> str:

@@ -28,6 +28,7 @@ from harness.report.hint_groups import group_hints
 from harness.report.overview import model_blocks, speedup_text
 from harness.report.pages import environment, inline_script, json_safe, write_page
 from harness.report.rows import latency_rows
+from harness.report.technique_table import technique_rows
 from harness.store import Store
 
 REPORT_VERSION = 1
@@ -255,6 +256,7 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
             "power_panels": panels,
             "power_note": (f"the first {len(panels)} of {with_power} variants; the table holds every variant's power"
                            if with_power > len(panels) else ""),
+            "techniques": technique_rows(mine),
             "rows": rows,
             "warnings": warnings,
             "environment": environments.get(target, {}),

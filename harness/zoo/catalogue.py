@@ -21,12 +21,18 @@ DEMO_REQUIRED_FILES: tuple[str, ...] = (
     "int8/inference.pdiparams",
     "pruned/inference.pdmodel",
     "pruned/inference.pdiparams",
+    "qat/inference.pdmodel",
+    "qat/inference.pdiparams",
     "onnx/model.onnx",
     "onnx-int8/model.onnx",
     "lite-x86/model.nb",
     "lite-arm/model.nb",
     "lite-x86-quant-broken/model.nb",
+    "data/digits-test.npz",
 )
+#: ... and the extra files of a demo model with a distillation student.
+DISTILLED_FILES: tuple[str, ...] = ("distilled/inference.pdmodel", "distilled/inference.pdiparams")
+DISTILLED_MODELS: tuple[str, ...] = ("mobilenet_v3_small",)
 PPOCR_REQUIRED_FILES: tuple[str, ...] = (
     "fp32/model.onnx",
     "fp32/ppocr_keys_v1.txt",
@@ -46,4 +52,6 @@ def required_files(model: str) -> tuple[str, ...]:
         return MEDIAPIPE_REQUIRED_FILES
     if model == PPOCR_MODEL:
         return PPOCR_REQUIRED_FILES
+    if model in DISTILLED_MODELS:
+        return DEMO_REQUIRED_FILES + DISTILLED_FILES
     return DEMO_REQUIRED_FILES

@@ -79,8 +79,9 @@ from typing import Any
 from harness.zoo.build_info import attach_variant_files, file_entries, write_build_info
 from harness.zoo.steps import StepFailed, Worker, add_build_arguments, one_line, run_steps
 
-#: Variant directories, in build order.
-VARIANTS = ("fp32", "pruned", "int8", "onnx", "onnx-int8", "lite-x86", "lite-arm", "lite-x86-quant-broken")
+#: Variant directories, in build order (`distilled` only for a model with a student, nets.STUDENTS).
+VARIANTS = ("fp32", "distilled", "qat", "pruned", "int8", "onnx", "onnx-int8", "lite-x86", "lite-arm",
+            "lite-x86-quant-broken")
 
 
 def run(args: argparse.Namespace, w: Worker) -> None:
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace, w: Worker) -> None:
     import numpy as np
 
     from harness.agent.inputs import structured_input
-    from harness.zoo import demo_variants, nets, prune
+    from harness.zoo import demo_variants, digits, nets, prune, train
     from harness.zoo.output_checks import CHECK_SEEDS
 
     if args.model not in nets.NETS:
@@ -114,30 +115,40 @@ def run(args: argparse.Namespace, w: Worker) -> None:
     w.begin("import", "paddle2onnx")
     onnx_tools = demo_variants.import_onnx_tools()
 
+    w.begin("data", "scikit-learn", "loading the digits (scikit-learn's wheel) and splitting them")
+    data = digits.load(args.seed)
+    digits.write_image_set(data.test, out)
     w.begin("build-net", "paddle", f"building net (seed {args.seed}, input {shape})")
     net = nets.build_net(args.model, args.seed)
     check_inputs = [structured_input(shape, "float32", seed) for seed in CHECK_SEEDS]
     build = demo_variants.DemoBuild(
         model=args.model, seed=args.seed, calibration=args.calibration, out=out, shape=shape,
-        check_inputs=check_inputs, reference=prune.forward(net, check_inputs),
+        check_inputs=check_inputs, reference=[],
         paddle_versions={"paddlepaddle": paddle.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()})
-    demo_variants.export_fp32(w, build, net)
-    demo_variants.export_pruned(w, build, net)
+                         "python": platform.python_version()},
+        data=data, x_train=train.batches_of(data.train.images, digits.MAX_VALUE, shape))
+    training = demo_variants.train_fp32(w, build, net)
+    build.reference.extend(prune.forward(net, check_inputs))
+    demo_variants.export_fp32(w, build, net, training)
+    demo_variants.export_distilled(w, build, net)
+    qat_record = demo_variants.fine_tune_qat(w, build, net)
+    demo_variants.export_pruned(w, build, net)  # the last dygraph step: static PTQ follows
     del net
+    demo_variants.quantize_qat(w, build, qat_record)
     demo_variants.quantize_int8(w, build)
     demo_variants.export_onnx(w, build, onnx_tools)
     demo_variants.convert_lite(w, build, args.lite_python)
+    demo_variants.measure_accuracy(w, build, args.lite_python)
 
     w.begin("write-info", "export worker", "writing build-info.json")
     shutil.rmtree(build.scratch, ignore_errors=True)
-    files = file_entries(Path(out), VARIANTS)  # every produced file (jit.save also writes inference.pdiparams.info)
+    present = [name for name in (*VARIANTS, digits.DATA_DIR) if os.path.isdir(os.path.join(out, name))]
+    files = file_entries(Path(out), present)  # every produced file (jit.save also writes inference.pdiparams.info)
     variants = build.variants
     attach_variant_files(variants, files)
     duration = w.finish()
-    seeds = build.calibration_seeds
     write_build_info(Path(out), {
-        "version": 2,
+        "version": 3,
         "model": args.model,
         "kind": "demo",
         "input": {"name": "x", "shape": shape, "dtype": "float32"},
@@ -145,10 +156,10 @@ def run(args: argparse.Namespace, w: Worker) -> None:
         "python_version": platform.python_version(),
         "python": sys.executable,
         "seed": args.seed,
+        "dataset": data.record(),
         "calibration": {
-            "size": args.calibration,
-            "seeds": [seeds[0], seeds[-1]],
-            "algo": demo_variants.ALGO,
+            **build.calibration_record(),
+            "algo": demo_variants.ALGOS[args.model],
             "onnx_format": demo_variants.ONNX_FORMAT,
             "quantizable_op_type": list(demo_variants.QUANTIZABLE_OPS),
         },
@@ -174,7 +185,10 @@ def _summary(duration: float, variants: dict[str, dict[str, Any]], files: dict[s
     broken_text = (f"relative error {broken_check['relative_error']}" if broken_check["finite"] else
                    f"{broken_check['non_finite_values']} non-finite outputs, finite ones up to "
                    f"{broken_check['max_abs_finite_output']:.3g} vs fp32 {broken_check['max_abs_reference']:.3g}")
-    return (f"done in {duration:.1f} s: params fp32 {fp32 / 1e6:.2f} MB, int8 {int8 / 1e6:.2f} MB, "
+    accuracy = ", ".join(f"{name} {entry['task_accuracy']['correct']}/{entry['task_accuracy']['count']}"
+                         for name, entry in variants.items() if entry.get("task_accuracy", {}).get("count"))
+    return (f"done in {duration:.1f} s: top-1 on the test split {accuracy}; "
+            f"params fp32 {fp32 / 1e6:.2f} MB, int8 {int8 / 1e6:.2f} MB, "
             f"pruned {pruned / 1e6:.2f} MB; onnx {variants['onnx']['size'] / 1e6:.2f} MB, "
             f"onnx-int8 {variants['onnx-int8']['size'] / 1e6:.2f} MB; lite-x86 "
             f"{variants['lite-x86']['size'] / 1e6:.2f} MB, quant-broken {broken['size'] / 1e6:.2f} MB "

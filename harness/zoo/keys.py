@@ -21,7 +21,7 @@ from harness.zoo.catalogue import DEFAULT_SEED, MEDIAPIPE_MODEL, PPOCR_MODEL, PR
 from harness.zoo.ocr_text import find_font
 from harness.zoo.toolchain import dist_version, lite_versions, paddle_version
 
-KEY_VERSION = "harness-zoo-build/2"
+KEY_VERSION = "harness-zoo-build/3"
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../harness
 _ZOO = _PACKAGE_ROOT / "zoo"
@@ -36,8 +36,14 @@ DEMO_KEY_SOURCES: tuple[Path, ...] = (
     _ZOO / "prune.py",
     _ZOO / "ortquant.py",
     _ZOO / "lite_opt.py",
+    _ZOO / "train.py",
+    _ZOO / "qat.py",
+    _ZOO / "digits.py",
+    _ZOO / "variant_accuracy.py",
     *_WORKER_SOURCES,
     _PACKAGE_ROOT / "agent" / "inputs.py",
+    _PACKAGE_ROOT / "agent" / "images.py",
+    _PACKAGE_ROOT / "agent" / "accuracy.py",
 )
 #: ... and of the pretrained OCR model's.
 PPOCR_KEY_SOURCES: tuple[Path, ...] = (
@@ -80,6 +86,7 @@ def tool_versions(model: str) -> dict[str, str]:
             tools["font_sha256"] = "no-font"
         return tools
     tools["paddle2onnx"] = dist_version("paddle2onnx")
+    tools["scikit-learn"] = dist_version("scikit-learn")
     tools.update(lite_versions())
     return tools
 

@@ -60,6 +60,8 @@ defaults:
 models:
   tiny_cnn:
     input: {{name: x, shape: [1, 3, 64, 64], dtype: float32}}
+    dataset: "{{zoo}}/tiny_cnn/data/digits-test.npz"   # the trained net is compared on held-out digits
+    fidelity: {{min_top1_agreement: 0.9, max_relative_error: 0.5}}   # as suites/models.yaml
     variants:
       onnx:
         kind: fp32

@@ -453,6 +453,43 @@ def test_power_suite_on_the_twin_reads_the_simulated_ina3221(fleet, tmp_path, de
           f"(load {power['mobilenet_v3_small']['load_mean_w']:.3f} W, idle {power['mobilenet_v3_small']['idle_mean_w']:.3f} W)")
 
 
+def test_the_twin_counts_the_held_out_digits_like_the_build_and_the_report_tables_them(fleet, tmp_path,
+                                                                                         demo_zoo) -> None:
+    """The ONNX variants on the Python 3.6 twin: top-1 on the 360 held-out digits counted there
+    equals the build's count for the same file; the report's technique table shows them."""
+    variants = [f"jetson-nano-{m}-{v}" for m in ("tiny_cnn", "mobilenet_v3_small") for v in ("onnx", "onnx_int8")]
+    tests = [f"suites/{suite}.py::{suite}[{v}]" for suite in ("test_latency", "test_memory", "test_fidelity")
+             for v in variants]
+    done = run_pytest([*tests, "--target=jetson-nano", f"--targets-dir={fleet.targets_dir}"], tmp_path / "out")
+    assert done.returncode in (0, 1), _shown(done)  # a latency budget may be missed on half a core
+    _, _, measured = records(tmp_path / "out")
+    fidelity = {m.variant_id: m for m in measured if m.metric == "fidelity"}
+    assert len(fidelity) == 4, _shown(done)
+    for variant_id, record in fidelity.items():
+        assert record.status == "ok", (variant_id, record.meta.get("error"))
+        assert record.meta["agent"]["python"].startswith("3.6.")
+        model, variant = variant_id.split("-")
+        info = json.loads((demo_zoo / model / "build-info.json").read_text())
+        built = info["variants"][variant.replace("_", "-")]["task_accuracy"]
+        accuracy = record.summary["accuracy"]
+        assert accuracy["count"] == built["count"] == 360
+        print(f"\n{variant_id}: twin {accuracy['correct']}/360 (onnxruntime {record.meta['runtime_info']['version']}),"
+              f" build {built['correct']}/360 (onnxruntime {built['runtime_version']})")
+        assert accuracy["correct"] == built["correct"], (variant_id, accuracy, built)
+    # onnx's baseline (Paddle fp32) cannot run on the twin: measured alone, said so
+    assert "needs the 'paddle-inference' runtime" in fidelity["tiny_cnn-onnx"].summary["baseline_not_run"]
+    assert fidelity["mobilenet_v3_small-onnx_int8"].summary["accuracy"]["change_points"] is not None
+    report = json.loads(next((tmp_path / "out" / "reports").glob("*/report.json")).read_text())
+    (target,) = report["targets"]
+    rows = {(r["model"], r["variant"]): r for r in target["techniques"]}
+    int8 = rows[("mobilenet_v3_small", "onnx_int8")]
+    assert int8["root"] == "onnx" and int8["size_ratio"] > 2 and int8["speedup"] and int8["peak_rss_bytes"]
+    for row in target["techniques"]:
+        print(f"twin table: {row['model']}-{row['variant']}: {row['size_ratio'] or 1:.2f}x smaller, top-1 "
+              f"{row['top1'] * 100:.1f}% ({row['correct']}/{row['count']}), change {row['change_points']}, "
+              f"speed-up {row['speedup']}, peak {row['peak_rss_bytes']}")
+
+
 # ----------------------------------------------------------------------------- 9. unreachable
 
 

@@ -23,7 +23,7 @@ from harness.agent import PROTOCOL_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"warmup_iterations": 3, "warmup_duration_s": 0, "min_iterations": 20, "min_duration_s": 0.05}
-MOBILENET = [1, 3, 224, 224]
+MOBILENET = [1, 3, 96, 96]
 
 
 def run_agent(runtime: str, files: dict[str, Path], shape: list[int], options: dict[str, Any] | None = None,

@@ -22,10 +22,10 @@ from harness.zoo.toolchain import LITE_PYTHON_ENV, lite_python
 
 MODEL_FILES = ("fp32/inference.pdmodel", "fp32/inference.pdiparams",
                "int8/inference.pdmodel", "int8/inference.pdiparams")
-NEW_FILES = ("pruned/inference.pdmodel", "pruned/inference.pdiparams", "onnx/model.onnx",
-             "onnx-int8/model.onnx", "lite-x86/model.nb", "lite-arm/model.nb",
-             "lite-x86-quant-broken/model.nb")
-VARIANTS = ("fp32", "pruned", "int8", "onnx", "onnx-int8", "lite-x86", "lite-arm", "lite-x86-quant-broken")
+NEW_FILES = ("pruned/inference.pdmodel", "pruned/inference.pdiparams", "qat/inference.pdmodel",
+             "qat/inference.pdiparams", "onnx/model.onnx", "onnx-int8/model.onnx", "lite-x86/model.nb",
+             "lite-arm/model.nb", "lite-x86-quant-broken/model.nb", "data/digits-test.npz")
+VARIANTS = ("fp32", "qat", "pruned", "int8", "onnx", "onnx-int8", "lite-x86", "lite-arm", "lite-x86-quant-broken")
 CALIBRATION = 8
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,9 +105,13 @@ def test_build_produces_models_and_build_info(tiny_zoo):
     assert info["build_key"] == build_key("tiny_cnn", CALIBRATION)
     assert info["model"] == "tiny_cnn"
     assert info["input"] == {"name": "x", "shape": [1, 3, 64, 64], "dtype": "float32"}
-    assert info["calibration"]["size"] == CALIBRATION
+    assert info["calibration"]["size"] == CALIBRATION and info["calibration"]["split"] == "calibration"
     assert info["calibration"]["algo"] == "avg" and info["calibration"]["onnx_format"] is True
-    assert info["calibration"]["seeds"][0] >= 10_000
+    # the data: scikit-learn's digits, three disjoint fixed-seed splits, recorded
+    data = info["dataset"]
+    assert data["source"].startswith("sklearn.datasets.load_digits") and data["scikit_learn"]
+    assert (data["train"]["size"], data["calibration"]["size"], data["test"]["size"]) == (1309, 128, 360)
+    assert len({data[s]["indices_sha256"] for s in ("train", "calibration", "test")}) == 3
     assert info["paddle_version"] and info["python_version"] and info["duration_s"] > 0
     assert set(MODEL_FILES) <= set(info["files"])
     for entry in info["files"].values():
@@ -115,7 +119,8 @@ def test_build_produces_models_and_build_info(tiny_zoo):
     # the user saw progress, with elapsed seconds, and no temp dir is left behind
     joined = "\n".join(lines)
     assert "[zoo] tiny_cnn: exporting fp32" in joined
-    assert f"[zoo] tiny_cnn: calibrating int8 on {CALIBRATION} inputs" in joined
+    assert "[zoo] tiny_cnn: train: epoch 1/8, loss" in joined  # training shows its progress
+    assert f"[zoo] tiny_cnn: calibrating int8 on {CALIBRATION} calibration images" in joined
     assert "[zoo] tiny_cnn: exporting onnx" in joined and "paddle lite opt --valid_targets=arm" in joined
     assert all(line.startswith("[zoo] tiny_cnn:") for line in lines)
     assert any(line.rstrip().endswith(" s]") for line in lines)
@@ -148,6 +153,24 @@ def test_changed_calibration_or_tampered_file_is_not_up_to_date(tiny_zoo, tmp_pa
     data[-1] ^= 0xFF
     params.write_bytes(bytes(data))
     assert is_up_to_date(copy, key) is None
+
+
+def test_trained_fp32_classifies_the_held_out_digits_and_each_variant_is_measured(tiny_zoo):
+    _, record, _ = tiny_zoo
+    variants = record.info["variants"]
+    fp32 = variants["fp32"]["task_accuracy"]
+    assert fp32["count"] == 360 and fp32["top1"] >= 0.9, fp32  # trained: far above chance (10 %)
+    assert variants["fp32"]["training"]["epochs"] >= 1 and variants["fp32"]["training"]["train_images"] == 1309
+    for name in ("qat", "pruned", "int8", "onnx", "onnx-int8", "lite-x86"):
+        assert variants[name]["task_accuracy"]["top1"] >= 0.8, (name, variants[name]["task_accuracy"])
+    # converted fp32 files compute the same net: the same images come out right
+    assert variants["onnx"]["task_accuracy"]["correct"] == variants["lite-x86"]["task_accuracy"]["correct"] \
+        == fp32["correct"]
+    # the deliberately broken .nb is near chance, unlike every honest int8
+    assert variants["lite-x86-quant-broken"]["task_accuracy"]["top1"] < 0.3
+    assert variants["lite-arm"]["task_accuracy"]["measured"] is False
+    assert variants["pruned"]["pruning"]["fine_tune"]["epochs"] >= 1
+    assert variants["qat"]["kind"] == "int8-qat" and variants["qat"]["qat"]["tool"] == "paddle.quantization.QAT"
 
 
 def test_fp32_outputs_move_with_the_input(tiny_zoo):
@@ -246,9 +269,9 @@ def test_every_new_artifact_is_built_and_recorded(tiny_zoo):
         assert variants[name]["tool_versions"]["numpy"].split(".")[0] == "1"  # numpy<2 for Lite
         assert variants[name]["options"]["optimize_out_type"] == "naive_buffer"
     # calibration size and seeds (>= 10000, never the measurement seeds) for both int8 recipes
-    for name in ("int8", "onnx-int8"):
+    for name in ("int8", "qat", "onnx-int8"):
         calibration = variants[name]["calibration"]
-        assert calibration["size"] == CALIBRATION and calibration["seeds"][0] >= 10_000
+        assert calibration["size"] == CALIBRATION and calibration["split"] == "calibration"
     onnx_int8 = variants["onnx-int8"]["options"]
     assert onnx_int8["format"] == "QDQ" and onnx_int8["per_channel"] is True
     assert onnx_int8["calibration_size"] == CALIBRATION
@@ -286,9 +309,17 @@ def test_pruned_records_kept_ratio_runs_and_is_smaller(tiny_zoo):
     assert np.linalg.norm(outs[1] - outs[0]) > 0  # still a function of its input
 
 
+def _held_out(record, count: int) -> list[np.ndarray]:
+    """The first `count` images of the build's test split as model inputs (the agent's preprocessing)."""
+    from harness.agent.images import load_image_set, model_input
+
+    data = load_image_set(str(record.directory / "data" / "digits-test.npz"))
+    return [model_input(data["images"], i, data["max_value"], record.info["input"]["shape"]) for i in range(count)]
+
+
 def test_onnx_reproduces_fp32_and_onnx_int8_stays_close(tiny_zoo):
     _, record, _ = tiny_zoo
-    xs = [structured_input([1, 3, 64, 64], "float32", seed) for seed in (0, 1)]
+    xs = _held_out(record, 2)  # real digits: int8 is calibrated for them, not for synthetic blocks
     ref = _predict(record.directory / "fp32", xs)
     onnx = _onnx_outputs(record.directory / "onnx" / "model.onnx", xs)
     int8 = _onnx_outputs(record.directory / "onnx-int8" / "model.onnx", xs)
@@ -464,20 +495,23 @@ def test_missing_interpreter_is_reported(tmp_path):
 
 
 @pytest.mark.slow
-def test_mobilenet_v3_small_int8_is_at_most_35_percent(tmp_path):
+def test_mobilenet_v3_small_int8_is_at_most_35_percent(demo_zoo):
     pytest.importorskip("paddle")
-    lines: list[str] = []
-    [record] = build_zoo(tmp_path, ["mobilenet_v3_small"], progress=lines.append)
-    assert not record.skipped
+    [record] = build_zoo(demo_zoo, ["mobilenet_v3_small"], progress=lambda line: None)  # the repo's zoo, reused
     fp32 = (record.directory / "fp32" / "inference.pdiparams").stat().st_size
     int8 = (record.directory / "int8" / "inference.pdiparams").stat().st_size
     assert int8 <= 0.35 * fp32, (int8, fp32)
-    assert record.info["input"]["shape"] == [1, 3, 224, 224]
-    assert any("calibrating int8 on 32 inputs" in line for line in lines)
-    xs = [structured_input([1, 3, 224, 224], "float32", seed) for seed in (0, 1)]
-    a, b = _predict(record.directory / "fp32", xs)
-    assert a.shape == (1, 1000)
-    assert int(a.argmax()) != int(b.argmax()) or np.linalg.norm(b - a) / np.linalg.norm(a) > 0.05
+    assert record.info["input"]["shape"] == [1, 3, 96, 96]
+    assert record.info["calibration"]["size"] == 32 and record.info["calibration"]["algo"] == "avg"
+    xs = [structured_input([1, 3, 96, 96], "float32", seed) for seed in (0, 1)]
+    a, _ = _predict(record.directory / "fp32", xs)
+    assert a.shape == (1, 10)
+    assert record.info["variants"]["fp32"]["task_accuracy"]["top1"] >= 0.9
+    # the distilled student: a fraction of the teacher's parameters, trained on its soft targets
+    distilled = record.info["variants"]["distilled"]
+    assert distilled["kind"] == "distilled" and distilled["distillation"]["teacher"] == "fp32"
+    assert distilled["distillation"]["student_params"] < 0.2 * distilled["distillation"]["teacher_params"]
+    assert distilled["task_accuracy"]["top1"] >= 0.8
     # pruned: fewer params; onnx-int8 and the broken Lite quant: about a quarter of their fp32
     variants = record.info["variants"]
     pruned = (record.directory / "pruned" / "inference.pdiparams").stat().st_size

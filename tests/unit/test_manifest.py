@@ -94,10 +94,10 @@ def variant(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_shipped_manifest_loads() -> None:
     manifest = load_manifest(REPO / "suites" / "models.yaml")
-    compressed = ("fp32", "int8", "pruned", "lite", "lite_quant_broken", "onnx", "onnx_int8")
+    compressed = ("fp32", "int8", "qat", "pruned", "lite", "lite_quant_broken", "onnx", "onnx_int8")
     assert [v.id for v in manifest.variants] == [
-        *(f"tiny_cnn-{name}" for name in (*compressed[:4], "lite_arm", *compressed[4:])),
-        *(f"mobilenet_v3_small-{name}" for name in compressed),
+        *(f"tiny_cnn-{name}" for name in (*compressed[:5], "lite_arm", *compressed[5:])),
+        *(f"mobilenet_v3_small-{name}" for name in (compressed[0], "distilled", *compressed[1:])),
         "ppocr_rec-fp32",
         "ppocr_rec-int8",
         *(f"{model}-{name}" for model in ("face_detection_short_range", "face_landmark", "face_detection_full_range")
@@ -124,7 +124,8 @@ def test_shipped_manifest_loads() -> None:
     local = tiny.budget_for("local")
     assert local is not None and local.target_latency_s == pytest.approx(0.020) and local.max_memory_bytes == 1024**3
     mobilenet = manifest.get("mobilenet_v3_small-fp32")
-    assert mobilenet is not None and mobilenet.is_baseline and mobilenet.input.shape == (1, 3, 224, 224)
+    assert mobilenet is not None and mobilenet.is_baseline and mobilenet.input.shape == (1, 3, 96, 96)
+    assert mobilenet.dataset == str(REPO / ".zoo/mobilenet_v3_small/data/digits-test.npz")
     mobilenet_local = mobilenet.budget_for("local")
     assert mobilenet_local is not None
     assert mobilenet_local.target_latency_s == pytest.approx(0.050)

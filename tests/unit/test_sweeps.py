@@ -243,7 +243,7 @@ def test_declared_input_shapes_of_the_real_zoo() -> None:
     onnx = manifest.get("mobilenet_v3_small-onnx")
     if onnx is None or onnx.missing_files() or manifest.get("ppocr_rec-fp32").missing_files():
         pytest.skip("zoo not built (harness zoo build)")
-    assert read_declared_input_shape(onnx) == (1, 3, 224, 224)  # paddle2onnx of a fixed InputSpec
+    assert read_declared_input_shape(onnx) == (1, 3, 96, 96)  # paddle2onnx of a fixed InputSpec
     assert read_declared_input_shape(manifest.get("ppocr_rec-fp32")) == (None, 3, None, None)
     assert read_declared_input_shape(manifest.get("mobilenet_v3_small-fp32")) is None  # the predictor reshapes
     landmark = manifest.get("face_landmark-xnnpack")

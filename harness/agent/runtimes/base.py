@@ -5,6 +5,7 @@ Life cycle, driven by the job runner:
     adapter.import_runtime()        # imports the runtime: AgentFailure("runtime-missing") if absent
     adapter.load(files, input_spec) # loads the model: "model-load" on failure
     adapter.set_inputs(seed)        # places one structured input (seeded)
+    adapter.place(array)            # places one given input (accuracy jobs: labelled images)
     run = adapter.runner()          # a no-argument callable doing exactly one inference
     adapter.describe()              # runtime version, precision actually used, signatures
     adapter.profile(iterations)     # optional: per-operator time from the runtime's own profiler,
@@ -87,6 +88,11 @@ class BaseAdapter(object):
     def set_inputs(self, seed):
         # type: (int) -> None
         raise NotImplementedError
+
+    def place(self, array):
+        # type: (Any) -> None
+        """Place one given input array (numpy, the model's input shape): what accuracy jobs feed."""
+        raise AgentFailure("bad-option", "%s cannot take given inputs (needed by accuracy jobs)" % self.name)
 
     def runner(self):
         # type: () -> Callable[[], object]

@@ -133,7 +133,10 @@ class Adapter(BaseAdapter):
                 "bad-option", "onnxruntime: model input %r has shape %s but the job's input shape is %s; "
                 "fix the variant's input shape" % (model_input.name, _shape(declared), shape))
         self._feed.clear()
-        self._feed[model_input.name] = structured_input(shape, dtype, seed)
+        self.place(structured_input(shape, dtype, seed))
+
+    def place(self, array):
+        self._feed[self.inputs[0].name] = array
         self._box[0] = None
 
     def runner(self):

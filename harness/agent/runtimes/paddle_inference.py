@@ -123,7 +123,9 @@ class Adapter(BaseAdapter):
     def set_inputs(self, seed):
         spec = self.input_spec
         self._require_single_input(self.input_names)
-        array = structured_input(spec["shape"], spec.get("dtype", "float32"), seed)
+        self.place(structured_input(spec["shape"], spec.get("dtype", "float32"), seed))
+
+    def place(self, array):
         handle = self.predictor.get_input_handle(self.input_names[0])
         handle.reshape(list(array.shape))
         handle.copy_from_cpu(array)

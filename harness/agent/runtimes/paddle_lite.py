@@ -56,7 +56,9 @@ class Adapter(BaseAdapter):
 
     def set_inputs(self, seed):
         spec = self.input_spec
-        array = structured_input(spec["shape"], spec.get("dtype", "float32"), seed)
+        self.place(structured_input(spec["shape"], spec.get("dtype", "float32"), seed))
+
+    def place(self, array):
         self.predictor.get_input(0).from_numpy(array)
 
     def runner(self):
