@@ -19,6 +19,7 @@ asserted (every variant with a baseline is paired in the paired runs, none in th
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from harness.analysis.regression import DEFAULT_RUN_SD, bootstrap_ratio_ci
 
 
 def _manifest(tmp: Path, **latency: Any) -> Path:
+    if not (tmp / "deployments").exists():  # the manifest names its deployment configs relative to itself
+        shutil.copytree(REPO / "suites" / "deployments", tmp / "deployments")
     document = yaml.safe_load((REPO / "suites" / "models.yaml").read_text())
     document["zoo_dir"] = str(REPO / ".zoo")
     document.setdefault("defaults", {}).setdefault("latency", {}).update(latency)

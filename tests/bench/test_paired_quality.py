@@ -33,13 +33,13 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.paired import PairedRatio, paired_verdict
+from harness.analysis.paired import PairedRatio, paired_summary, paired_verdict
 from harness.analysis.regression import DEFAULT_THRESHOLD
 from harness.config.manifest import load_manifest
 from harness.config.target_files import load_inventory
 from harness.records import RunInfo
 from harness.run.device import Device
-from harness.run.paired_latency import PairingSettings, measure_paired_latency, paired_job
+from harness.run.paired_latency import ArmPlan, PairingSettings, measure_paired_latency, paired_job
 from harness.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def test_a_a_false_alarms_and_bias(benchmark, bench_env, cpu_hog, case: str) -> 
             paired = _paired(bench_env, twin, variant, seed)
             (ratio,) = paired["ratios"]
             assert ratio["ci95"][0] <= ratio["ratio"] <= ratio["ci95"][1]
-            assert paired["mode"] == "in-process"
+            assert paired["mode"] == "process-per-arm"
             ratios.append(ratio["ratio"])
             halfwidths.append(ratio["halfwidth"])
             verdicts.append(_verdict(ratio, paired["stopped_by"], paired["rounds"], DEFAULT_THRESHOLD))
@@ -160,9 +160,7 @@ def test_across_interpreters_lite_lite_a_a_and_lite_vs_inference(benchmark, benc
 
     def trials() -> None:
         for seed in range(_trials(benchmark) // 2 or 1):
-            job_arms = [("lite", lite), ("lite_again", lite_again), ("fp32", inference)]
-            from harness.analysis.paired import paired_summary
-
+            job_arms = [ArmPlan("lite", lite), ArmPlan("lite_again", lite_again), ArmPlan("fp32", inference)]
             device = bench_env["device"]
             job, python = paired_job(device, job_arms, PairingSettings(seed=seed))
             assert job["paired"]["mode"] == "process-per-arm"

@@ -159,11 +159,11 @@ def test_users_literal_command_runs_the_onnx_variants_under_python36_on_the_twin
         assert m.meta["runtime_info"]["name"] == "onnxruntime" and m.meta["runtime_info"]["version"] == "1.10.0"
         assert m.samples and len(m.samples) >= by_id[m.variant_id].latency.min_iterations
         assert m.summary["p50"] > 0
-        # two ONNX arms pair on the twin, in one Python 3.6 process; a baseline the twin cannot run does not
+        # two ONNX arms pair on the twin, one Python 3.6 process each; a baseline the twin cannot run does not
         baseline = by_id[m.variant_id].baseline
         paired = m.meta.get("paired")
         if baseline is not None and by_id[f"{m.model}-{baseline}"].runtime == "onnxruntime":
-            assert paired and paired["paired"] and paired["mode"] == "in-process", (m.variant_id, paired)
+            assert paired and paired["paired"] and paired["mode"] == "process-per-arm", (m.variant_id, paired)
             assert paired["ratios"][0]["against"] == baseline
         elif baseline is not None:
             assert paired and not paired["paired"] and "which jetson-nano lacks" in paired["reason"], paired

@@ -109,7 +109,7 @@ def test_real_model_samples_are_stored_and_reported(tmp_path: Path, demo_zoo: Pa
         assert table.cell(row, "verdict").startswith("pass") and "not measured" in table.cell(row, "verdict")
     # int8 was timed interleaved with fp32 in one job: the speed-up is the paired ratio, with its interval
     paired = records["int8"].meta["paired"]
-    assert paired["paired"] and paired["mode"] == "in-process" and paired["rounds"] >= 10, paired
+    assert paired["paired"] and paired["mode"] == "process-per-arm" and paired["rounds"] >= 10, paired
     assert paired["stopped_by"] in ("precision", "max-duration")
     (ratio,) = paired["ratios"]
     assert ratio["against"] == "fp32" and ratio["ci95"][0] <= ratio["ratio"] <= ratio["ci95"][1]
