@@ -70,8 +70,8 @@ def parse_job(raw):
     profile_ops = job.get("profile_ops", False)
     if not isinstance(profile_ops, bool):
         raise AgentFailure("protocol", "job.profile_ops must be true or false")
-    if profile_ops and kind != "latency":
-        raise AgentFailure("protocol", "job.profile_ops is only for latency jobs (got kind %r)" % kind)
+    if profile_ops and kind not in ("latency", "paired"):
+        raise AgentFailure("protocol", "job.profile_ops is only for latency and paired jobs (got kind %r)" % kind)
     job["profile_ops"] = profile_ops
     if kind == "power":
         power = job.get("power")

@@ -133,7 +133,7 @@ def test_profile_ops_is_checked_in_the_job() -> None:
     code, events, _ = run_agent("noop", {}, [1], profile_ops="yes")
     assert code == 1 and events[-1]["kind"] == "protocol" and "profile_ops must be true or false" in events[-1]["message"]
     code, events, _ = run_agent("noop", {}, [1], kind="fidelity", fidelity={"seeds": [1]})
-    assert code == 1 and "profile_ops is only for latency jobs" in events[-1]["message"]
+    assert code == 1 and "profile_ops is only for latency and paired jobs" in events[-1]["message"]
 
 
 def test_measure_latency_stores_the_profile(demo_zoo: Path, tmp_path: Path) -> None:

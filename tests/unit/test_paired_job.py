@@ -173,3 +173,15 @@ def test_a_turn_lasts_about_turn_ms_within_the_iteration_bounds() -> None:
     assert turn_iterations(1_000_000, settings) == 10  # 1 ms inferences: 10 per 10 ms turn
     assert turn_iterations(50_000_000, settings) == 5  # 50 ms: the floor
     assert turn_iterations(100, settings) == 1000  # 0.1 us: the cap
+
+
+@pytest.mark.parametrize("mode", ["in-process", "process-per-arm"])
+def test_a_paired_job_with_profile_ops_profiles_the_candidate_after_the_rounds(mode: str) -> None:
+    job = _job([_arm("cand", spin_us=100.0), _arm("base", spin_us=100.0)], mode=mode, rounds=5)
+    job["profile_ops"] = True
+    code, events, stderr = run_agent_job(job)
+    assert code == 0, stderr
+    profile = _event(events, "profile")  # noop has no profiler: a profile that says so, not an error
+    assert profile["runtime"] == "noop" and profile["supported"] is False and "noop" in profile["reason"]
+    kinds = [e["event"] for e in events]
+    assert kinds.index("paired") < kinds.index("profile") < kinds.index("result")
