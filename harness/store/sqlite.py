@@ -5,6 +5,7 @@ up to BUSY_TIMEOUT_MS for it, so several processes on one machine can write at o
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ class SQLiteStore(SQLStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal()
             self._db.execute("PRAGMA foreign_keys = ON")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open results store {self.path}: {exc}") from None
@@ -39,6 +40,20 @@ class SQLiteStore(SQLStore):
         except StoreError:
             self._db.close()
             raise
+
+    def _enable_wal(self) -> None:
+        """Switch a (new) file to WAL, waiting up to BUSY_TIMEOUT_MS for other openers: the switch
+        needs an exclusive lock and SQLite answers "database is locked" at once instead of calling
+        the busy handler (seen with four processes opening one fresh store at the same moment)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
