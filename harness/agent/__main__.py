@@ -15,7 +15,7 @@ from .clock import CLOCK_NAME, clock_resolution_ns, now_ns
 from .env import capture, thermal_snapshot
 from .job import parse_job
 from .memory import memory_snapshot
-from .outputs import encode_tensor
+from .outputs import encode_tensor, outputs_result
 from .profiling import profile_adapter
 from .protocol import AgentFailure, EventStream
 from .runtimes import load_adapter_class
@@ -189,17 +189,7 @@ def _fidelity(job, adapter, run_once, stream, import_ns, load_ns, first_ns, memo
         outputs.append([encode_tensor(array) for array in adapter.outputs()])
     memory["end"] = memory_snapshot()
     stream.emit("outputs", seeds=seeds, outputs=outputs)
-    result = {
-        "job_id": job.get("job_id"),
-        "kind": "fidelity",
-        "runtime": dict(adapter.describe(), name=job["runtime"]["name"], version=adapter.version()),
-        "import_ns": import_ns,
-        "load_ns": load_ns,
-        "first_inference_ns": first_ns,
-        "memory": memory,
-    }
-    stream.emit("result", **result)
-    return result
+    return outputs_result(job, adapter, "fidelity", (import_ns, load_ns, first_ns), memory, stream)
 
 
 def probe_runtime(name, stream):

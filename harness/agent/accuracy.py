@@ -12,7 +12,7 @@ Python 3.6 compatible; numpy comes with the runtime.
 
 from .images import load_image_set, model_input
 from .memory import memory_snapshot
-from .outputs import encode_tensor
+from .outputs import encode_tensor, outputs_result
 from .protocol import AgentFailure
 
 TYPE_CHECKING = False  # mypy takes this name as True: typing is for the type comments only
@@ -57,15 +57,5 @@ def run_accuracy(job, adapter, run_once, stream, import_ns, load_ns, first_ns, m
         outputs.append([encode_tensor(array) for array in arrays])
     memory["end"] = memory_snapshot()
     stream.emit("outputs", seeds=list(range(count)), outputs=outputs)
-    result = {
-        "job_id": job.get("job_id"),
-        "kind": "accuracy",
-        "runtime": dict(adapter.describe(), name=job["runtime"]["name"], version=adapter.version()),
-        "import_ns": import_ns,
-        "load_ns": load_ns,
-        "first_inference_ns": first_ns,
-        "memory": memory,
-        "accuracy": {"correct": correct, "count": count, "file_images": image_set["count"]},
-    }
-    stream.emit("result", **result)
-    return result
+    return outputs_result(job, adapter, "accuracy", (import_ns, load_ns, first_ns), memory, stream,
+                          accuracy={"correct": correct, "count": count, "file_images": image_set["count"]})

@@ -26,6 +26,7 @@ from harness.errors import HarnessError
 from harness.records import RECORD_VERSION, MeasurementRecord
 from harness.run.agent_client import AgentRun
 from harness.run.device import Device
+from harness.run.latency_summary import latency_summary
 from harness.store import Store
 from harness.transport.base import sha256_file
 
@@ -39,11 +40,22 @@ Progress = Callable[[dict[str, Any]], None]
 DEVICE_TIMEOUT_MARGIN_S = 5.0
 
 
+def job_latency(settings) -> dict[str, Any]:
+    """A Job's `latency` section from a variant's LatencySettings (single and paired jobs)."""
+    return {"warmup_iterations": settings.warmup_iterations, "warmup_duration_s": settings.warmup_duration_s,
+            "min_iterations": settings.min_iterations, "min_duration_s": settings.min_duration_s,
+            "max_duration_s": settings.max_duration_s, "max_iterations": settings.max_iterations,
+            "precision": settings.precision}
+
+
+def job_env(env_capture) -> dict[str, Any]:
+    """A Job's `env` section: the extra files and commands the target file asks to capture."""
+    if env_capture is None:
+        return {}
+    return {"files": list(env_capture.files), "commands": [list(c) for c in env_capture.commands]}
+
+
 def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **extra: Any) -> dict[str, Any]:
-    settings = variant.latency
-    env = {}
-    if env_capture is not None:
-        env = {"files": list(env_capture.files), "commands": [list(c) for c in env_capture.commands]}
     return {
         "protocol": PROTOCOL_VERSION,
         "job_id": uuid.uuid4().hex[:12],
@@ -52,16 +64,8 @@ def _job(kind: str, variant, remote_files: dict[str, str], env_capture=None, **e
         "model": {"files": remote_files},
         "input": {"name": variant.input.name, "shape": list(variant.input.shape),
                   "dtype": variant.input.dtype, "seed": MEASUREMENT_SEED},
-        "latency": {
-            "warmup_iterations": settings.warmup_iterations,
-            "warmup_duration_s": settings.warmup_duration_s,
-            "min_iterations": settings.min_iterations,
-            "min_duration_s": settings.min_duration_s,
-            "max_duration_s": settings.max_duration_s,
-            "max_iterations": settings.max_iterations,
-            "precision": settings.precision,
-        },
-        "env": env,
+        "latency": job_latency(variant.latency),
+        "env": job_env(env_capture),
         **extra,
     }
 
@@ -345,58 +349,6 @@ def measure_power(device: Device, variant, store: Store, run_id: str, on_progres
         return summary, extra, None
 
     return record_measured(device, variant, store, run_id, "power", produce, on_environment)
-
-
-def latency_summary(run: AgentRun) -> dict[str, Any]:
-    result = run.result
-    summary = summarize_latency(run.latency_ns, result.get("window_ns"))
-    summary["load_ms"] = result["load_ns"] / 1e6
-    summary["first_inference_ms"] = result["first_inference_ns"] / 1e6
-    summary["import_ms"] = result["import_ns"] / 1e6
-    peak = (result.get("memory") or {}).get("end", {}).get("peak_rss")
-    summary["peak_rss_bytes"] = peak
-    thermal_before = (run.hello.get("env") or {}).get("thermal")
-    summary["warnings"].extend(thermal_warnings(thermal_before, result.get("thermal_after")))
-    if result.get("halfwidths"):
-        summary["precision"] = {"asked": run.result.get("precision") or None, "halfwidths": result["halfwidths"],
-                                "stopped_by": result.get("stopped_by")}
-    if result.get("precision") and result.get("stopped_by") != "precision":
-        summary["warnings"].append(
-            f"latency.precision ±{result['precision']:.1%} not reached ({result.get('stopped_by')}; intervals "
-            + ", ".join(f"{k} ±{v:.1%}" for k, v in (result.get("halfwidths") or {}).items()) + ")")
-    elif result.get("stopped_by") not in ("min-reached", "precision"):
-        summary["warnings"].append(
-            f"stopped by {result.get('stopped_by')} after {result.get('iterations')} iterations: "
-            "fewer than the minimum; raise latency.max_duration or lower min_iterations")
-    return summary
-
-
-TEMPERATURE_RISE_C = 5.0
-FREQUENCY_DROP = 0.10
-
-
-def thermal_warnings(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    """Heating, throttling and frequency drops between the start and the end of a job."""
-    if not before or not after:
-        return []
-    warnings = []
-    rises = {zone: after["temperatures_c"][zone] - t for zone, t in before.get("temperatures_c", {}).items()
-             if zone in after.get("temperatures_c", {})}
-    if rises and max(rises.values()) > TEMPERATURE_RISE_C:
-        zone = max(rises, key=lambda name: rises[name])
-        warnings.append(f"temperature rose {rises[zone]:.1f} °C ({zone}) during the job: later iterations may be "
-                        "throttled; add cooling or a longer warm-up")
-    if before.get("throttle_count") is not None and after.get("throttle_count") is not None \
-            and after["throttle_count"] > before["throttle_count"]:
-        warnings.append(f"CPU thermal throttling: {after['throttle_count'] - before['throttle_count']} throttle "
-                        "event(s) during the job")
-    for cpu, start in before.get("cpu_freq_khz", {}).items():
-        end = after.get("cpu_freq_khz", {}).get(cpu)
-        if end is not None and start > 0 and end < start * (1 - FREQUENCY_DROP):
-            warnings.append(f"{cpu} frequency dropped {start / 1000:.0f} -> {end / 1000:.0f} MHz during the job "
-                            "(governor or throttling)")
-            break
-    return warnings
 
 
 def agent_meta(run: AgentRun) -> dict[str, Any]:

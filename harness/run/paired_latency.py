@@ -23,13 +23,15 @@ from harness.analysis.stats import summarize_latency
 from harness.errors import AgentError, HarnessError
 from harness.records import MeasurementRecord
 from harness.run.device import Device
+from harness.run.latency_summary import latency_summary
 from harness.run.measure import (
     DEVICE_TIMEOUT_MARGIN_S,
     MEASUREMENT_SEED,
     Progress,
     agent_meta,
     arch_mismatch,
-    latency_summary,
+    job_env,
+    job_latency,
     measure_latency,
     op_profile_meta,
     record_measured,
@@ -96,19 +98,15 @@ def paired_job(device: Device, arms: list[ArmPlan], settings, profile_ops: bool 
                       "seed": MEASUREMENT_SEED},
             "python": python,
         })
-    latency = arms[0].variant.latency
-    env = device.target.env_capture
     job = {
         "protocol": PROTOCOL_VERSION,
         "job_id": uuid.uuid4().hex[:12],
         "kind": "paired",
         "runtime": specs[0]["runtime"], "model": specs[0]["model"], "input": specs[0]["input"],
         "arms": specs,
-        "latency": {"warmup_iterations": latency.warmup_iterations, "warmup_duration_s": latency.warmup_duration_s,
-                    "min_iterations": latency.min_iterations, "min_duration_s": latency.min_duration_s,
-                    "max_duration_s": latency.max_duration_s, "max_iterations": latency.max_iterations},
+        "latency": {**job_latency(arms[0].variant.latency), "precision": 0},  # a paired job has its own precision
         "paired": {"mode": mode, "seed": settings.seed, "precision": settings.precision, "rounds": settings.rounds},
-        "env": {"files": list(env.files), "commands": [list(c) for c in env.commands]} if env is not None else {},
+        "env": job_env(device.target.env_capture),
         "timeout_s": max(1.0, device.target.limits.job_timeout_s - DEVICE_TIMEOUT_MARGIN_S),
         "profile_ops": profile_ops,
     }

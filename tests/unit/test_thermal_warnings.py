@@ -1,6 +1,6 @@
 """Heating, throttling and frequency drops between a job's start and end become warnings."""
 
-from harness.run.measure import thermal_warnings
+from harness.run.latency_summary import thermal_warnings
 
 BEFORE = {"temperatures_c": {"cpu-thermal": 41.0}, "cpu_freq_khz": {"cpu0": 1479000}, "throttle_count": 2}
 
