@@ -1,12 +1,16 @@
 # The two set-up commands of the README: `make demo` and `make test`.
-# Everything they need is installed here, from PyPI, into two virtual environments:
-#   .venv       Python 3.11: the harness, paddlepaddle (Paddle Inference), pandas, matplotlib, pytest
-#   .venv-lite  Python 3.10: paddlelite 2.13rc0 with numpy<2 (no cp311 wheels; numpy 2 corrupts inputs)
+# Everything they need is installed here, from PyPI, into three virtual environments:
+#   .venv          Python 3.11: the harness, paddlepaddle (Paddle Inference), pandas, matplotlib, pytest
+#   .venv-lite     Python 3.10: paddlelite 2.13rc0 with numpy<2 (no cp311 wheels; numpy 2 corrupts inputs)
+#   .venv-labgrid  Python 3.11: labgrid (its coordinator, exporter and client; its grpcio/protobuf pins and
+#                  its pytest plugin stay out of .venv); the harness runs its labgrid-client
 SHELL := /bin/bash
 PYTHON ?= python3
 PYTHON_LITE ?= $(shell p=$$(pyenv prefix 3.10.13 2>/dev/null) && echo $$p/bin/python3.10 || command -v python3.10)
 VENV := .venv
 LITE := .venv-lite
+LABGRID := .venv-labgrid
+LABGRID_VERSION := 26.0.1
 PYTEST_FLAGS ?=
 
 .PHONY: demo test bench envs zoo clean system-deps nightly lint
@@ -30,7 +34,7 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "make: $(PYTHON) is Python %d.%d; the harness needs 3.11+ (set PYTHON=...)" % sys.version_info[:2])'
-	@echo "== [1/2] creating $(VENV): harness + paddlepaddle + pandas + matplotlib + pytest (about a minute)"
+	@echo "== [1/3] creating $(VENV): harness + paddlepaddle + pandas + matplotlib + pytest (about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(VENV)/bin/python -c 'import harness, paddle.inference, pandas, matplotlib, jinja2, paramiko' \
@@ -39,13 +43,20 @@ $(VENV)/.installed: pyproject.toml
 
 $(LITE)/.installed:
 	@test -x "$(PYTHON_LITE)" || { echo "make: Paddle Lite needs Python 3.10: install it (pyenv install 3.10.13) or set PYTHON_LITE=/path/to/python3.10"; exit 1; }
-	@echo "== [2/2] creating $(LITE): paddlelite 2.13rc0 + numpy<2 on Python 3.10"
+	@echo "== [2/3] creating $(LITE): paddlelite 2.13rc0 + numpy<2 on Python 3.10"
 	$(PYTHON_LITE) -m venv $(LITE)
 	$(LITE)/bin/pip install --progress-bar off paddlelite==2.13rc0 'numpy<2' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(LITE)/bin/python -c 'import paddlelite.lite' || { echo "make: installing paddlelite into $(LITE) failed"; exit 1; }
 	@touch $@
 
-envs: $(VENV)/.installed $(LITE)/.installed
+$(LABGRID)/.installed:
+	@echo "== [3/3] creating $(LABGRID): labgrid $(LABGRID_VERSION) (coordinator, exporter, client)"
+	$(PYTHON) -m venv $(LABGRID)
+	$(LABGRID)/bin/pip install --progress-bar off labgrid==$(LABGRID_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
+	@$(LABGRID)/bin/labgrid-client --help >/dev/null || { echo "make: installing labgrid into $(LABGRID) failed"; exit 1; }
+	@touch $@
+
+envs: $(VENV)/.installed $(LITE)/.installed $(LABGRID)/.installed
 
 zoo: envs
 	$(VENV)/bin/harness zoo build

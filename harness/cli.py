@@ -45,13 +45,13 @@ def cmd_targets_list(args: argparse.Namespace) -> int:
 
 def cmd_targets_check(args: argparse.Namespace) -> int:
     from harness.config.target_files import load_inventory
-    from harness.run.device import Device
+    from harness.run.labgrid_device import open_device
 
     inventory = load_inventory(Path(args.targets_dir))
     (target,) = inventory.select(args.name, None)
     print(f"{target.name}: {target.kind} {target.arch}, declared in {target.source}")
     started = time.monotonic()
-    device = Device(target)
+    device = open_device(target, lambda line: print(f"  {line}", flush=True), purpose="harness targets check")
     try:
         device.transport.makedirs(device.transport.workdir)
         print(f"  reachable via {target.connection.transport} in {time.monotonic() - started:.2f}s; "

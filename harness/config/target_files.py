@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from harness.config.labgrid_connection import LABGRID_KEYS, read_labgrid_place
 from harness.config.sections import (
     Section,
     check_choice,
@@ -70,6 +71,7 @@ _CONNECTION_KEYS = (
     "known_hosts", "known_hosts_file", "connect_timeout", "keepalive", "link_timeout",
 )  # fmt: skip
 _SSH_ONLY_KEYS = _CONNECTION_KEYS[1:]
+_SSH_LEG_KEYS = ("key_file", "known_hosts", "known_hosts_file", "connect_timeout", "keepalive", "link_timeout")
 _PASSWORD_MESSAGE = "passwords are not allowed in target files; use key_file or an ssh-agent"
 _REQUIREMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]+\])?\s*([<>=!~]=?.*)?")
 
@@ -186,13 +188,17 @@ def _read_connection(top: Section, base_dir: str) -> Connection:
     raw = top.raw("connection")
     if isinstance(raw, Mapping):
         _reject_password(raw, top.source, "connection")
-    section = top.get_section("connection", _CONNECTION_KEYS, required=("transport",), default_empty=False)
+    labgrid = isinstance(raw, Mapping) and raw.get("transport") == "labgrid"
+    allowed = ("transport", *_SSH_LEG_KEYS, *LABGRID_KEYS) if labgrid else _CONNECTION_KEYS
+    section = top.get_section("connection", allowed, required=("transport",), default_empty=False)
     transport = section.get_choice("transport", TRANSPORTS)
     if transport == "local":
         for name in _SSH_ONLY_KEYS:
             if section.has(name):
                 raise section.error(name, "only allowed with transport: ssh; remove it for a local target")
         return Connection(transport="local")
+    if transport == "labgrid":  # the board's host, port and user come from the place's NetworkService
+        return Connection(transport="labgrid", labgrid=read_labgrid_place(section), **_ssh_leg(section, base_dir))
     host = _optional_word(section, "host", _HOST_PATTERN, "a host name or IP address")
     alias = _optional_word(section, "ssh_config_host", _HOST_PATTERN, "a Host alias from ~/.ssh/config")
     if host is None and alias is None:
@@ -202,9 +208,16 @@ def _read_connection(top: Section, base_dir: str) -> Connection:
         host=host,
         port=section.get_int("port", 22, minimum=1, maximum=65535),
         user=_optional_word(section, "user", _USER_PATTERN, "a login name"),
-        key_file=_read_key_file(section, base_dir),
         jump_host=_read_jump_host(section),
         ssh_config_host=alias,
+        **_ssh_leg(section, base_dir),
+    )
+
+
+def _ssh_leg(section: Section, base_dir: str) -> dict[str, Any]:
+    """The SSH settings an ssh target and a labgrid target (whose board is reached over SSH) share."""
+    return dict(
+        key_file=_read_key_file(section, base_dir),
         known_hosts=section.get_choice("known_hosts", KNOWN_HOSTS_POLICIES, None),
         known_hosts_file=_read_local_path(section, "known_hosts_file", base_dir),
         connect_timeout_s=section.get_duration("connect_timeout", 10.0, positive=True),

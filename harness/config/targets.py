@@ -21,7 +21,7 @@ KINDS = ("arm-cortex", "jetson", "x86-gpu", "x86-cpu", "local")
 TARGETS_DIR_ENV = "HARNESS_TARGETS_DIR"
 """Where target files are when --targets-dir is not given (`harness lab up` says to export it)."""
 ARCHES = ("x86_64", "aarch64", "armv7l")
-TRANSPORTS = ("local", "ssh")
+TRANSPORTS = ("local", "ssh", "labgrid")
 KNOWN_HOSTS_POLICIES = ("strict", "accept-new")
 RUNTIMES = ("paddle-inference", "paddle-lite", "onnxruntime", "litert", "noop")
 """Runtime names a target or a model variant may use. ``noop`` is built in: it runs under
@@ -42,6 +42,29 @@ link_timeout drops the connection (harness.transport.ssh.connection)."""
 
 
 @dataclass(frozen=True)
+class LabgridPlace:
+    """Which labgrid place a ``transport: labgrid`` target reserves: one by name (``place``) or
+    any free one whose tags carry ``match`` (``{board: orin-nano}``). ``coordinator`` is the
+    target file's address (None: --lg-coordinator, ``$LG_COORDINATOR`` or labgrid's default);
+    ``priority`` orders the coordinator's queue (higher first). The board's address, user and
+    port come from the place's NetworkService once it is acquired."""
+
+    place: str | None = None
+    match: Mapping[str, str] = field(default_factory=empty_mapping, hash=False)
+    coordinator: str | None = None
+    priority: float = 0.0
+
+    @property
+    def filters(self) -> dict[str, str]:
+        """The reservation's filter: labgrid's coordinator matches ``name`` against place names."""
+        return {"name": self.place} if self.place is not None else dict(self.match)
+
+    def describe(self) -> str:
+        return (f"place {self.place}" if self.place is not None
+                else "any place with " + " ".join(f"{k}={v}" for k, v in self.match.items()))
+
+
+@dataclass(frozen=True)
 class Connection:
     """How to reach the device. ``key_file`` is a path on this machine, never key material."""
 
@@ -57,6 +80,7 @@ class Connection:
     connect_timeout_s: float = 10.0
     keepalive_s: float = DEFAULT_KEEPALIVE_S  # an SSH keepalive after this long without traffic from the host
     link_timeout_s: float = DEFAULT_LINK_TIMEOUT_S  # TCP_USER_TIMEOUT: unacknowledged data this long drops it
+    labgrid: LabgridPlace | None = None  # transport: labgrid: the place (or kind of place) to reserve
 
 
 @dataclass(frozen=True)
@@ -198,6 +222,7 @@ __all__ = [
     "ARCHES",
     "KINDS",
     "KNOWN_HOSTS_POLICIES",
+    "LabgridPlace",
     "NAME_PATTERN",
     "POWER_SENSORS",
     "RUNTIMES",

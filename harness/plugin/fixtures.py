@@ -43,7 +43,7 @@ class Harness:
         --resume, a measurement the resumed run already holds is reused, not repeated."""
         run = self.session.ensure_run()
         if variant is not None and metric is not None:
-            done = self.session.already_measured(target.name, variant.id, metric)
+            done = self.session.already_measured(self.session.record_name(target), variant.id, metric)
             if done is not None:
                 self.session.measurement_count += 1
                 return done
@@ -53,7 +53,8 @@ class Harness:
         except HarnessError as exc:
             failure = str(exc)
             if variant is not None and metric is not None:  # the report shows the device was not reached
-                record_failure(self.session.store, run.id, target, variant, metric, failure)
+                record_failure(self.session.store, run.id, target, variant, metric, failure,
+                               record_name=self.session.record_name(target))
         else:
             try:
                 record = measure(device, run.id)  # records its own error row when it fails
@@ -104,20 +105,22 @@ class Harness:
         with that run's own artifacts where they can still run; alone where neither exists or
         the manifest sets ``latency.pairing: false``."""
         profile_ops = self.session.options.profile_ops
-        reference = (self.comparer.reference_record(target.name, variant.model, variant.name, "latency")
-                     if self.comparer is not None else None)
-        if not variant.latency.pairing or (variant.baseline is None and reference is None):
-            return self._measured(target, lambda device, run_id: measure_latency(
-                device, variant, self.session.store, run_id, on_environment=self._environment(target),
-                profile_ops=profile_ops), variant, "latency")
-        baseline = self.session.baseline_of(variant)
-        settings = PairingSettings(precision=variant.latency.paired_precision, rounds=variant.latency.paired_rounds,
-                                   seed=random.randrange(2**31))
-        return self._measured(target, lambda device, run_id: measure_paired_latency(
-            device, variant, baseline, self.session.store, run_id, settings,
-            on_environment=self._environment(target), profile_ops=profile_ops,
-            reference=reference_arm(device, variant, reference) if reference is not None else None),
-            variant, "latency")
+
+        def measure(device: Device, run_id: str) -> MeasurementRecord:
+            # the reference run's record of this board (a labgrid board matched by kind has its own name)
+            reference = (self.comparer.reference_record(device.record_name, variant.model, variant.name, "latency")
+                         if self.comparer is not None else None)
+            if not variant.latency.pairing or (variant.baseline is None and reference is None):
+                return measure_latency(device, variant, self.session.store, run_id,
+                                       on_environment=self._environment(target), profile_ops=profile_ops)
+            settings = PairingSettings(precision=variant.latency.paired_precision,
+                                       rounds=variant.latency.paired_rounds, seed=random.randrange(2**31))
+            return measure_paired_latency(
+                device, variant, self.session.baseline_of(variant), self.session.store, run_id, settings,
+                on_environment=self._environment(target), profile_ops=profile_ops,
+                reference=reference_arm(device, variant, reference) if reference is not None else None)
+
+        return self._measured(target, measure, variant, "latency")
 
     def measure_memory(self, target: Target, variant: Any) -> MeasurementRecord:
         return self._measured(target, lambda device, run_id: measure_memory(

@@ -16,6 +16,7 @@ import pytest
 from harness.analysis.run_comparison import Comparer, RunComparison
 from harness.analysis.run_spec import resolve_complete_run
 from harness.config.sweep_specs import SweepSpecError, parse_sweep_options
+from harness.config.targets import Target
 from harness.config.variants import ModelVariant
 from harness.errors import HarnessError
 from harness.plugin.fixtures import COMPARER_KEY
@@ -186,7 +187,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(str(exc)) from None
     if wants_target and not wants_variant:
         metafunc.parametrize("target", [pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(t.name))
-                                        for t in targets])
+                                        for t in targets])  # a matched board: whichever worker (board) runs it
         return
     swept: list[ModelVariant | SweepPoint] = list(variants)
     if wants_variant and metafunc.definition.get_closest_marker("no_sweeps") is None:
@@ -205,7 +206,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for item in swept:
             variant = item.variant if isinstance(item, SweepPoint) else item
             point_id = item.id  # a point's id, or the variant's own
-            marks = [pytest.mark.xdist_group(target.name)] if target is not None else []
+            marks = [pytest.mark.xdist_group(xdist_group(target, variant))] if target is not None else []
             if variant is None:
                 assert isinstance(item, SweepPoint)  # only a point has no variant: it cannot run
                 marks.append(pytest.mark.skip(reason=f"{point_id}: {item.skipped}"))
@@ -218,6 +219,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             name = f"{target.name}-{point_id}" if target is not None else point_id
             params.append(pytest.param(*values, id=name, marks=marks))
     metafunc.parametrize(("target", "variant") if wants_target else ("variant",), params)
+
+
+def xdist_group(target: Target, variant: ModelVariant | None) -> str:
+    """Which tests one pytest-xdist worker runs together: all of a device's (one worker per
+    device at a time); for a labgrid target matching any free board of a kind, all of one
+    model's, so each worker (each holding its own board) measures whole models and a variant
+    and its baseline share a board."""
+    labgrid = target.connection.labgrid
+    if labgrid is not None and labgrid.place is None and variant is not None:
+        return f"{target.name}/{variant.model}"
+    return target.name
 
 
 def _declared_input_shapes(config: pytest.Config, session: HarnessSession) -> InputShapeOf:

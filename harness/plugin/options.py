@@ -12,6 +12,7 @@ import pytest
 from harness.config.targets import TARGETS_DIR_ENV
 from harness.run.session import SessionOptions
 from harness.store import DEFAULT_STORE
+from harness.transport.labgrid import LabgridSettings
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -55,6 +56,16 @@ def parse_run_spec(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+_LABGRID_OPTIONS = (
+    ("--lg-coordinator", {"action": "store", "dest": "lg_coordinator", "default": None, "metavar": "HOST:PORT",
+                          "help": "labgrid coordinator for targets with transport: labgrid (default: the target "
+                                  "file's connection.coordinator, else $LG_COORDINATOR, else 127.0.0.1:20408)"}),
+    ("--lg-priority", {"action": "store", "dest": "lg_priority", "type": float, "default": None,
+                       "help": "priority of this run's labgrid reservations (higher goes first in the "
+                               "coordinator's queue; default: the target file's connection.priority, else 0)"}),
+)
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "edge model benchmarking harness")
     group.addoption("--target", action="store", type=parse_target_spec, default=None,
@@ -75,6 +86,11 @@ def add_options(parser: pytest.Parser) -> None:
                     help="where reports are written (default: reports/ in the rootdir)")
     group.addoption("--lock-timeout", action="store", type=parse_seconds, default=600.0,
                     help="how long to wait for a device locked by another run (e.g. 10min; default 600s)")
+    for flag, settings in _LABGRID_OPTIONS:
+        try:
+            group.addoption(flag, **settings)
+        except ValueError:  # labgrid's own pytest plugin is loaded too: its --lg-coordinator (same dest) serves
+            pass
     group.addoption("--resume", action="store", default=None, metavar="RUN|latest|latest:LABEL",
                     help="continue an interrupted run: measure only what it is missing, into the same run")
     group.addoption("--sweep", action="append", default=[], metavar="PARAM=V1,V2",
@@ -124,4 +140,6 @@ def session_options(config: pytest.Config) -> SessionOptions:
         repo_dir=root,
         baseline=config.getoption("--baseline"),
         fail_on_regression=config.getoption("--fail-on-regression"),
+        labgrid=LabgridSettings(coordinator=getattr(config.option, "lg_coordinator", None),
+                                priority=getattr(config.option, "lg_priority", None)),
     )

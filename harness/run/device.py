@@ -6,21 +6,37 @@ import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, TransportError
 from harness.run.agent_client import AgentClient
 from harness.transport import ContentCache, Transport, open_transport
+from harness.transport.labgrid import LabgridBoard
 from harness.transport.lock import DeviceLock
 
 
 class Device:
-    """Opened once per target per session and reused by every test on that target."""
+    """Opened once per target per session and reused by every test on that target.
 
-    def __init__(self, target, transport: Transport | None = None) -> None:  # target: inventory.Target
+    A labgrid target's device holds its ``board`` (the acquired place): labgrid's lock is its
+    only lock (no flock on the board), ``target`` is then the target as an ssh target at the
+    place's NetworkService, and ``record_name`` the name its measurements carry: the target's,
+    or ``<target>@<place>`` for a target that matches any free place of a kind, so each board
+    keeps its own history."""
+
+    def __init__(self, target, transport: Transport | None = None, *, board: LabgridBoard | None = None,
+                 record_name: str | None = None) -> None:  # target: inventory.Target
         self.target = target
         self.transport = transport or open_transport(target)
         self.cache = ContentCache(self.transport)
         self.agent = AgentClient(self.transport, self.cache)
+        self.board = board
+        self.record_name = record_name or target.name
         self._lock: DeviceLock | None = None
+        self._board_lost: str | None = None
+
+    @property
+    def board_meta(self) -> dict | None:
+        """Which board measured (place, exporter, address), for each record; None off labgrid."""
+        return self.board.board.meta() if self.board is not None and self.board.board is not None else None
 
     def interpreter_for(self, runtime: str) -> str:
         """The Python that runs `runtime` on this device (the target file says which)."""
@@ -51,7 +67,15 @@ class Device:
         """Take the device's exclusive lock for this session (released by close()).
 
         Two orchestrators never measure on one device at once: the second waits, saying who
-        holds the lock and since when, and gives up after `wait_s`."""
+        holds the lock and since when, and gives up after `wait_s`. On a labgrid board the
+        place is the lock: this checks it is still ours before each job, and once it was taken
+        away every later job on the board fails with that reason (nothing is re-acquired)."""
+        if self.board is not None:
+            if self._board_lost is None:
+                self._board_lost = self.board.lost()
+            if self._board_lost is not None:
+                raise TransportError(f"{self.record_name}: {self._board_lost}: the board's remaining tests fail")
+            return
         if self._lock is not None and not self._lock.still_held():
             # its helper went with a broken connection: the device is not ours now (a helper
             # still running on the device is killed by the transport once it reconnects)
@@ -64,9 +88,13 @@ class Device:
                                     wait_s=wait_s, on_wait=on_wait).acquire()
 
     def close(self) -> None:
-        if self._lock is not None:
-            try:
-                self._lock.release()
-            finally:
-                self._lock = None
-        self.transport.close()
+        try:
+            if self._lock is not None:
+                try:
+                    self._lock.release()
+                finally:
+                    self._lock = None
+            self.transport.close()
+        finally:
+            if self.board is not None:
+                self.board.release()

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError, TransportError
 from harness.run.device import Device
+from harness.run.labgrid_device import open_device
 from harness.streamed import run_streamed
 
 Progress = Callable[[str], None]
@@ -278,7 +279,7 @@ def setup_target(target, progress: Progress = print, cache_dir: Path | None = No
             raise HarnessError(f"{target.name}: runtime {name!r} is not in the setup section of {target.source} "
                                f"(there: {', '.join(target.setup)})")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    device = Device(target)
+    device = open_device(target, progress, purpose="harness targets setup")
     outcomes: list[SetupOutcome] = []
     try:
         started = time.monotonic()

@@ -170,11 +170,11 @@ METRIC_UNITS = {"latency": "ms", "memory": "bytes", "fidelity": "ratio", "power"
 
 
 def record_failure(store: Store, run_id: str, target: Target, variant, metric: str, message: str,
-                   meta: dict[str, Any] | None = None) -> MeasurementRecord:
+                   meta: dict[str, Any] | None = None, record_name: str | None = None) -> MeasurementRecord:
     """Store the error row of a measurement that could not be made, so the report and the
     sign-off page show it (a device unreachable, its lock not taken, the agent failing)."""
     return _record(store, MeasurementRecord(
-        run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric=metric,
+        run_id=run_id, target=record_name or target.name, model=variant.model, variant=variant.name, metric=metric,
         unit=METRIC_UNITS[metric], status="error", summary={},
         meta={**(meta if meta is not None else variant_meta(variant, target.name)), "error": message},
         recorded_at=_now()))
@@ -186,14 +186,16 @@ def record_measured(device: Device, variant, store: Store, run_id: str, metric: 
     """Record what `produce(meta)` returns (summary, extra meta, samples), or an error row."""
     target = device.target
     meta = variant_meta(variant, target.name)
-    base = dict(run_id=run_id, target=target.name, model=variant.model, variant=variant.name, metric=metric,
+    if device.board_meta is not None:
+        meta["board"] = device.board_meta  # which labgrid place and exporter measured it
+    base = dict(run_id=run_id, target=device.record_name, model=variant.model, variant=variant.name, metric=metric,
                 unit=METRIC_UNITS[metric])
     try:
         meta["files"] = _describe_files(dict(variant.files)) if not variant.missing_files() else {}
         meta["provenance"] = variant_provenance(meta["files"], dict(variant.files)) if meta["files"] else None
         summary, extra_meta, samples = produce(meta)
     except HarnessError as exc:
-        record_failure(store, run_id, target, variant, metric, str(exc), meta)
+        record_failure(store, run_id, target, variant, metric, str(exc), meta, device.record_name)
         raise
     if on_environment is not None and extra_meta.get("_hello_env") is not None:
         on_environment(extra_meta["_hello_env"])

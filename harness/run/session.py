@@ -22,9 +22,11 @@ from harness.config.variants import Manifest
 from harness.errors import ConfigError, HarnessError, UnknownTargetError
 from harness.records import RunInfo
 from harness.run.device import Device
+from harness.run.labgrid_device import open_labgrid_device
 from harness.run.run_info import new_run, utc_now
 from harness.store import Store, open_store
 from harness.transport import open_transport
+from harness.transport.labgrid import LabgridSettings
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,15 @@ class SessionOptions:
     targets_dir_given: bool = False  # --targets-dir or $HARNESS_TARGETS_DIR: only that directory is used
     fail_on_regression: bool = False  # a regression against the baseline run fails its test
     resume: str | None = None  # --resume as given: measure only what this stored run is missing
+    labgrid: LabgridSettings = LabgridSettings()  # --lg-coordinator, --lg-priority
 
     def as_record(self) -> dict[str, Any]:
         """The options stored with the run (paths as strings)."""
         from harness.store import redact_url
 
         record = {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()
-                  if key not in ("run_id", "is_worker")}
+                  if key not in ("run_id", "is_worker", "labgrid")}
+        record["labgrid"] = dataclasses.asdict(self.labgrid)
         record["store_url"] = redact_url(self.store_url)  # a password in the URL never reaches a report
         return record
 
@@ -173,6 +177,11 @@ class HarnessSession:
     def device(self, target: Target) -> Device:
         """The session's connection to `target`, holding its device lock from first use."""
         if target.name not in self._devices:
+            if target.connection.transport == "labgrid":  # the place is the lock: reserved, waited for, acquired
+                device = open_labgrid_device(target, self.options.labgrid, self.ensure_run().id,
+                                             self.options.lock_timeout_s, self.notify)
+                self._devices[target.name] = device
+                return device
             device = Device(target, open_transport(target, progress=self.notify))
             try:
                 device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=self.notify)
@@ -186,14 +195,24 @@ class HarnessSession:
         device.lock(self.ensure_run().id, self.options.lock_timeout_s, on_wait=self.notify)
         return device
 
+    def record_name(self, target: Target) -> str:
+        """The target name `target`'s measurements carry: a labgrid board matched by kind is
+        ``<target>@<place>`` once its device is open (see `Device`)."""
+        device = self._devices.get(target.name)
+        return device.record_name if device is not None else target.name
+
     def record_environment(self, target: Target, agent_env: dict[str, Any]) -> None:
-        if target.name in self._environments_recorded:
+        name = self.record_name(target)
+        if name in self._environments_recorded:
             return
         declared = {"kind": target.kind, "arch": target.arch, "description": target.description,
                     "tags": list(target.tags), "emulated": target.emulated, "emulation": target.emulation,
                     "shaping": thaw(target.shaping) or None, "power_sensor": target.power.kind, "source": target.source}
-        self.store.record_environment(self.ensure_run().id, target.name, {"declared": declared, "device": agent_env})
-        self._environments_recorded.add(target.name)
+        device = self._devices.get(target.name)
+        if device is not None and device.board_meta is not None:
+            declared["board"] = device.board_meta
+        self.store.record_environment(self.ensure_run().id, name, {"declared": declared, "device": agent_env})
+        self._environments_recorded.add(name)
 
     def push_summary(self) -> str:
         if not self._devices and self.options.run_id:

@@ -18,8 +18,11 @@ def open_transport(target, progress: Callable[[str], None] | None = None) -> Tra
         return LocalTransport(target.name, target.workdir)
     if kind == "ssh":
         return SSHTransport(target, progress=progress)  # it reads connection.known_hosts_file itself
+    if kind == "labgrid":  # the board's address is known only once its place is acquired
+        raise HarnessError(f"{target.name}: a labgrid target is reached through its place: open it with "
+                           "harness.run.labgrid_device (the suites and `harness targets check` do)")
     raise HarnessError(f"{target.source}: connection.transport: '{kind}' transport is not available "
-                       "in this version (supported: local, ssh)")
+                       "in this version (supported: local, ssh, labgrid)")
 
 
 __all__ = ["CommandResult", "ContentCache", "LocalTransport", "RemoteProcess", "SSHTransport", "Transport",
