@@ -19,6 +19,7 @@ from harness.lab.chroot import prepare_chroot
 from harness.lab.device_sshd import device_server, sshd_alive
 from harness.lab.devices import DEFAULT_LAB, HOST_VENV_PYTHON, DeviceSpec, LabSpec
 from harness.lab.images import BuiltEnv, build_env
+from harness.lab.labgrid_places import ensure_labgrid
 from harness.lab.plan import choose_network_mode, new_state, plan_device
 from harness.lab.power_daemon import ensure_power
 from harness.lab.progress import Progress, format_size
@@ -31,13 +32,15 @@ from harness.lab.users import ensure_home_mount, ensure_user
 
 def up(state_dir: Path | str = DEFAULT_STATE_DIR, spec: LabSpec = DEFAULT_LAB, progress: Progress = print, *,
        devices: list[str] | tuple[str, ...] | None = None, install: bool = True, cache_dir: Path | None = None,
-       network_mode: str = "auto") -> LabState:
+       network_mode: str = "auto", labgrid: bool = False) -> LabState:
     """Bring the lab's devices up (all of ``spec`` or the named ones); idempotent.
 
     ``install=False`` skips package installs for images not cached yet (their devices get a
     bare interpreter and no runtime that needs the packages). ``network_mode``: ``auto``
-    (namespaces, else loopback), ``netns`` or ``loopback``. Raises LabError; what was made
-    before a failure is in the state file, so `down` removes it.
+    (namespaces, else loopback), ``netns`` or ``loopback``. ``labgrid``: also a labgrid
+    coordinator, exporter and one place per device, and target files that reach the devices
+    through them (kept by a later `up` until `down`). Raises LabError; what was made before a
+    failure is in the state file, so `down` removes it.
     """
     started = time.monotonic()
     if os.geteuid() != 0:
@@ -73,6 +76,8 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, spec: LabSpec = DEFAULT_LAB, p
         _bring_up(state, spec, device, planned, cache_dir, install, progress)
         state.save()
 
+    if labgrid or state.labgrid:
+        ensure_labgrid(state, progress)
     write_targets(state, spec)
     state.up_seconds = round(time.monotonic() - started, 2)
     state.save()

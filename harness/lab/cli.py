@@ -1,6 +1,7 @@
 """`harness lab up|down|status`: the simulated device lab from the command line.
 
     harness lab up     [--state-dir DIR] [--device NAME ...] [--with-arm] [--skip-installs] [--network MODE]
+                       [--labgrid]
     harness lab down   [--state-dir DIR]
     harness lab status [--state-dir DIR] [--json]
 
@@ -36,7 +37,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     if with_arm and devices and ARM64_QEMU.name not in devices:
         devices.append(ARM64_QEMU.name)
     up(state_dir, WITH_ARM_LAB if with_arm else DEFAULT_LAB, devices=devices or None,
-       install=not args.skip_installs, network_mode=args.network, progress=_say)
+       install=not args.skip_installs, network_mode=args.network, progress=_say, labgrid=args.labgrid)
     if with_arm:
         _say(f"lab: {ARM64_QEMU.name}: install its runtimes with `harness targets setup {ARM64_QEMU.name} "
              f"--targets-dir {Path(state_dir).resolve() / 'targets'}` (wheels resolved on this host, pushed over SSH)")
@@ -100,6 +101,10 @@ def add_lab_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                                 "(their devices get a bare interpreter)")
     up_parser.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
                            help="auto: namespaces if possible, else loopback ports (default)")
+    up_parser.add_argument("--labgrid", action="store_true",
+                           help="also run a labgrid coordinator and exporter on this machine, one place per "
+                                "device, and write target files that reserve the devices through them "
+                                "(transport: labgrid; any-<kind> targets match any free device of a kind)")
     up_parser.set_defaults(func=cmd_lab_up)
 
     down_parser = actions.add_parser("down", help="stop and remove everything the lab made")

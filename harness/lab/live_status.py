@@ -53,6 +53,11 @@ def format_status(state: LabState | None, state_dir: Path | str = DEFAULT_STATE_
              f"{len(state.devices)} device(s); targets in {state.targets_dir}"]
     if state.mode != "netns":
         lines.append("  FALLBACK: sshd on 127.0.0.1 ports, no per-device addresses or link rates")
+    if state.labgrid:
+        info = state.labgrid
+        lines.append(f"  labgrid: coordinator {info.get('coordinator')} (pid {info.get('coordinator_pid')}), "
+                     f"exporter {info.get('exporter')} (pid {info.get('exporter_pid')}); one place per device, "
+                     "named after it")
     lines.append(f"  {'device':<13} {'address':<17} {'sshd':<12} {'reach':<5} {'cpu':<9} {'memory (peak/limit)':<24} "
                  f"{'oom':<4} {'disk':<15} link")
     for name, d in sorted(state.devices.items()):

@@ -116,6 +116,7 @@ class LabState:
     ssh_config: str
     devices: dict[str, DeviceState] = field(default_factory=dict)
     up_seconds: float | None = None
+    labgrid: dict[str, Any] | None = None  # `up --labgrid`: coordinator address and pid, exporter name and pid
 
     @property
     def state_file(self) -> Path:

@@ -17,6 +17,7 @@ from harness.lab import cgroups, network
 from harness.lab.chroot import remove_mount_point
 from harness.lab.device_sshd import stop_device_sshd
 from harness.lab.devices import DEFAULT_LAB, SIMULATED_SENSORS, WITH_ARM_LAB, LabSpec
+from harness.lab.labgrid_places import stop_labgrid
 from harness.lab.plan import new_state, plan_device
 from harness.lab.power_daemon import power_pids, stop_power
 from harness.lab.progress import Progress
@@ -57,6 +58,12 @@ def down(state_dir: Path | str = DEFAULT_STATE_DIR, progress: Progress = print, 
             del state.devices[name]
         if state.state_file.exists():
             state.save()
+    if state.labgrid and not state.devices:
+        progress(f"lab: labgrid: stopping the exporter and the coordinator on {state.labgrid.get('coordinator')}")
+        for path in state.labgrid.get("match_targets", []):
+            Path(path).unlink(missing_ok=True)
+        stop_labgrid(state)
+        state.save()
     if state.bridge and not state.devices:
         try:
             network.remove_bridge(state.bridge)

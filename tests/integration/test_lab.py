@@ -348,6 +348,33 @@ def test_the_design_cards_command_finds_a_lab_device_by_name_while_the_lab_is_up
         refused.stdout + refused.stderr, refused.stdout + refused.stderr
 
 
+def test_up_with_labgrid_puts_each_device_behind_a_place_the_suites_reserve(lab_up, tmp_path) -> None:
+    state, _, _ = lab_up
+    lines: list[str] = []
+    again = lab.up(state.state_dir, TEST_SPEC, progress=lines.append, install=False, labgrid=True)
+    assert again.labgrid and again.labgrid["coordinator"].startswith("127.0.0.1:")
+    assert any(line.startswith("lab: labgrid: coordinator on") for line in lines), lines
+    client = [str(REPO / ".venv-labgrid" / "bin" / "labgrid-client"), "-x", again.labgrid["coordinator"]]
+    places = subprocess.run([*client, "-v", "places"], capture_output=True, text=True, timeout=60).stdout
+    for name, device in again.devices.items():
+        assert f"Place '{name}':" in places and f"device={name}" in places and f"kind={device.kind}" in places
+        show = subprocess.run([*client, "-p", name, "show"], capture_output=True, text=True, timeout=60).stdout
+        assert f"'address': '{device.address}'" in show and f"'port': {device.port}" in show, show
+        assert f"'username': '{device.user}'" in show, show
+    inventory = load_inventory(state.targets_dir)
+    nano = inventory.targets["jetson-nano"]
+    assert nano.connection.transport == "labgrid" and nano.connection.labgrid.place == "jetson-nano"
+    assert nano.connection.labgrid.coordinator == again.labgrid["coordinator"]
+    manifest = noop_manifest(tmp_path / "models.yaml", 1)
+    done = run_suites(["suites/test_latency.py", f"--targets-dir={state.targets_dir}", "--target=slow-link",
+                       f"--manifest={manifest}"], tmp_path / "out", report=False, timeout=300,
+                      env={**os.environ, "HARNESS_LABGRID_STATE": str(tmp_path / "lg-state")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "acquired labgrid place slow-link (exporter hlabt-lab" in done.stdout + done.stderr
+    show = subprocess.run([*client, "-p", "slow-link", "show"], capture_output=True, text=True, timeout=60).stdout
+    assert "acquired: None" in show  # released after the run
+
+
 # ----------------------------------------------------------------------------- down (runs last)
 
 
@@ -357,6 +384,7 @@ def test_down_from_a_fresh_process_removes_everything(lab_up) -> None:
     ssh(state, "jetson-nano", "nohup sleep 300 >/dev/null 2>&1 &")
     assert len(cgroups.pids(state.devices["jetson-nano"].cgroups)) >= 2
     assert lab.leftovers(TEST_SPEC, state.state_dir) != []
+    labgrid = (lab.LabState.load(Path(state.state_dir)) or state).labgrid or {}
     done = subprocess.run([sys.executable, "-c", "import sys; from harness import lab; lab.down(sys.argv[1])",
                            state.state_dir], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -366,6 +394,8 @@ def test_down_from_a_fresh_process_removes_everything(lab_up) -> None:
         assert not any(os.path.exists(d) for d in device.cgroups.dirs())
         assert not os.path.exists(device.target_file)
     assert not (Path(state.state_dir) / "state.json").exists()
+    for pid in (labgrid.get("coordinator_pid"), labgrid.get("exporter_pid")):  # `up --labgrid`'s daemons
+        assert pid is None or not os.path.exists(f"/proc/{pid}")
     assert lab.status(state.state_dir) is None
     lab.down(state.state_dir, progress=lambda line: None)  # again: nothing to do
 

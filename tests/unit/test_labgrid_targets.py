@@ -181,3 +181,29 @@ def test_a_missing_labgrid_client_says_how_to_install_it(tmp_path: Path, monkeyp
     monkeypatch.setenv("HARNESS_LABGRID_CLIENT", str(tmp_path / "nope"))
     with pytest.raises(Exception, match="is not an executable labgrid-client"):
         LabgridClient("127.0.0.1:1", "test")
+
+
+def test_the_lab_on_labgrid_writes_place_targets_and_a_match_for_a_shared_kind(tmp_path: Path) -> None:
+    from harness.lab.devices import DEFAULT_LAB
+    from harness.lab.plan import new_state, plan_device
+    from harness.lab.target_files import _write_match_targets, target_document
+
+    state = new_state(tmp_path, DEFAULT_LAB, "loopback", "test")
+    Path(state.targets_dir).mkdir(parents=True)
+    specs = {d.name: d for d in DEFAULT_LAB.devices}
+    for spec in specs.values():
+        state.devices[spec.name] = plan_device(state, DEFAULT_LAB, spec, None)
+        state.devices[spec.name].python = "/usr/bin/python3"  # what bring-up fills in
+    state.labgrid = {"coordinator": "127.0.0.1:20999"}
+    documents = {name: target_document(state, d, specs[name]) for name, d in state.devices.items()}
+    assert documents["jetson-nano"]["connection"]["transport"] == "labgrid"
+    assert documents["jetson-nano"]["connection"]["place"] == "jetson-nano"
+    _write_match_targets(state, documents, "now")
+    (written,) = state.labgrid["match_targets"]  # edge-cpu and slow-link are both x86-cpu
+    target = load_target(written)
+    assert target.name == "any-x86-cpu" and target.connection.labgrid is not None
+    assert dict(target.connection.labgrid.match) == {"kind": "x86-cpu"}
+    assert target.connection.labgrid.coordinator == "127.0.0.1:20999"
+    documents["slow-link"]["python"] = "/other/python"  # boards no longer alike: no match target
+    _write_match_targets(state, documents, "now")
+    assert not Path(written).exists() and state.labgrid["match_targets"] == []
