@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +96,16 @@ def test_a_run_acquires_its_place_shown_by_labgrid_client_and_releases_it_after(
     assert measured[0].target == "orin"  # a named place: the target's own name
     assert measured[0].meta["board"]["place"] == "solo-1" and measured[0].meta["board"]["exporter"] == "rack-1"
     assert "acquired labgrid place solo-1 (exporter rack-1" in stdout + stderr
+    assert not (tmp_path / "device-work" / "device.lock").exists()  # labgrid's lock only: no flock on the board
+
+
+def test_a_place_the_coordinator_does_not_have_is_one_line_at_once(
+        lab: LabgridLab, boards: list[LoopbackSshd], tmp_path: Path, env: dict[str, str]) -> None:
+    args = _project(lab, boards, tmp_path, place="jetson-99")
+    done = run_suites([*args, "--lock-timeout=10min"], tmp_path / "out", env=env, report=False, timeout=120)
+    assert done.returncode == 1, shown(done)
+    assert f"has no place jetson-99 (its places: {', '.join(sorted(PLACES))})" in done.stdout, shown(done)
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_an_unreachable_coordinator_is_one_line_naming_the_address(
@@ -215,3 +227,14 @@ def test_ctrl_c_releases_the_place(lab: LabgridLab, boards: list[LoopbackSshd], 
     assert run.returncode == 2, f"{stdout[-2000:]}\n{stderr[-2000:]}"  # interrupted
     assert lab.acquired_by("int-1") is None
     assert "int-1" not in lab.client("reservations").stdout
+
+
+def test_targets_check_reaches_a_labgrid_target_through_its_place(
+        lab: LabgridLab, boards: list[LoopbackSshd], tmp_path: Path, env: dict[str, str]) -> None:
+    _project(lab, boards, tmp_path, place="solo-1")
+    done = subprocess.run([sys.executable, "-m", "harness", "targets", "check", "orin",
+                           "--targets-dir", str(tmp_path / "targets")], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "acquired labgrid place solo-1" in done.stdout and "orin: ok" in done.stdout, done.stdout
+    assert lab.acquired_by("solo-1") is None

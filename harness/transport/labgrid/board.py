@@ -75,6 +75,13 @@ class LabgridBoard:
     # --- taking it ---------------------------------------------------------------------------
     def acquire(self, wait_s: float, on_wait: Callable[[str], None] | None = None) -> Board:
         say = on_wait or (lambda line: None)
+        places = self.client.places()
+        if not any(self._could_use(place) for place in places):  # a reservation for it would wait forever
+            known = ", ".join(place.name for place in places) or "none"
+            raise LabgridError(f"{self.target.name}: the labgrid coordinator at {self.client.coordinator} has no "
+                               f"{self.spec.describe()} (its places: {known}): fix connection.place or "
+                               f"connection.match in {self.target.source}, or create the place (labgrid-client -p "
+                               "NAME create / add-match / set-tags)")
         self._check_stale(say)
         self._token = self.client.reserve(self.spec.filters, self.priority)
         try:
