@@ -57,7 +57,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.analysis.regression.bootstrap import block_length, bootstrap_statistic
+from harness.analysis.regression.bootstrap import block_length, bootstrap_replicates
+from harness.analysis.regression.draws import Draws
 from harness.analysis.regression.normal import normal_quantile, normal_sf
 from harness.analysis.regression.pairing import CANDIDATE_SIDE, REFERENCE_SIDE
 from harness.analysis.regression.ranks import mann_whitney_u
@@ -66,6 +67,7 @@ from harness.analysis.regression.samples import (
     as_samples,
     check_statistic,
     compute_statistic,
+    median_of_sorted,
     statistic_label,
 )
 from harness.analysis.stats import HIGH_CV, drift_ratio, is_drifting, is_noisy, robust_cv
@@ -133,14 +135,18 @@ def run_flags(samples: npt.ArrayLike) -> list[str]:
     run that came out 20-70% slow (another job on the cores) carried one of them; see
     docs/regression.md."""
     x = as_samples(samples, "samples")
+    return _flags(x, np.sort(x))
+
+
+def _flags(x: np.ndarray, ordered: np.ndarray) -> list[str]:
+    """``run_flags`` of a run's samples `x`, with them sorted (`ordered`)."""
     if x.size == 0:
         return []
-    in_time_order = x.tolist()
     flags = []
-    noise = robust_cv(sorted(in_time_order))
+    noise = robust_cv(ordered.tolist())
     if is_noisy(noise):
         flags.append(f"robust CV {noise:.0%} > {HIGH_CV:.0%}")
-    drift = drift_ratio(in_time_order)
+    drift = drift_ratio(x.tolist())
     if drift is not None and is_drifting(drift):
         flags.append(f"drift {drift - 1:+.0%} from first to last third")
     return flags
@@ -196,6 +202,10 @@ def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float =
         return Decision("inconclusive", None, None, None,
                         reason="; ".join(short) + f" (need at least {MIN_SAMPLES})", **common)
 
+    # each run sorted once: its median, its flags, its bootstrap medians and the rank test read it
+    orders = {id(run): np.argsort(run, kind="stable") for _, runs in sides for run in runs}
+    ordered = {id(run): run[orders[id(run)]] for _, runs in sides for run in runs}
+
     # the screen: runs the harness flags as noisy or drifting; with several runs on a side the
     # flagged ones are left out (if a clean one remains), otherwise they block the verdict
     flags: list[str] = []
@@ -203,7 +213,7 @@ def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float =
     left_out: list[str] = []
     used: dict[str, list[np.ndarray]] = {}
     for side, runs in sides:
-        per_run = [run_flags(run) for run in runs] if screen else [[] for _ in runs]
+        per_run = [_flags(run, ordered[id(run)]) for run in runs] if screen else [[] for _ in runs]
         names = [f"{side} run {i + 1}" if len(runs) > 1 else f"{side} run" for i in range(len(runs))]
         clean = [run for run, found in zip(runs, per_run, strict=True) if not found]
         drop = bool(clean) and len(clean) < len(runs)
@@ -215,7 +225,9 @@ def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float =
     ref_runs, cand_runs = used[REFERENCE_SIDE], used[CANDIDATE_SIDE]
     common.update(n_reference=sum(run.size for run in ref_runs), n_candidate=sum(run.size for run in cand_runs))
 
-    rng = np.random.default_rng(seed)
+    # the bootstrap's draws: those of default_rng(seed), replayed when an earlier pair of the
+    # same sizes and block lengths drew them (Draws)
+    draws = Draws(seed)
 
     def side_level(runs: list[np.ndarray]) -> tuple[float, float, float]:
         """mean log statistic over runs, its within-run variance, spread of runs' logs."""
@@ -224,8 +236,10 @@ def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float =
         # its precision, so each of k runs needs only resamples / k of them
         per_run = max(20, -(-resamples // len(runs)))
         for run in runs:
-            logs.append(math.log(float(compute_statistic(run, statistic))))
-            replicates = np.log(bootstrap_statistic(run, statistic, per_run, block_length(run), rng))
+            logs.append(math.log(median_of_sorted(ordered[id(run)]) if statistic == "median"
+                                 else float(compute_statistic(run, statistic))))
+            replicates = np.log(bootstrap_replicates(run, statistic, per_run, block_length(run), draws,
+                                                     orders[id(run)]))
             within.append(float(np.var(replicates, ddof=1)))
         k = len(runs)
         spread = float(np.var(logs, ddof=1)) * (k - 1) if k > 1 else 0.0  # sum of squares
@@ -247,7 +261,9 @@ def decide(reference_samples: Any, candidate_samples: Any, *, threshold: float =
         p_value = 0.0 if log_ratio != 0 else 1.0
     z = normal_quantile(0.5 + level / 2)
     ci = (math.exp(log_ratio - z * se), math.exp(log_ratio + z * se))
-    _, mwu_p = mann_whitney_u(np.concatenate(ref_runs), np.concatenate(cand_runs))
+    # U and its p-value do not depend on the samples' order: the sorted runs rank fastest
+    _, mwu_p = mann_whitney_u(np.concatenate([ordered[id(run)] for run in ref_runs]),
+                              np.concatenate([ordered[id(run)] for run in cand_runs]))
 
     worse = ratio > 1 + threshold if higher_is_worse else ratio < 1 - threshold
     better = ratio < 1 - threshold if higher_is_worse else ratio > 1 + threshold
