@@ -1,6 +1,7 @@
 """The regression rule's fast paths give the straightforward computation's values exactly:
 the bootstrap's draws replayed from memory (regression/draws.py), resample medians read off
-the draws' counts, the medians behind the block length. Equality, not closeness: a
+the draws' counts, the medians behind the block length, and many pairs decided at once
+(regression/batch.py) against decide pair by pair. Equality, not closeness: a
 verdict and the numbers it shows must not depend on which path computed them."""
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis.regression import block_length
+from harness.analysis.regression import block_length, decide, mann_whitney_u, run_flags
+from harness.analysis.regression.batch import _block_lengths, _flags_rows, decide_all
 from harness.analysis.regression.bootstrap import _ranks_drawn, bootstrap_replicates, bootstrap_statistic
 from harness.analysis.regression.draws import Draws
+from harness.analysis.regression.ranks import u_and_ties_of_rows, u_p_value
 
 
 def ar1(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
@@ -86,3 +89,54 @@ def test_block_length_medians_are_numpys() -> None:
         for rho in (0.0, 0.2, 0.5, 0.9):
             x = ar1(rng, n, rho)
             assert block_length(x) == reference(x)
+
+
+def battery(seed: int, count: int) -> list[tuple[object, object, dict[str, object]]]:
+    """Pairs of runs of many kinds, sizes and options, several sharing sizes (one group)."""
+    rng = np.random.default_rng(seed)
+    kinds = {"lognormal": lambda n: rng.lognormal(0, 0.03, n) * 1e6,
+             "ns ints": lambda n: tuple(int(v) for v in rng.lognormal(0, 0.03, n) * 1e6),
+             "ties": lambda n: rng.integers(1, 6, n).astype(float),
+             "noisy": lambda n: rng.lognormal(0, 0.3, n),
+             "drift": lambda n: np.linspace(1, 1.3, n) * rng.lognormal(0, 0.01, n),
+             "ar1": lambda n: ar1(rng, n, 0.8)}
+    pairs: list[tuple[object, object, dict[str, object]]] = []
+    for i in range(count):
+        n1 = int(rng.choice([3, 5, 8, 9, 30, 31, 100, 500, 501]))
+        n2 = n1 if i % 2 else int(rng.choice([5, 8, 30, 500]))
+        make = kinds[str(rng.choice(list(kinds)))]
+        a: object = make(n1)
+        b: object = make(n2)
+        if i % 40 == 0:
+            a = [a, make(n1)]  # several runs a side: decide itself
+        if i % 67 == 0:
+            b = None  # missing
+        pairs.append((a, b, dict(statistic=str(rng.choice(["median", "median", "mean", "p90", "min"])),
+                                 higher_is_worse=bool(i % 5), run_sd=float(rng.choice([0.0, 0.02])),
+                                 screen=bool(i % 4), resamples=int(rng.choice([20, 100, 101])), seed=i % 3,
+                                 threshold=float(rng.choice([0.03, 0.05])))))
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_decide_all_gives_each_pairs_decide(seed: int) -> None:
+    pairs = battery(seed, 400)
+    assert decide_all(pairs) == [decide(a, b, **options) for a, b, options in pairs]
+    assert decide_all([]) == []
+    with pytest.raises(ValueError, match="positive"):
+        decide_all([([1.0] * 10, [1.0] * 10, {}), ([1.0, -2.0, 3.0, 4.0, 5.0], [1.0] * 5, {})])
+
+
+def test_row_wise_twins_match_their_single_run_functions() -> None:
+    rng = np.random.default_rng(11)
+    for n in (8, 9, 30, 31, 500):
+        x = np.stack([ar1(rng, n, rho) for rho in (0.0, 0.3, 0.6, 0.9)] + [rng.lognormal(0, 0.4, n)]
+                     + [np.linspace(1, 1.5, n), np.round(rng.lognormal(0, 0.05, n), 1)])
+        y = np.stack([np.round(rng.lognormal(0.02, 0.05, n + 3), 1) for _ in range(x.shape[0])])
+        ordered = np.sort(x, axis=1)
+        assert _flags_rows(x, ordered) == [run_flags(row) for row in x]
+        assert _block_lengths(list(x)) == [block_length(row) for row in x]
+        u1, ties = u_and_ties_of_rows(ordered, np.sort(y, axis=1))
+        for i in range(x.shape[0]):
+            u, p = mann_whitney_u(x[i], y[i])
+            assert (float(u1[i]), u_p_value(float(u1[i]), float(ties[i]), n, n + 3)) == (u, p)

@@ -35,7 +35,11 @@ def block_length(samples: npt.ArrayLike) -> int:
     denominator = float(np.dot(y, y))
     if denominator == 0:
         return 1
-    rho = float(np.dot(y[1:], y[:-1]) / denominator)
+    return block_length_of(float(np.dot(y[1:], y[:-1]) / denominator), n)
+
+
+def block_length_of(rho: float, n: int) -> int:
+    """``block_length`` from the lag-1 autocorrelation `rho` of n samples."""
     if rho <= 2.0 / math.sqrt(n):  # indistinguishable from independent
         return 1
     rho = min(rho, 0.95)
@@ -43,7 +47,7 @@ def block_length(samples: npt.ArrayLike) -> int:
     return int(max(1, min(length, n // 4)))
 
 
-def _statistic_of(resampled: np.ndarray, statistic: str) -> np.ndarray:
+def resample_statistic(resampled: np.ndarray, statistic: str) -> np.ndarray:
     """The statistic of each row of a fresh resample array (partitioned in place)."""
     n = resampled.shape[1]
     if statistic == "median":  # in place: the resample is a fresh array (2x faster than np.median)
@@ -61,7 +65,7 @@ def bootstrap_statistic(x: np.ndarray, statistic: str, resamples: int, block: in
     out = np.empty(resamples)
     start = 0
     for index in index_chunks(n, block, resamples, rng):
-        out[start:start + len(index)] = _statistic_of(x[index], statistic)
+        out[start:start + len(index)] = resample_statistic(x[index], statistic)
         start += len(index)
     return out
 
@@ -107,7 +111,7 @@ def bootstrap_replicates(x: np.ndarray, statistic: str, resamples: int, block: i
         draws.advanced(rng, (n, block, resamples))
         return out
     if statistic != "median":
-        return np.asarray(_statistic_of(x[drawn.index], statistic), dtype=float)
+        return np.asarray(resample_statistic(x[drawn.index], statistic), dtype=float)
     order = np.argsort(x, kind="stable") if order is None else order
     ordered = x[order]
     half = n // 2
