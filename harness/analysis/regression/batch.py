@@ -102,18 +102,16 @@ def _drawn_ranks_rows(counts: np.ndarray, orders: np.ndarray, ks: list[int], spr
     reach = int(6 * spread) + 8
     low, high = max(0, min(ks) - reach), min(n, max(ks) + 1 + reach)
     kind = np.int16 if n < 2**15 else np.int64  # a running count is at most n
-    by_sample = np.ascontiguousarray(counts.T)  # n x resamples
-    by_sample_int = by_sample.astype(kind)
+    by_sample_int = np.ascontiguousarray(counts.T).astype(kind)  # n x resamples
     out = np.empty((orders.shape[0], rows, len(ks)), dtype=np.intp)
     for start in range(0, orders.shape[0], _ROWS_AT_ONCE):
         part = orders[start:start + _ROWS_AT_ONCE]
+        # sorted position first, one (run x resample) slab each: sums over slabs and a loop
+        # of whole-slab adds are several times faster than np.cumsum along an axis (and than
+        # a matrix product, which BLAS threads slow down on a busy machine)
         below = np.zeros((part.shape[0], rows), dtype=kind)
         if low > 0:
-            below_low = np.zeros((part.shape[0], n))
-            np.put_along_axis(below_low, part[:, :low], 1.0, axis=1)
-            below = (below_low @ by_sample).astype(kind)  # integers: exact
-        # window position first, one (run x resample) slab each: a loop of whole-slab adds
-        # is several times faster than np.cumsum along an axis
+            below = np.add.reduce(by_sample_int[np.ascontiguousarray(part[:, :low].T)], axis=0, dtype=kind)
         running = by_sample_int[np.ascontiguousarray(part[:, low:high].T)]
         running[0] += below
         for j in range(1, running.shape[0]):
