@@ -38,7 +38,8 @@ from harness.analysis.regression.rule import (
 from harness.analysis.regression.samples import compute_statistic
 from harness.analysis.stats import DRIFT_LIMIT, HIGH_CV, MIN_SAMPLES_FOR_DRIFT
 
-_ROWS_AT_ONCE = 128  # pairs whose window counts are summed in one array (128 x 100 x ~100 floats)
+_PAIRS_AT_ONCE = 512  # pairs stacked at once (memory: a few arrays of 512 x their sizes)
+_ROWS_AT_ONCE = 128  # pairs whose window counts are summed in one array (128 x 100 x ~100 counts)
 
 
 def decide_all(pairs: Sequence[tuple[Any, Any, Mapping[str, Any]]]) -> list[Decision]:
@@ -57,8 +58,10 @@ def decide_all(pairs: Sequence[tuple[Any, Any, Mapping[str, Any]]]) -> list[Deci
         else:
             out[i] = decide_question(question)
     for members in groups.values():
-        for (i, _), decision in zip(members, _decide_group([q for _, q in members]), strict=True):
-            out[i] = decision
+        for start in range(0, len(members), _PAIRS_AT_ONCE):
+            chunk = members[start:start + _PAIRS_AT_ONCE]
+            for (i, _), decision in zip(chunk, _decide_group([q for _, q in chunk]), strict=True):
+                out[i] = decision
     assert all(decision is not None for decision in out)
     return [decision for decision in out if decision is not None]
 
