@@ -181,6 +181,7 @@ def _decide_group(questions: list[Question]) -> list[Decision]:
     ordered = [np.take_along_axis(x, o, axis=1) for x, o in zip(stacked, orders, strict=True)]
     flags = ([_flags_rows(x, s) for x, s in zip(stacked, ordered, strict=True)] if first.screen
              else [[[] for _ in questions]] * 2)
+
     def flags_of(i: int) -> Callable[[str, int], list[str]]:
         return lambda side, _: flags[0 if side == REFERENCE_SIDE else 1][i]
 
