@@ -97,6 +97,8 @@ def with_samples(record: MeasurementRecord) -> tuple[MeasurementRecord, str | No
     samples = rule.samples(record) if rule.samples is not None else (float(value),)
     if not samples:
         return dataclasses.replace(record, samples=None), f"no {rule.what} samples"
+    if isinstance(samples, tuple) and samples is record.samples:  # latency: the stored samples themselves
+        return record, None
     # the metric's own values (W; one peak or agreement): MeasurementRecord.samples is typed
     # for the stored ns ints, and this record is only paired and decided on, never stored
     return dataclasses.replace(record, samples=tuple(samples)), None  # type: ignore[arg-type]

@@ -18,91 +18,49 @@ How each metric is decided (its value, samples and threshold: ``metric_rules``):
   and p-value come from the run-to-run sd of the label's history when there is one (4+
   runs), and are None (said in the reason) when there is not.
 
+The pairs decided on samples are decided together (``regression.batch.decide_all``: what
+``decide`` gives for each, faster). How each verdict is worded: ``run_verdicts``.
+
 Which run ``--baseline`` names is ``harness.analysis.run_spec``'s. Reads the store; the
 decisions themselves are ``harness.analysis.regression``'s (pure).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
-from harness.analysis.metric_rules import RULES, MetricRule, comparable, threshold_for, with_samples
-from harness.analysis.paired import REFERENCE_ARM, PairedRatio, paired_verdict, reference_run_ratio
+from harness.analysis.metric_rules import RULES, comparable, threshold_for, with_samples
+from harness.analysis.paired import reference_run_ratio
 from harness.analysis.regression import (
     CANDIDATE_SIDE,
     DEFAULT_ALPHA,
     DEFAULT_RUN_SD,
     DEFAULT_THRESHOLD,
     REFERENCE_SIDE,
-    MissingPair,
     Pair,
-    decide,
     estimate_run_sd,
     pair_runs,
 )
+from harness.analysis.regression.batch import decide_all
 from harness.analysis.run_spec import resolve_complete_run
+from harness.analysis.run_verdicts import (
+    Key,
+    RunVerdict,
+    SampledPair,
+    missing_verdict,
+    paired_run_verdict,
+    single_value_verdict,
+    unpaired,
+)
 from harness.errors import HarnessError
 from harness.records import MeasurementRecord, RunInfo
 from harness.store import Store
 
-Key = tuple[str, str, str, str]  # (target, model, variant, metric)
+__all__ = ["Comparer", "RunComparison", "RunVerdict", "compare_runs"]
 
 HISTORY_RUNS = 12  # runs of the label read to estimate the run-to-run noise (4 is the minimum)
-
-
-# --------------------------------------------------------------------------- verdicts
-
-@dataclass(frozen=True)
-class RunVerdict:
-    """One (target, model, variant, metric) of the candidate run against the reference run."""
-
-    target: str
-    model: str
-    variant: str
-    metric: str
-    status: str  # regression | improvement | no change | inconclusive | missing
-    reason: str  # one line
-    statistic: str = ""
-    unit: str = ""
-    reference_value: float | None = None  # "baseline_value" in as_dict (report.json)
-    candidate_value: float | None = None
-    ratio: float | None = None  # candidate / reference
-    ci: tuple[float, float] | None = None
-    p_value: float | None = None
-    threshold: float | None = None
-    run_sd: float | None = None
-    run_sd_source: str = ""
-    method: str = ""  # "samples" (regression.decide) | "single value" | "paired" (same job) | "" (missing)
-    side: str | None = None  # for missing: REFERENCE_SIDE ("baseline") | CANDIDATE_SIDE | "both"
-    higher_is_worse: bool = True
-
-    @property
-    def variant_id(self) -> str:
-        return f"{self.model}-{self.variant}"
-
-    @property
-    def key(self) -> Key:
-        return (self.target, self.model, self.variant, self.metric)
-
-    @property
-    def change_pct(self) -> float | None:
-        return None if self.ratio is None else (self.ratio - 1.0) * 100.0
-
-    def line(self) -> str:
-        """`local: tiny_cnn-int8 latency regression: p50 +9.8% [...] beyond threshold 3%`."""
-        return f"{self.target}: {self.variant_id} {self.metric} {self.status}: {self.reason}"
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {("baseline_value" if name == "reference_value" else name): value
-                for name, value in dataclasses.asdict(self).items()}  # the key report.json has always had
-        data["variant_id"] = self.variant_id
-        data["change_pct"] = self.change_pct
-        return data
 
 
 @dataclass(frozen=True)
@@ -152,79 +110,6 @@ class RunComparison:
                 "verdicts": [v.as_dict() for v in self.verdicts]}
 
 
-def _missing_verdict(item: MissingPair, why: Mapping[tuple[Key, str], str]) -> RunVerdict:
-    """The verdict on a key pair_runs could not pair; `why` (by key and side) replaces its
-    generic "no raw samples" with what the metric lacked (no p50 latency, power unavailable)."""
-    reason = item.reason
-    for side in (REFERENCE_SIDE, CANDIDATE_SIDE):
-        if item.side in (side, "both") and (item.key, side) in why:
-            reason = reason.replace(f"no raw samples stored in the {side} run",
-                                    f"{why[item.key, side]} in the {side} run")
-    rule = RULES.get(item.metric)
-    return RunVerdict(item.target, item.model, item.variant, item.metric, "missing", reason,
-                      statistic=_shown_statistic(rule.statistic) if rule else "", unit=rule.unit if rule else "",
-                      side=item.side, higher_is_worse=rule.higher_is_worse if rule else True)
-
-
-def _shown_statistic(statistic: str) -> str:
-    return "p50" if statistic == "median" else statistic
-
-
-def _single_value_verdict(pair: Pair, rule: MetricRule, threshold: float, run_sd: float | None,
-                          run_sd_source: str, alpha: float) -> RunVerdict:
-    """Memory, fidelity: one number per run. Threshold first; significance from the history's
-    run-to-run sd when there is one."""
-    ref_value, cand_value = rule.value(pair.reference), rule.value(pair.candidate)
-    assert ref_value is not None and cand_value is not None  # with_samples pairs only records with a value
-    ref, cand = float(ref_value), float(cand_value)
-    ratio = cand / ref
-    log_ratio = math.log(ratio)
-    ci = p_value = None
-    if run_sd is not None:
-        se = run_sd * math.sqrt(2.0)
-        if se > 0:
-            p_value = min(1.0, 2 * (1 - NormalDist().cdf(abs(log_ratio) / se)))
-            z = NormalDist().inv_cdf(1 - alpha / 2)
-            ci = (math.exp(log_ratio - z * se), math.exp(log_ratio + z * se))
-        else:
-            p_value = 0.0 if log_ratio != 0 else 1.0
-            ci = (ratio, ratio)
-    worse = ratio > 1 + threshold if rule.higher_is_worse else ratio < 1 - threshold
-    better = ratio < 1 - threshold if rule.higher_is_worse else ratio > 1 + threshold
-    limit = f"threshold {threshold:.0%}" if threshold * 100 == round(threshold * 100) else f"threshold {threshold:.1%}"
-    shown = f"{rule.what} {(ratio - 1) * 100:+.1f}%"
-    if ci is not None:
-        shown += f" [{(ci[0] - 1) * 100:+.1f}%, {(ci[1] - 1) * 100:+.1f}%], p={p_value:.2g}"
-    basis = ("one value per run, run-to-run sd " + (f"{run_sd:.1%} ({run_sd_source})" if run_sd is not None
-                                                    else f"unknown ({run_sd_source}): called on the threshold alone"))
-    if worse or better:
-        if p_value is None or p_value < alpha:
-            status = "regression" if worse else "improvement"
-            reason = f"{shown} beyond {limit} ({basis})"
-        else:
-            status = "inconclusive"
-            reason = f"{shown}: beyond {limit} but not significant (p >= alpha {alpha:g}; {basis})"
-    else:
-        status = "no change"
-        reason = f"{shown} within {limit} ({basis})"
-    return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, status, reason,
-                      statistic=rule.statistic, unit=rule.unit, reference_value=ref, candidate_value=cand,
-                      ratio=ratio, ci=ci, p_value=p_value, threshold=threshold, run_sd=run_sd,
-                      run_sd_source=run_sd_source, method="single value", higher_is_worse=rule.higher_is_worse)
-
-
-def _paired_run_verdict(pair: Pair, rule: MetricRule, ratio: Mapping[str, Any], threshold: float) -> RunVerdict:
-    """Latency measured interleaved with the reference run's own artifacts in one job."""
-    found = PairedRatio(pair.variant, REFERENCE_ARM, "median", float(ratio["ratio"]),
-                        (float(ratio["ci95"][0]), float(ratio["ci95"][1])), int(ratio.get("rounds") or 0), 1)
-    status, reason = paired_verdict(found, threshold, settled=ratio.get("stopped_by") in ("precision", "rounds"))
-    return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, status,
-                      f"{reason} (against the baseline run's artifacts, in the same job)",
-                      statistic="p50", unit=rule.unit, reference_value=rule.value(pair.reference),
-                      candidate_value=rule.value(pair.candidate), ratio=found.ratio, ci=found.ci95,
-                      threshold=threshold, method="paired", higher_is_worse=True)
-
-
 class Comparer:
     """Compares records of a candidate run with a reference run, reading the reference run's
     records and the label's history once (a pytest session compares test by test)."""
@@ -263,8 +148,14 @@ class Comparer:
             series: dict[Key, list[float | None]] = {}
             index_of = {run.id: index for index, run in enumerate(runs)}
             # one query, summaries only: a run's value is in its summary, and decoding the raw
-            # samples of 12 runs was most of the time a comparison spent reading
-            for record in self.store.measurements_of_runs([run.id for run in runs]):
+            # samples of 12 runs was most of the time a comparison spent reading; the reference
+            # run (usually the label's newest) is read once, for the pairs
+            ids = [run.id for run in runs]
+            others = [run_id for run_id in ids if run_id != self.reference_run.id]
+            found = self.store.measurements_of_runs(others) if others else []
+            if len(others) < len(ids):
+                found = [*found, *self.reference_records]
+            for record in found:
                 if not comparable(record) or record.status != "ok":
                     continue
                 value = RULES[record.metric].value(record)
@@ -286,41 +177,31 @@ class Comparer:
         return estimate, f"from {len(clean)} runs of label {label}"
 
     # --- deciding -----------------------------------------------------------------------
-    def _decide(self, pair: Pair) -> RunVerdict:
+    def _decide(self, pair: Pair) -> RunVerdict | SampledPair:
+        """The pair's verdict, or what decide is asked for it (decided with the others)."""
         rule = RULES[pair.metric]
         threshold = threshold_for(pair.candidate, threshold_for(pair.reference, self.default_threshold))
         unpaired_why = ""
         if pair.metric == "latency":
             ratio, unpaired_why = reference_run_ratio(pair.candidate.meta, self.reference_run.id)
             if ratio is not None:
-                return _paired_run_verdict(pair, rule, ratio, threshold)
-        verdict = self._decide_unpaired(pair, rule, threshold)
-        if unpaired_why:  # every latency verdict says whether it was paired
-            verdict = dataclasses.replace(verdict, reason=f"unpaired ({unpaired_why}): {verdict.reason}")
-        return verdict
+                return paired_run_verdict(pair, rule, ratio, threshold)
+        run_sd, source = self.run_sd(pair.key)
+        if rule.samples is None:
+            verdict = single_value_verdict(pair, rule, threshold, run_sd, source, self.alpha)
+            return unpaired(verdict, unpaired_why)
+        used_sd = run_sd if run_sd is not None else DEFAULT_RUN_SD
+        if run_sd is None:
+            source = f"default {DEFAULT_RUN_SD:.0%}: {source}"
+        options = dict(threshold=threshold, alpha=self.alpha, statistic=rule.statistic,
+                       higher_is_worse=rule.higher_is_worse, run_sd=used_sd)
+        return SampledPair(pair, rule, threshold, used_sd, source, unpaired_why, options)
 
     def reference_record(self, target: str, model: str, variant: str, metric: str) -> MeasurementRecord | None:
         """The reference run's record of this key (the latest, if measured twice)."""
         found = [r for r in self.reference_records
                  if (r.target, r.model, r.variant, r.metric) == (target, model, variant, metric)]
         return max(found, key=lambda r: r.id or 0) if found else None
-
-    def _decide_unpaired(self, pair: Pair, rule: MetricRule, threshold: float) -> RunVerdict:
-        run_sd, source = self.run_sd(pair.key)
-        if rule.samples is None:
-            return _single_value_verdict(pair, rule, threshold, run_sd, source, self.alpha)
-        used_sd = run_sd if run_sd is not None else DEFAULT_RUN_SD
-        if run_sd is None:
-            source = f"default {DEFAULT_RUN_SD:.0%}: {source}"
-        decision = decide(pair.reference.samples, pair.candidate.samples, threshold=threshold, alpha=self.alpha,
-                          statistic=rule.statistic, higher_is_worse=rule.higher_is_worse, run_sd=used_sd)
-        reason = decision.reason.replace("p50", rule.what, 1) if rule.metric == "latency" else \
-            decision.reason.replace(rule.statistic, rule.what, 1)
-        return RunVerdict(pair.target, pair.model, pair.variant, pair.metric, decision.status, reason,
-                          statistic=decision.statistic, unit=rule.unit, reference_value=rule.value(pair.reference),
-                          candidate_value=rule.value(pair.candidate), ratio=decision.ratio, ci=decision.ci,
-                          p_value=decision.p_value, threshold=threshold, run_sd=used_sd, run_sd_source=source,
-                          method="samples", higher_is_worse=rule.higher_is_worse)
 
     def compare(self, candidate_records: Iterable[MeasurementRecord],
                 keys: set[Key] | None = None) -> list[RunVerdict]:
@@ -343,7 +224,12 @@ class Comparer:
 
         pairs, missing = pair_runs(prepared(self.reference_records, REFERENCE_SIDE),
                                    prepared(candidate_records, CANDIDATE_SIDE), metric=None)
-        verdicts = [self._decide(pair) for pair in pairs] + [_missing_verdict(m, why) for m in missing]
+        planned = [self._decide(pair) for pair in pairs]
+        asked = [p for p in planned if isinstance(p, SampledPair)]
+        # the pairs with samples decided together: decide_all gives what decide gives, faster
+        decisions = iter(decide_all([(p.pair.reference.samples, p.pair.candidate.samples, p.options) for p in asked]))
+        verdicts = [p.verdict(next(decisions)) if isinstance(p, SampledPair) else p for p in planned]
+        verdicts += [missing_verdict(m, why) for m in missing]
         return sorted(verdicts, key=lambda v: v.key)
 
     def verdict(self, record: MeasurementRecord) -> RunVerdict | None:

@@ -10,8 +10,10 @@ run spec for one is given here. report.json keeps its keys ("baseline_run", "vs_
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +281,23 @@ def _build(store: Store, run_id: str, reference_spec: str | None, comparison: Ru
     return data, records, environments
 
 
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a report is built. A run's records
+    (10,000 of them: their summary and meta dicts, power timelines, samples tuples) and the
+    rows, verdicts and figures made from them are a heap that only grows until the files are
+    written, and each full collection walks all of it again: at 10,000 measurements that was
+    0.4 s of a 1.8 s render, 1.1 s of 4.3 s with a reference run. Nothing built here needs
+    collecting before then; the collector runs again as soon as the report is written."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 FIGURE_KEYS = ("model_figures", "power_panels")
 JSON_INDENT_LIMIT = 1000  # measurements; larger runs get compact JSON files
 
@@ -290,8 +309,13 @@ def render_run_report(store: Store, run_id: str, report_dir: Path, *, reference_
     latest:LABEL) adds the comparison with that run; `comparison` is one already made.
     junit.xml is written from the store only when `junit` is set and none is there yet (a
     pytest session places its own there instead)."""
+    with _collection_paused():
+        return _render(store, run_id, Path(report_dir) / run_id, reference_spec, comparison, junit)
+
+
+def _render(store: Store, run_id: str, out: Path, reference_spec: str | None, comparison: RunComparison | None,
+            junit: bool) -> Path:
     data, records, environments = _build(store, run_id, reference_spec, comparison)
-    out = Path(report_dir) / run_id
     for_json = {**data, "targets": [{k: v for k, v in t.items() if k not in FIGURE_KEYS}
                                     for t in data["targets"]]}
     indent = 2 if len(records) <= JSON_INDENT_LIMIT else None  # indenting is Python-speed: 2 s at 10,000

@@ -8,6 +8,8 @@ the two runs. Modules, one concern each:
     rule       the rule (``decide``, ``Decision``) and the noise/drift screen (``run_flags``);
                its module docstring states the rule and why
     bootstrap  moving-block bootstrap: within-run uncertainty of a run's statistic
+    draws      the bootstrap's random draws, replayed from memory for pairs of the same sizes
+    batch      many pairs decided at once (``decide_all``): decide's decisions, faster
     ranks      Mann-Whitney U, the rule's guard for tiny samples
     noise      the run-to-run sd from a per-run history (``estimate_run_sd``)
     steps      step and drift detection over a per-run history (``detect_steps``)

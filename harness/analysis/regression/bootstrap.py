@@ -8,9 +8,14 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from harness.analysis.regression.samples import as_positive, as_samples, check_statistic, compute_statistic
-
-_MAX_CHUNK_ELEMENTS = 2_000_000  # bootstrap memory bound: resamples x samples per chunk
+from harness.analysis.regression.draws import Draws, index_chunks
+from harness.analysis.regression.samples import (
+    as_positive,
+    as_samples,
+    check_statistic,
+    compute_statistic,
+    median_of_sorted,
+)
 
 
 def block_length(samples: npt.ArrayLike) -> int:
@@ -22,15 +27,19 @@ def block_length(samples: npt.ArrayLike) -> int:
     if n < 8:
         return 1
     y = np.log(x) if np.all(x > 0) else x
-    center = np.median(y)
-    spread = 1.4826 * np.median(np.abs(y - center))
+    center = median_of_sorted(np.sort(y))
+    spread = 1.4826 * median_of_sorted(np.sort(np.abs(y - center)))
     if spread > 0:
         y = np.clip(y, center - 4 * spread, center + 4 * spread)
     y = y - y.mean()
     denominator = float(np.dot(y, y))
     if denominator == 0:
         return 1
-    rho = float(np.dot(y[1:], y[:-1]) / denominator)
+    return block_length_of(float(np.dot(y[1:], y[:-1]) / denominator), n)
+
+
+def block_length_of(rho: float, n: int) -> int:
+    """``block_length`` from the lag-1 autocorrelation `rho` of n samples."""
     if rho <= 2.0 / math.sqrt(n):  # indistinguishable from independent
         return 1
     rho = min(rho, 0.95)
@@ -38,31 +47,78 @@ def block_length(samples: npt.ArrayLike) -> int:
     return int(max(1, min(length, n // 4)))
 
 
+def resample_statistic(resampled: np.ndarray, statistic: str) -> np.ndarray:
+    """The statistic of each row of a fresh resample array (partitioned in place)."""
+    n = resampled.shape[1]
+    if statistic == "median":  # in place: the resample is a fresh array (2x faster than np.median)
+        half = n // 2
+        resampled.partition([half - 1, half] if n % 2 == 0 and n > 1 else [half], axis=1)
+        return resampled[:, half] if n % 2 else 0.5 * (resampled[:, half - 1] + resampled[:, half])
+    return compute_statistic(resampled, statistic, axis=1)
+
+
 def bootstrap_statistic(x: np.ndarray, statistic: str, resamples: int, block: int,
                         rng: np.random.Generator) -> np.ndarray:
     """`resamples` moving-block bootstrap replicates of statistic(x), vectorised in chunks."""
     n = x.size
     block = max(1, min(block, n))
-    blocks_per_resample = -(-n // block)
-    offsets = np.arange(block)
     out = np.empty(resamples)
-    chunk = max(1, _MAX_CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, resamples, chunk):
-        rows = min(chunk, resamples - start)
-        if block == 1:
-            index = rng.integers(0, n, size=(rows, n))
-        else:
-            starts = rng.integers(0, n - block + 1, size=(rows, blocks_per_resample))
-            index = (starts[:, :, None] + offsets).reshape(rows, -1)[:, :n]
-        resampled = x[index]
-        if statistic == "median":  # in place: the resample is a fresh array (2x faster than np.median)
-            half = n // 2
-            resampled.partition([half - 1, half] if n % 2 == 0 and n > 1 else [half], axis=1)
-            out[start:start + rows] = (resampled[:, half] if n % 2 else
-                                       0.5 * (resampled[:, half - 1] + resampled[:, half]))
-        else:
-            out[start:start + rows] = compute_statistic(resampled, statistic, axis=1)
+    start = 0
+    for index in index_chunks(n, block, resamples, rng):
+        out[start:start + len(index)] = resample_statistic(x[index], statistic)
+        start += len(index)
     return out
+
+
+def _ranks_drawn(counts: np.ndarray, order: np.ndarray, ks: list[int], spread: float) -> np.ndarray:
+    """Per resample (a row of `counts`, how often it took each sample), the positions in
+    sorted order of its k-th smallest values, k in `ks`: the first sorted position where
+    the resample's running count passes k. Counted over a window of sorted positions around
+    the ks (`spread`: the count's sd there) and the count below it, one matrix product; the
+    rows whose answer lies outside the window are counted in full."""
+    rows, n = counts.shape
+    reach = int(6 * spread) + 8
+    low, high = max(0, min(ks) - reach), min(n, max(ks) + 1 + reach)
+    below = np.zeros(rows)
+    if low > 0:
+        below_low = np.zeros(n)
+        below_low[order[:low]] = 1.0
+        below = counts @ below_low  # integers: exact
+    running = np.cumsum(counts[:, order[low:high]], axis=1) + below[:, None]
+    out = np.empty((rows, len(ks)), dtype=np.intp)
+    for column, k in enumerate(ks):
+        out[:, column] = low + np.count_nonzero(running <= k, axis=1)
+        outside = np.flatnonzero((below > k) | (running[:, -1] <= k))
+        if outside.size:
+            full = np.cumsum(counts[outside][:, order], axis=1)
+            out[outside, column] = np.count_nonzero(full <= k, axis=1)
+    return out
+
+
+def bootstrap_replicates(x: np.ndarray, statistic: str, resamples: int, block: int, draws: Draws,
+                         order: np.ndarray | None = None) -> np.ndarray:
+    """`bootstrap_statistic` with the draws of `draws` (replayed when an earlier sequence of
+    the same seed made them): the same replicates, value for value. `order`: x's stable
+    argsort, when the caller has it. The median of a resample is read off its counts: the
+    order statistics of x[index] are x's sorted values at the order statistics of the drawn
+    sorted positions, so no resample is built or partitioned."""
+    n = x.size
+    block = max(1, min(block, n))
+    drawn = draws.index(n, block, resamples)
+    if drawn is None:  # larger than one chunk: drawn as they come, not kept
+        rng = draws.generator()
+        out = bootstrap_statistic(x, statistic, resamples, block, rng)
+        draws.advanced(rng, (n, block, resamples))
+        return out
+    if statistic != "median":
+        return np.asarray(resample_statistic(x[drawn.index], statistic), dtype=float)
+    order = np.argsort(x, kind="stable") if order is None else order
+    ordered = x[order]
+    half = n // 2
+    if n % 2:
+        return ordered[_ranks_drawn(drawn.counts, order, [half], math.sqrt(n * block) / 2)[:, 0]]
+    ranks = _ranks_drawn(drawn.counts, order, [half - 1, half], math.sqrt(n * block) / 2)
+    return 0.5 * (ordered[ranks[:, 0]] + ordered[ranks[:, 1]])
 
 
 def bootstrap_ratio_ci(a: npt.ArrayLike, b: npt.ArrayLike, statistic: str = "median",

@@ -60,9 +60,16 @@ def mann_whitney_u(a: npt.ArrayLike, b: npt.ArrayLike, *, method: str = "auto",
         raise ValueError("Mann-Whitney U needs at least one sample on each side")
     if method not in ("auto", "asymptotic", "exact"):
         raise ValueError(f"method {method!r}: use auto, asymptotic or exact")
-    n = n1 + n2
     ranks, tie_term = _ranks_with_ties(np.concatenate([x, y]))
     u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    return u1, u_p_value(u1, tie_term, n1, n2, method=method, use_continuity=use_continuity)
+
+
+def u_p_value(u1: float, tie_term: float, n1: int, n2: int, *, method: str = "auto",
+              use_continuity: bool = True) -> float:
+    """The two-sided p-value of ``mann_whitney_u`` from U of the first sample and the tie
+    term sum(t^3 - t) over the pooled samples' tie groups."""
+    n = n1 + n2
     u_big = max(u1, n1 * n2 - u1)
     if method == "auto":
         method = "exact" if (min(n1, n2) <= 8 and tie_term == 0) else "asymptotic"
@@ -71,10 +78,38 @@ def mann_whitney_u(a: npt.ArrayLike, b: npt.ArrayLike, *, method: str = "auto",
             raise ValueError("exact Mann-Whitney p-value needs samples without ties; use asymptotic")
         counts = _exact_u_counts(n1, n2)
         tail = counts[int(round(u_big)):].sum() / counts.sum()  # P(U >= u_big)
-        return u1, float(min(1.0, 2.0 * tail))
+        return float(min(1.0, 2.0 * tail))
     mean = n1 * n2 / 2.0
     variance = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1)))
     if variance <= 0:  # every value tied: no evidence of a difference
-        return u1, 1.0
+        return 1.0
     z = (u_big - mean - (0.5 if use_continuity else 0.0)) / math.sqrt(variance)
-    return u1, float(min(1.0, 2.0 * normal_sf(z)))
+    return float(min(1.0, 2.0 * normal_sf(z)))
+
+
+def u_and_ties_of_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `x` (m x n1) and `y` (m x n2): U of the x row against the y row (pairs
+    with x > y, ties one half) and the tie term of the pooled row, as ``mann_whitney_u``
+    computes them, value for value (both are sums of integers and halves, exact in floats)."""
+    m, n1 = x.shape
+    n2 = y.shape[1]
+    # U = (sum over x of #y < x) / 2 + (sum over x of #y <= x) / 2; a stable sort of [x, y]
+    # puts tied x before y, one of [y, x] puts them after. The x that is i-th among the x
+    # (0-based) at pooled position p has p - i of the y before it: the sum over the x is the
+    # sum of their positions less n1 (n1 - 1) / 2
+    positions = np.arange(n1 + n2)
+    u_halves = np.zeros(m, dtype=np.int64)
+    for pooled, x_first in ((np.concatenate([x, y], axis=1), True), (np.concatenate([y, x], axis=1), False)):
+        order = np.argsort(pooled, axis=1, kind="stable")
+        is_x = order < n1 if x_first else order >= n2
+        u_halves += (is_x * positions).sum(axis=1) - n1 * (n1 - 1) // 2
+    u1 = u_halves / 2.0
+    ordered = np.take_along_axis(pooled, order, axis=1)
+    # tie groups: runs of equal neighbours, each row fenced off from the next
+    same = np.zeros((m, n1 + n2 + 1), dtype=bool)
+    same[:, 1:-1] = ordered[:, 1:] == ordered[:, :-1]
+    edges = np.flatnonzero(np.diff(same.ravel().astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]  # each run of equal neighbours: [start, end)
+    t = (ends - starts + 1).astype(float)
+    tie_term = np.bincount(starts // (n1 + n2 + 1), weights=t ** 3 - t, minlength=m)
+    return u1, tie_term
