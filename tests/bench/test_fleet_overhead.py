@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from helpers.lab_lock import lab_tests_lock
 from helpers.project import noop_manifest
 from helpers.suites import run_suites
+from helpers.temporary_lab import temporary_lab
 
-from harness import lab
 from harness.agent import PROTOCOL_VERSION
 from harness.config.target_files import load_inventory
 from harness.lab.devices import DEFAULT_LAB, LabSpec
@@ -63,16 +60,8 @@ JOB = {"protocol": PROTOCOL_VERSION, "job_id": "overhead", "runtime": {"name": "
 
 @pytest.fixture(scope="module")
 def bench_lab():
-    with lab_tests_lock():
-        state_dir = Path(tempfile.mkdtemp(prefix="hlabb-", dir="/tmp"))
-        os.chmod(state_dir, 0o755)
-        try:
-            yield lab.up(state_dir, BENCH_SPEC, progress=lambda line: None, install=True)
-        finally:
-            try:
-                lab.down(state_dir, progress=lambda line: None, spec=BENCH_SPEC)
-            finally:
-                shutil.rmtree(state_dir, ignore_errors=True)
+    with temporary_lab(BENCH_SPEC) as state:
+        yield state
 
 
 @pytest.mark.parametrize("name", ["edge-cpu", "jetson-nano"])

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.lab_lock import lab_tests_lock
 from helpers.paths import REPO
+from helpers.temporary_lab import temporary_lab
 
 from harness import lab
 from harness.analysis.paired import PairedRatio, paired_verdict
@@ -51,16 +49,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def twin() -> Iterator[lab.LabState]:
-    with lab_tests_lock():
-        state_dir = Path(tempfile.mkdtemp(prefix="hlabb-", dir="/tmp"))
-        os.chmod(state_dir, 0o755)
-        try:
-            yield lab.up(state_dir, TWIN_SPEC, progress=lambda line: None, install=True)
-        finally:
-            try:
-                lab.down(state_dir, progress=lambda line: None, spec=TWIN_SPEC)
-            finally:
-                shutil.rmtree(state_dir, ignore_errors=True)
+    with temporary_lab(TWIN_SPEC) as state:
+        yield state
 
 
 @pytest.fixture(scope="module")
