@@ -69,10 +69,17 @@ class Device:
         Two orchestrators never measure on one device at once: the second waits, saying who
         holds the lock and since when, and gives up after `wait_s`. On a labgrid board the
         place is the lock: this checks it is still ours before each job, and once it was taken
-        away every later job on the board fails with that reason (nothing is re-acquired)."""
+        away every later job on the board fails with that reason (nothing is re-acquired). A
+        coordinator that cannot answer is said, not taken for a loss: no one can take the
+        place through it either."""
         if self.board is not None:
             if self._board_lost is None:
-                self._board_lost = self.board.lost()
+                try:
+                    self._board_lost = self.board.lost()
+                except TransportError as exc:  # nobody can take the place while the coordinator is down either
+                    if on_wait is not None:
+                        on_wait(f"{self.record_name}: the labgrid place cannot be checked before this job ({exc}); "
+                                "carrying on with it: it was acquired at the start and the next job checks again")
             if self._board_lost is not None:
                 raise TransportError(f"{self.record_name}: {self._board_lost}: the board's remaining tests fail")
             return

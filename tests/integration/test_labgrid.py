@@ -238,3 +238,26 @@ def test_targets_check_reaches_a_labgrid_target_through_its_place(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "acquired labgrid place solo-1" in done.stdout and "orin: ok" in done.stdout, done.stdout
     assert lab.acquired_by("solo-1") is None
+
+
+def test_a_coordinator_that_goes_away_mid_run_is_said_and_the_board_measures_on(
+        boards: list[LoopbackSshd], tmp_path: Path, env: dict[str, str]) -> None:
+    own = LabgridLab(tmp_path / "own-lab")  # this test stops its coordinator
+    try:
+        own.export({"gone": boards[0]})
+        own.add_place("gone-1", "gone", board="gone")
+        out = tmp_path / "out"
+        run = start_suites(_project(own, boards, tmp_path, variants=3, warmup="2s", place="gone-1"), out, env=env)
+        _until(lambda: ok_rows(out / "results.sqlite") or run.poll() is not None, "a first measurement")
+        for daemon in (*own.exporters, own.coordinator):
+            daemon.stop()
+        stdout, stderr = run.communicate(timeout=300)
+    finally:
+        own.stop()
+    assert run.returncode == 0, f"{stdout[-3000:]}\n{stderr[-2000:]}"  # every variant measured
+    _, _, measured = records(out)
+    assert [r.status for r in measured] == ["ok"] * 3
+    assert "the labgrid place cannot be checked before this job" in stdout + stderr
+    assert "is not reachable" in stdout + stderr and "carrying on with it" in stdout + stderr
+    # the release could not reach it either: the acquisition stays recorded for the next run to name
+    assert list((tmp_path / "labgrid-state").rglob("gone-1.json"))

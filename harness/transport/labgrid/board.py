@@ -203,14 +203,12 @@ class LabgridBoard:
         return dataclasses.replace(self.target, connection=connection)
 
     def lost(self) -> str | None:
-        """None while the place is still acquired by this user under this run's reservation;
-        otherwise what happened to it (released by someone else, or the coordinator gone)."""
+        """None while the place is still acquired by this user under this run's reservation,
+        else what happened to it (released by someone else). Raises LabgridError when the
+        coordinator cannot say (unreachable): that is not a loss, the next check asks again."""
         if self.board is None:
             return "the labgrid place is not acquired"
-        try:
-            info = self.client.show(self.board.place)
-        except LabgridError as exc:
-            return f"labgrid place {self.board.place} cannot be checked: {exc}"
+        info = self.client.show(self.board.place)
         if info.acquired == self.owner and info.reservation == self.board.token:
             return None
         now = f"acquired by {info.acquired}" if info.acquired else "released"
@@ -219,22 +217,25 @@ class LabgridBoard:
 
     # --- giving it back ----------------------------------------------------------------------
     def release(self) -> None:
-        """Release the place (if it is still ours) and cancel the reservation; never raises."""
+        """Release the place (if it is still ours) and cancel the reservation; never raises.
+        When the coordinator cannot be reached the record of the acquisition is kept, so the
+        next run names it as stale if labgrid still holds it."""
         token, self._token = self._token, None
         place, self._place = self._place, None
+        done = True
         if place is not None:
             try:
                 info = self.client.show(place)
                 if info.acquired == self.owner and info.reservation == token:
                     self.client.release(place)
             except LabgridError:
-                pass
+                done = False
         if token is not None:
             try:
                 self.client.cancel_reservation(token)
-            except LabgridError:
-                pass
-            if place is not None:
+            except LabgridError as exc:
+                done = done and "does not exist" in str(exc)  # expired or cancelled already: nothing to undo
+            if place is not None and done:
                 acquisitions.forget(self.client.coordinator, place, token)
 
 
