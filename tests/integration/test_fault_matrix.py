@@ -152,6 +152,13 @@ def agent_jobs(device: lab.DeviceState) -> dict[str, list[int]]:
     return jobs
 
 
+def _is_agent_itself(pid: int) -> bool:
+    """The job's process is the agent, not the pid-reporting wrapper (``sh -c WRAPPER sh ARGV``
+    or ``setsid ARGV``) whose command line carries the job id too."""
+    program = os.path.basename(_cmdline(pid).split(b"\0")[0])
+    return program not in (b"sh", b"dash", b"bash", b"setsid", b"")
+
+
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 60, poll: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -363,7 +370,10 @@ def test_a_hung_agent_is_killed_at_the_job_timeout_on_the_device_and_on_the_host
         first = wait_for(lambda: agent_jobs(stuck), "the first job's agent", timeout=120, poll=0.02)
         (first_job,) = first
         wait_for(lambda: stored(out, "stuck", "watchdog", "error"), "the first job's timeout", timeout=120)
-        second = wait_for(lambda: {job: pids for job, pids in agent_jobs(stuck).items() if job != first_job},
+        # only once the wrapper shell has reported the pid and exec'd the agent: a wrapper frozen
+        # before that leaves the host no pid to kill (it then waits out its 5 s kill grace)
+        second = wait_for(lambda: {job: pids for job, pids in agent_jobs(stuck).items()
+                                   if job != first_job and all(_is_agent_itself(pid) for pid in pids)},
                           "the second job's agent", timeout=60, poll=0.02)
         (pids,) = second.values()
         wait_for(lambda: first_job not in agent_jobs(stuck), "the first job's agent to be gone", timeout=10,
